@@ -1,0 +1,134 @@
+"""``automl data load|prepare|info``: sources into tables, tables into partitions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``data`` command group to the ``automl`` parser."""
+    data = subparsers.add_parser(
+        "data",
+        help="load data into a table and pack it into partitions",
+        description="Load a source into a table, then pack it into P partitions for training.",
+    )
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    load = actions.add_parser(
+        "load",
+        help="load a source into a table",
+        description="Load SOURCE into table NAME (id, features real[], label, split).",
+    )
+    load.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="digits | csv:PATH | npz:PATH (arrays x, y[, x_test, y_test]) | cifar10:DIR",
+    )
+    load.add_argument("--table", required=True, metavar="NAME", help="the table to create")
+    load.add_argument(
+        "--label-column", default="label", metavar="COL", help="CSV label column (default: label)"
+    )
+    load.add_argument("--replace", action="store_true", help="replace the table if it exists")
+    load.set_defaults(handler=_load)
+
+    prepare = actions.add_parser(
+        "prepare",
+        help="pack a loaded table into partitions",
+        description="Shuffle, normalise and pack table NAME into NAME_packed with P partitions "
+        "and record it in automl.datasets. Re-running replaces both.",
+    )
+    prepare.add_argument("name", metavar="NAME", help="the source table (and dataset name)")
+    prepare.add_argument(
+        "--partitions",
+        type=int,
+        metavar="P",
+        help="number of partitions (workers); required on PostgreSQL, default on "
+        "Greenplum: the number of segments",
+    )
+    prepare.add_argument(
+        "--validation-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this fraction of train rows, stratified (default: the source's test "
+        "split if it has one, else 0.2)",
+    )
+    prepare.add_argument("--seed", type=int, default=0, help="shuffle seed (default: 0)")
+    prepare.add_argument(
+        "--buffer-size", type=int, metavar="B", help="rows per buffer (default: ~16 MiB buffers)"
+    )
+    prepare.add_argument(
+        "--label-column", default="label", metavar="COL", help="label column (default: label)"
+    )
+    prepare.set_defaults(handler=_prepare)
+
+    info = actions.add_parser("info", help="show a prepared dataset as JSON")
+    info.add_argument("name", metavar="NAME")
+    info.set_defaults(handler=_info)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from automl_core.data.load import load_source
+    from automl_core.data.sources import read_source
+    from automl_core.data.validate import validate_table_name
+    from automl_core.store.connection import connect
+
+    validate_table_name(args.table)  # before reading a possibly large file
+    data = read_source(args.source, label_column=args.label_column)
+    conn = connect()
+    try:
+        result = load_source(conn, data, args.table, replace=args.replace)
+    finally:
+        conn.close()
+    rows = ", ".join(f"{n} {split}" for split, n in result.rows.items())
+    mb = data.feature_bytes / 1e6
+    print(
+        f"{'replaced' if result.replaced else 'created'} table {result.table}: {rows} rows, "
+        f"features {result.feature_shape}, {result.label_type} labels "
+        f"({mb:.1f} MB in {result.seconds:.2f} s)"
+    )
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from automl_core.data.prepare import prepare_dataset
+    from automl_core.store.connection import connect
+    from automl_core.store.migrations import migrate
+
+    conn = connect()
+    try:
+        migrate(conn)
+        info = prepare_dataset(
+            conn,
+            args.name,
+            partitions=args.partitions,
+            validation_fraction=args.validation_fraction,
+            seed=args.seed,
+            buffer_size=args.buffer_size,
+            label_column=args.label_column,
+        )
+    finally:
+        conn.close()
+    print(
+        f"prepared {info.name} -> {info.packed_table}: {info.n_train} train / {info.n_valid} "
+        f"valid rows in {info.partitions} partitions, {info.num_classes} classes, "
+        f"features {info.feature_shape}"
+    )
+    print(f"rows per partition: {json.dumps(info.rows_per_partition)}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from automl_core.data.reader import dataset_info
+    from automl_core.store.connection import connect
+
+    conn = connect()
+    try:
+        info = dataset_info(conn, args.name)
+    finally:
+        conn.close()
+    print(json.dumps(asdict(info), indent=2))
+    return 0

@@ -1,0 +1,141 @@
+"""``automl leaderboard|export|predict|report``: the results of an experiment."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from automl_core.errors import UserInputError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``leaderboard``, ``export``, ``predict`` and ``report`` commands."""
+    board = subparsers.add_parser(
+        "leaderboard",
+        help="list an experiment's trials, best first",
+        description="Every trial of EXPERIMENT with its configuration, bracket, rung, epochs, "
+        "final and best validation accuracy, training time and status; best validation "
+        "accuracy first, ties by trial id.",
+    )
+    board.add_argument("experiment", metavar="EXPERIMENT")
+    board.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    board.add_argument("--limit", type=int, metavar="N", help="show the best N trials only")
+    board.set_defaults(handler=_leaderboard)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export the best model (weights and model card)",
+        description="Write the best trial's latest checkpoint (model.pt) and model_card.json "
+        "to a folder or s3://bucket/prefix (S3 credentials and endpoint from the AWS_* "
+        "environment variables).",
+    )
+    export.add_argument("experiment", metavar="EXPERIMENT")
+    export.add_argument("--to", required=True, metavar="TARGET", help="DIR or s3://bucket/prefix")
+    export.set_defaults(handler=_export)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="score a table with the best model",
+        description="Score every row of TABLE (as written by `automl data load`) with the best "
+        "model of EXPERIMENT, or an exported model given with --model, and write OUT "
+        "(id, predicted, probability).",
+    )
+    predict.add_argument("experiment", nargs="?", metavar="EXPERIMENT")
+    predict.add_argument("--model", metavar="TARGET", help="an export: DIR or s3://bucket/prefix")
+    predict.add_argument("--table", required=True, metavar="TABLE", help="the table to score")
+    predict.add_argument("--out-table", required=True, metavar="OUT", help="the table to create")
+    predict.add_argument(
+        "--batch-size", type=int, default=4096, metavar="N", help="rows per batch (default 4096)"
+    )
+    predict.add_argument("--replace", action="store_true", help="replace OUT if it exists")
+    predict.set_defaults(handler=_predict)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write an HTML report with plots",
+        description="Write index.html and PNG plots of EXPERIMENT into DIR.",
+    )
+    report.add_argument("experiment", metavar="EXPERIMENT")
+    report.add_argument("--out", required=True, metavar="DIR", help="the report folder")
+    report.add_argument("--top", type=int, default=5, metavar="K", help="learning curves of K")
+    report.set_defaults(handler=_report)
+
+
+@contextmanager
+def _connection() -> Iterator[Any]:
+    """A connection to the configured database with the schema (and its views) up to date."""
+    from automl_core.store.connection import connect
+    from automl_core.store.migrations import migrate
+
+    conn = connect()
+    try:
+        migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from automl_core.report.leaderboard import format_table, leaderboard, to_json
+
+    with _connection() as conn:
+        df = leaderboard(conn, args.experiment, limit=args.limit)
+    print(to_json(df) if args.json else format_table(df))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from automl_core.export import export_best
+    from automl_core.store.artifacts import artifact_store_for
+
+    artifact_store_for(args.to)  # a bad target fails before connecting
+    with _connection() as conn:
+        card = export_best(conn, args.experiment, args.to)
+    point = card["checkpoint"]
+    metrics = card["metrics"]
+    at_epoch = point["valid_accuracy"]
+    print(
+        f"exported trial {card['trial']['trial_id']} of {args.experiment} to {args.to}: "
+        f"checkpoint of epoch {point['epoch']}"
+        + (f" (validation accuracy {at_epoch:.4f})" if at_epoch is not None else "")
+        + f"; best {metrics['best_valid_accuracy']:.4f} at epoch {metrics['best_epoch']}"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from automl_core.data.validate import validate_table_name
+    from automl_core.export import load_exported
+    from automl_core.predict import predict_table
+
+    if (args.experiment is None) == (args.model is None):
+        raise UserInputError(
+            "Give either an EXPERIMENT (its best model is used) or --model DIR|s3://..., "
+            "not both and not neither."
+        )
+    # Names first: a typo should not cost a model download.
+    validate_table_name(args.table, what="source table name")
+    validate_table_name(args.out_table, what="output table name")
+    model = load_exported(args.model) if args.model else args.experiment
+    with _connection() as conn:
+        n = predict_table(
+            conn,
+            source_table=args.table,
+            out_table=args.out_table,
+            model=model,
+            batch_size=args.batch_size,
+            replace=args.replace,
+        )
+    print(f"wrote {n} predictions from {args.table} to {args.out_table}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from automl_core.report.html import write_report
+
+    with _connection() as conn:
+        index = write_report(conn, args.experiment, args.out, top_k=args.top)
+    print(f"wrote {index}")
+    return 0

@@ -1,0 +1,78 @@
+"""`automl run`: a whole search, end to end, without Airflow."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from automl_core.errors import UserInputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a search end to end on prepared data",
+        description="Run grid, random, Hyperband or Hyperopt search on a prepared data set "
+        "with model hopper parallelism, then print the leaderboard.",
+    )
+    p.add_argument("--data", required=True, help="a data set prepared with `automl data prepare`")
+    p.add_argument("--space", required=True, type=Path, help="search-space file (YAML or JSON)")
+    p.add_argument("--method", required=True, choices=["grid", "random", "hyperband", "hyperopt"])
+    p.add_argument("--epochs", type=int, default=5, help="epochs per trial (grid/random/hyperopt)")
+    p.add_argument("--n", type=int, default=8, help="random: number of configurations")
+    p.add_argument("--R", type=int, default=9, help="hyperband: max epochs per trial")
+    p.add_argument("--eta", type=int, default=3, help="hyperband: reduction factor")
+    p.add_argument("--skip-last", type=int, default=0, help="hyperband: rungs to drop")
+    p.add_argument("--batches", type=int, default=3, help="hyperopt: number of batches")
+    p.add_argument("--batch-size", type=int, default=4, help="trials per batch")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local Dask workers (default: partitions)")
+    where.add_argument("--cluster", help="address of an existing Dask scheduler")
+    p.add_argument("--name", help="experiment name (rerun a name to resume it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", dest="export_to", help="export the best model to DIR or s3://...")
+    p.add_argument("--report", type=Path, help="write the HTML report to this folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from automl_core.experiment import SearchRequest, finalize, run_search
+    from automl_core.space import SearchSpace
+
+    if not args.space.is_file():
+        raise UserInputError(f"--space {args.space}: no such file; give a YAML or JSON space file.")
+    space = SearchSpace.from_file(args.space)
+    request = SearchRequest(
+        dataset=args.data,
+        space=space.to_dict(),
+        method=args.method,
+        name=args.name,
+        seed=args.seed,
+        epochs=args.epochs,
+        n=args.n,
+        R=args.R,
+        eta=args.eta,
+        skip_last=args.skip_last,
+        batches=args.batches,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        cluster=args.cluster,
+    )
+    name = run_search(request, progress=not args.no_progress)
+    if args.export_to or args.report:
+        finalize(name, export_to=args.export_to, report_dir=args.report)
+    _print_leaderboard(name)
+    print(f"experiment: {name}")
+    return 0
+
+
+def _print_leaderboard(name: str) -> None:
+    from automl_core.report.leaderboard import format_leaderboard, leaderboard
+    from automl_core.store.connection import connect
+
+    conn = connect()
+    try:
+        print(format_leaderboard(leaderboard(conn, name), limit=10))
+    finally:
+        conn.close()

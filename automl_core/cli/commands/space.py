@@ -1,0 +1,92 @@
+"""``automl space``: inspect search spaces and convert MADlib grids."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from automl_core.errors import UserInputError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``space sample`` and ``space convert-madlib`` to the ``automl`` parser."""
+    parser = subparsers.add_parser("space", help="sample search spaces, convert MADlib grids")
+    sub = parser.add_subparsers(dest="space_command", required=True, metavar="ACTION")
+
+    sample = sub.add_parser(
+        "sample",
+        help="print configurations of a space file (grid or random)",
+        description="Print the configurations grid or random search would try. With "
+        "--method grid the grid size comes first (on stderr with --json).",
+    )
+    sample.add_argument("space_file", metavar="SPACE_FILE", help="a YAML or JSON space file")
+    sample.add_argument("--method", choices=("grid", "random"), required=True)
+    sample.add_argument(
+        "--n", type=int, default=None, help="random: how many (default 10); grid: print at most N"
+    )
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--json", action="store_true", help="print one JSON list")
+    sample.set_defaults(handler=_sample)
+
+    convert = sub.add_parser(
+        "convert-madlib",
+        help="print the space file equivalent to MADlib's compile/fit params grids",
+        description="Convert MADlib generate_model_configs grids (Python dict literals) to a "
+        "space file. 'epochs' is kept, but a search's budget overrides it.",
+    )
+    convert.add_argument("--compile", required=True, help="compile_params_grid dict literal")
+    convert.add_argument("--fit", required=True, help="fit_params_grid dict literal")
+    convert.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    convert.set_defaults(handler=_convert_madlib)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from itertools import islice
+
+    import numpy as np
+
+    from automl_core.search import GridSearch, RandomSearch
+    from automl_core.space import SearchSpace
+
+    if args.n is not None and args.n < 1:
+        raise UserInputError(f"The value of --n is {args.n}, but must be >= 1.")
+    if args.seed < 0:
+        raise UserInputError(f"The value of --seed is {args.seed}, but must be >= 0.")
+    space = SearchSpace.from_file(args.space_file)
+    if args.method == "grid":
+        grid = GridSearch(space)
+        size_line = f"grid size: {grid.size}"
+        if args.json:
+            print(size_line, file=sys.stderr)
+        else:
+            print(size_line)
+        configs: list[dict[str, Any]] = list(islice(iter(grid.ask, None), args.n))
+    else:
+        search = RandomSearch(
+            space, 10 if args.n is None else args.n, np.random.default_rng(args.seed)
+        )
+        configs = list(iter(search.ask, None))
+    if args.json:
+        print(json.dumps(configs, indent=2))
+    else:
+        for config in configs:
+            print(json.dumps(config))
+    return 0
+
+
+def _convert_madlib(args: argparse.Namespace) -> int:
+    from automl_core.space import space_from_madlib
+
+    spec = space_from_madlib(args.compile, args.fit).to_dict()
+    if args.json:
+        print(json.dumps(spec, indent=2))
+        return 0
+    import yaml
+
+    print(
+        "# Converted from MADlib grids; 'epochs', if present, is overridden by the search budget."
+    )
+    print(yaml.safe_dump(spec, sort_keys=False, default_flow_style=None), end="")
+    return 0

@@ -1,0 +1,304 @@
+"""Packing a source table into ``<name>_packed`` and recording it in ``automl.datasets``.
+
+Implementation notes
+- Validation rows: when the source has a ``test`` split and no fraction is given, the
+  test rows are the validation set; otherwise a seeded, stratified fraction (default 0.2)
+  of the ``train`` rows is held out (the ``test`` rows, if any, are then left unpacked).
+- Determinism: rows are put in ``id`` order before any random draw, so the same table and
+  seed give the same packing whatever order the server returns rows in (Greenplum returns
+  segments in any order). Draws: validation choice, then the train shuffle, then the
+  validation shuffle, all from ``numpy.random.default_rng(seed)``.
+- Partitions: train rows are shuffled and cut into P near-equal parts; validation rows
+  likewise into P parts, so the worker holding partition p holds both parts p.
+- Normalisation: one global mean and std over the training rows' values (not per
+  feature), applied to train and validation rows; stored as float32.
+- Atomicity: the packed table is dropped, created and filled, and the datasets row is
+  upserted, in one transaction. A failure rolls it all back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from psycopg2 import sql
+from psycopg2.extras import Json
+
+from automl_core.data import packing
+from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_packed_row
+from automl_core.data.reader import DatasetInfo
+from automl_core.data.scan import SourceRows, SourceSummary, inspect_source, read_rows
+from automl_core.data.tables import find_table, segment_count
+from automl_core.data.validate import packed_table_name
+from automl_core.errors import UserInputError
+from automl_core.store.dialect import Dialect
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VALIDATION_FRACTION = 0.2
+COPY_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    """Which source rows (positions in :class:`SourceRows`) go to which partition."""
+
+    train: list[np.ndarray]
+    valid: list[np.ndarray]
+    validation_from: str  # "test split" or "fraction F of train"
+
+
+def prepare_dataset(
+    conn: Any,
+    name: str,
+    *,
+    partitions: int | None = None,
+    validation_fraction: float | None = None,
+    seed: int = 0,
+    buffer_size: int | None = None,
+    label_column: str = "label",
+) -> DatasetInfo:
+    """Pack source table ``name`` into ``<name>_packed`` and upsert ``automl.datasets``; commit.
+
+    ``partitions`` defaults to the segment count on Greenplum and is required on
+    PostgreSQL. Raises UserInputError, with the database unchanged, for a bad argument
+    or source table (see :func:`~automl_core.data.scan.inspect_source`), NaN/inf features,
+    too few rows for the partitions, or a ``<name>_packed`` table that is not ours.
+    The ``automl`` schema must exist (``automl_core.store.migrations.migrate``).
+    """
+    start = time.perf_counter()
+    packed = packed_table_name(name)
+    _check_arguments(partitions, validation_fraction, seed)
+    try:
+        _require_schema(conn)
+        dialect = Dialect.detect(conn)
+        p = _partition_count(conn, dialect, partitions)
+        summary = inspect_source(conn, name, label_column=label_column)
+        use_test = validation_fraction is None and summary.n_test > 0
+        fraction = None if use_test else (validation_fraction or DEFAULT_VALIDATION_FRACTION)
+        _check_sizes(summary, p, fraction)
+        _check_packed_is_ours(conn, name, packed)
+        row_bytes = 4 * summary.n_features
+        if buffer_size is not None:
+            packing.check_buffer_size(buffer_size, row_bytes)
+        rows = read_rows(conn, summary, include_test=use_test)
+        plan = make_plan(rows, p, fraction, seed)
+        train_rows = np.concatenate(plan.train)
+        norm = packing.global_normalization(rows.x, train_rows)
+        biggest = max(part.size for part in plan.train)
+        size = buffer_size or packing.default_buffer_size(row_bytes, biggest)
+        _write_packed(conn, dialect, packed, rows, plan, norm, size)
+        info = DatasetInfo(
+            name=name,
+            feature_shape=summary.feature_shape,
+            num_classes=len(summary.class_values),
+            class_values=list(summary.class_values),
+            partitions=p,
+            n_train=int(train_rows.size),
+            n_valid=int(sum(part.size for part in plan.valid)),
+            rows_per_partition={
+                "train": [int(part.size) for part in plan.train],
+                "valid": [int(part.size) for part in plan.valid],
+            },
+            normalization=norm.as_dict(),
+            source=summary.source,
+            source_table=name,
+            packed_table=packed,
+        )
+        _upsert_dataset(conn, info)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    log.info(
+        "prepared %s: %d train + %d valid rows in %d partitions (%s) in %.2f s",
+        name,
+        info.n_train,
+        info.n_valid,
+        p,
+        plan.validation_from,
+        time.perf_counter() - start,
+    )
+    return info
+
+
+def _check_arguments(partitions: int | None, fraction: float | None, seed: int) -> None:
+    if partitions is not None and partitions < 1:
+        raise UserInputError(f"--partitions is {partitions}, but must be at least 1.")
+    if fraction is not None and not 0.0 < fraction < 1.0:
+        raise UserInputError(
+            f"--validation-fraction is {fraction}, but must be between 0 and 1 (exclusive)."
+        )
+    if seed < 0:
+        raise UserInputError(f"--seed is {seed}, but must be a non-negative integer.")
+
+
+def _partition_count(conn: Any, dialect: Dialect, partitions: int | None) -> int:
+    if partitions is not None:
+        return partitions
+    if dialect.is_greenplum:
+        segments = segment_count(conn)
+        if segments >= 1:
+            return segments
+    raise UserInputError(
+        "--partitions is required on PostgreSQL (on Greenplum it defaults to the number of "
+        "segments): pass --partitions P, e.g. the number of GPUs."
+    )
+
+
+def _check_sizes(summary: SourceSummary, p: int, fraction: float | None) -> None:
+    """Every partition must get at least one train and one validation row."""
+    if fraction is None:
+        n_valid, n_train, origin = summary.n_test, summary.n_train, "test split"
+    else:
+        n_valid = int(round(fraction * summary.n_train))
+        n_train, origin = summary.n_train - n_valid, f"validation fraction {fraction}"
+    if n_train < p:
+        raise UserInputError(
+            f"The table {summary.table!r} has {n_train} training rows, fewer than the {p} "
+            "partitions: use fewer --partitions or load more rows."
+        )
+    if n_valid < p:
+        raise UserInputError(
+            f"The {origin} of {summary.table!r} gives {n_valid} validation rows, fewer than "
+            f"the {p} partitions: use fewer --partitions or a larger --validation-fraction."
+        )
+
+
+def _check_packed_is_ours(conn: Any, name: str, packed: str) -> None:
+    """Refuse to drop a ``<name>_packed`` table that no dataset row says we made."""
+    if find_table(conn, packed) is None:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM automl.datasets WHERE name = %s AND packed_table = %s", (name, packed)
+        )
+        ours = cur.fetchone() is not None
+    if not ours:
+        raise UserInputError(
+            f"A table {packed!r} exists but is not the packed table of dataset {name!r}: "
+            "rename or drop it, or load the source under another name."
+        )
+
+
+def make_plan(rows: SourceRows, p: int, fraction: float | None, seed: int) -> PackPlan:
+    """Assign rows to train/validation partitions (see the module notes for the draws)."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rows.ids, kind="stable")
+    test = rows.is_test[order]
+    train_pos, test_pos = order[~test], order[test]
+    if fraction is None:
+        valid_pos, origin = test_pos, "test split"
+    else:
+        mask = packing.stratified_validation(rows.labels[train_pos], fraction, rng)
+        train_pos, valid_pos = train_pos[~mask], train_pos[mask]
+        origin = f"fraction {fraction} of train"
+    return PackPlan(
+        train=packing.split_partitions(train_pos, p, rng),
+        valid=packing.split_partitions(valid_pos, p, rng),
+        validation_from=origin,
+    )
+
+
+def packed_table_ddl(packed: str, dialect: Dialect) -> sql.Composed:
+    """``CREATE TABLE`` for a packed table; distributed by partition on Greenplum."""
+    return sql.SQL(
+        """CREATE TABLE {t} (
+            split text NOT NULL,
+            "partition" integer NOT NULL,
+            buffer integer NOT NULL,
+            n integer NOT NULL,
+            x bytea NOT NULL,
+            y bytea NOT NULL,
+            PRIMARY KEY (split, "partition", buffer)
+        ){dist}"""
+    ).format(t=sql.Identifier(packed), dist=dialect.distributed_by("partition"))
+
+
+def _write_packed(
+    conn: Any,
+    dialect: Dialect,
+    packed: str,
+    rows: SourceRows,
+    plan: PackPlan,
+    norm: packing.Normalization,
+    buffer_size: int,
+) -> None:
+    ident = sql.Identifier(packed)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        cur.execute(packed_table_ddl(packed, dialect))
+        # Float features barely compress: skip pglz (EXTERNAL = out of line, uncompressed),
+        # which makes both writing and reading cheaper.
+        for col in ("x", "y"):
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE EXTERNAL").format(
+                    ident, sql.Identifier(col)
+                )
+            )
+        copy = sql.SQL(
+            'COPY {} (split, "partition", buffer, n, x, y) FROM STDIN WITH (FORMAT binary)'
+        ).format(ident)
+        stream = _packed_stream(rows, plan, norm, buffer_size)
+        copy_in(cur, copy.as_string(conn), stream, COPY_READ_SIZE)
+
+
+def _packed_stream(
+    rows: SourceRows, plan: PackPlan, norm: packing.Normalization, buffer_size: int
+) -> Iterator[bytes]:
+    yield HEADER
+    for split, parts in (("train", plan.train), ("valid", plan.valid)):
+        for p, positions in enumerate(parts):
+            for b, piece in enumerate(packing.buffer_slices(positions.size, buffer_size)):
+                chosen = positions[piece]
+                x = norm.apply(rows.x[chosen])
+                yield encode_packed_row(split, p, b, x, rows.labels[chosen])
+    yield TRAILER
+
+
+def _upsert_dataset(conn: Any, info: DatasetInfo) -> None:
+    values = {
+        "name": info.name,
+        "source": info.source,
+        "feature_shape": list(info.feature_shape),
+        "class_values": Json(info.class_values),
+        "num_classes": info.num_classes,
+        "partitions": info.partitions,
+        "n_train": info.n_train,
+        "n_valid": info.n_valid,
+        "rows_per_partition": Json(info.rows_per_partition),
+        "normalization": Json(info.normalization),
+        "source_table": info.source_table,
+        "packed_table": info.packed_table,
+    }
+    cols = list(values)
+    query = sql.SQL(
+        "INSERT INTO automl.datasets ({cols}) VALUES ({vals}) ON CONFLICT (name) DO UPDATE "
+        "SET {updates}, created_at = now()"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in cols),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in cols
+            if c != "name"
+        ),
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, values)
+
+
+def _require_schema(conn: Any) -> None:
+    # Checked up front: a failing statement later would only say "relation does not exist".
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('automl.datasets')")
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        raise UserInputError(
+            "The automl schema does not exist in this database: migrate it first "
+            "(automl_core.store.migrations.migrate, which the automl commands run)."
+        )

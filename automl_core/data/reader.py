@@ -1,0 +1,192 @@
+"""Reading packed data back: the dataset summary and one partition's rows.
+
+Worker code calls :func:`read_partition` once per partition it holds; it streams only that
+partition's buffers with a binary ``COPY ... TO STDOUT`` and copies each buffer straight
+into preallocated arrays, so the peak memory is the partition itself plus one buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from psycopg2 import sql
+
+from automl_core.data.pgcopy import TupleSink
+from automl_core.data.validate import validate_table_name
+from automl_core.errors import UserInputError
+
+SPLITS = ("train", "valid")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The summary of a prepared dataset (one row of ``automl.datasets``).
+
+    ``class_values[i]`` is the label that class index ``i`` stands for (ints stay ints);
+    ``rows_per_partition`` maps ``"train"``/``"valid"`` to one row count per partition;
+    ``normalization`` is ``{"mean": m, "std": s}``: stored features are ``(x - m) / s``.
+    """
+
+    name: str
+    feature_shape: tuple[int, ...]
+    num_classes: int
+    class_values: list[Any]
+    partitions: int
+    n_train: int
+    n_valid: int
+    rows_per_partition: dict[str, list[int]] = field(default_factory=dict)
+    normalization: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    source_table: str = ""
+    packed_table: str = ""
+
+
+_INFO_COLUMNS = (
+    "name",
+    "feature_shape",
+    "num_classes",
+    "class_values",
+    "partitions",
+    "n_train",
+    "n_valid",
+    "rows_per_partition",
+    "normalization",
+    "source",
+    "source_table",
+    "packed_table",
+)
+
+
+def dataset_info(conn: Any, name: str) -> DatasetInfo:
+    """The summary of dataset ``name`` from ``automl.datasets``.
+
+    Runs in the caller's transaction and leaves it open. Raises UserInputError naming the
+    dataset and ``automl data prepare`` when it has not been prepared (or the schema does
+    not exist yet).
+    """
+    validate_table_name(name, what="dataset name")
+    with conn.cursor() as cur:
+        # Check first: a failed SELECT would abort the caller's transaction.
+        cur.execute("SELECT to_regclass('automl.datasets')")
+        row = cur.fetchone()
+        if row is not None and row[0] is not None:
+            query = sql.SQL("SELECT {} FROM automl.datasets WHERE name = %s").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in _INFO_COLUMNS)
+            )
+            cur.execute(query, (name,))
+            row = cur.fetchone()
+        else:
+            row = None
+    if row is None:
+        raise UserInputError(
+            f"The dataset {name!r} has not been prepared: run `automl data prepare {name} "
+            "--partitions P` (after `automl data load SOURCE --table "
+            f"{name}`)."
+        )
+    values = dict(zip(_INFO_COLUMNS, row, strict=True))
+    return DatasetInfo(
+        name=values["name"],
+        feature_shape=tuple(int(s) for s in values["feature_shape"]),
+        num_classes=int(values["num_classes"]),
+        class_values=list(values["class_values"]),
+        partitions=int(values["partitions"]),
+        n_train=int(values["n_train"]),
+        n_valid=int(values["n_valid"]),
+        rows_per_partition={
+            k: [int(v) for v in vs] for k, vs in values["rows_per_partition"].items()
+        },
+        normalization={k: float(v) for k, v in values["normalization"].items()},
+        source=values["source"] or "",
+        source_table=values["source_table"] or "",
+        packed_table=values["packed_table"] or "",
+    )
+
+
+def read_partition(
+    conn: Any,
+    name: str,
+    partition: int,
+    split: str = "train",
+    *,
+    info: DatasetInfo | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of one partition of dataset ``name``: ``(x, y)``.
+
+    ``x`` is float32 ``[n, *feature_shape]`` (already normalised), ``y`` int64 ``[n]`` class
+    indices into ``info.class_values``; rows come in buffer order, i.e. the seeded shuffle
+    of ``prepare``. Pass ``info`` to skip the summary query. Raises UserInputError for an
+    unknown dataset, split or partition; RuntimeError when the packed table does not match
+    its summary (it was changed after ``prepare``: run it again).
+    """
+    info = info if info is not None else dataset_info(conn, name)
+    if split not in SPLITS:
+        raise UserInputError(f"The split is {split!r}, but must be one of {SPLITS}.")
+    if not 0 <= partition < info.partitions:
+        raise UserInputError(
+            f"The partition is {partition}, but dataset {name!r} has partitions "
+            f"0..{info.partitions - 1}."
+        )
+    n = info.rows_per_partition[split][partition]
+    row_values = int(np.prod(info.feature_shape))
+    x = np.empty((n, row_values), dtype=np.float32)
+    y = np.empty(n, dtype=np.int64)
+    filled = 0
+
+    def take(fields: list[bytes | None]) -> None:
+        nonlocal filled
+        k_raw, xb, yb = fields
+        if k_raw is None or xb is None or yb is None:
+            raise RuntimeError(f"{info.packed_table} has a buffer with NULLs")
+        k = int.from_bytes(k_raw, "big", signed=True)
+        if filled + k > n or len(xb) != 4 * k * row_values or len(yb) != 8 * k:
+            raise RuntimeError(_mismatch(info, split, partition))
+        x[filled : filled + k] = np.frombuffer(xb, dtype="<f4").reshape(k, row_values)
+        y[filled : filled + k] = np.frombuffer(yb, dtype="<i8")
+        filled += k
+
+    validate_table_name(info.packed_table, what="packed table name")
+    query = sql.SQL(
+        'COPY (SELECT n, x, y FROM {} WHERE split = %s AND "partition" = %s ORDER BY buffer) '
+        "TO STDOUT WITH (FORMAT binary)"
+    ).format(sql.Identifier(info.packed_table))
+    with conn.cursor() as cur:
+        # COPY takes no bind parameters: mogrify binds them client-side, quoted by psycopg2.
+        statement = cur.mogrify(query, (split, partition)).decode()
+        sink = TupleSink(take)
+        cur.copy_expert(statement, sink)
+    if filled != n or not sink.finished:
+        raise RuntimeError(_mismatch(info, split, partition))
+    return x.reshape(n, *info.feature_shape), y
+
+
+def _mismatch(info: DatasetInfo, split: str, partition: int) -> str:
+    return (
+        f"{info.packed_table} does not match automl.datasets for {split} partition {partition} "
+        f"(expected {info.rows_per_partition[split][partition]} rows): it was changed after "
+        f"preparing; run `automl data prepare {info.name}` again."
+    )
+
+
+def normalize(x: np.ndarray, info: DatasetInfo) -> np.ndarray:
+    """New raw rows ``x`` normalised as the packed data was: float32 ``[n, *feature_shape]``.
+
+    ``x`` may be ``[n, *feature_shape]``, flat ``[n, prod(feature_shape)]``, or one row of
+    either shape. Raises UserInputError when the rows do not match the dataset's features.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    shape = info.feature_shape
+    size = int(np.prod(shape))
+    if arr.shape in (shape, (size,)):
+        arr = arr.reshape(1, size)  # one row
+    elif arr.ndim >= 2 and (arr.shape[1:] == shape or arr.shape[1:] == (size,)):
+        arr = arr.reshape(arr.shape[0], size)
+    else:
+        raise UserInputError(
+            f"Rows of shape {arr.shape} do not match dataset {info.name!r}, whose features "
+            f"have shape {shape}: pass [n, {', '.join(map(str, shape))}] or [n, {size}]."
+        )
+    mean = info.normalization.get("mean", 0.0)
+    std = info.normalization.get("std", 1.0) or 1.0
+    return ((arr - mean) / std).astype(np.float32).reshape(-1, *shape)

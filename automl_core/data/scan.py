@@ -1,0 +1,259 @@
+"""Inspecting and reading a source table for packing.
+
+:func:`inspect_source` checks the table with catalog look-ups and one aggregate query,
+so every problem with it (missing, wrong columns, empty, ragged, NULLs, one class) is
+reported before any row is read or written. :func:`read_rows` then streams the rows
+with one binary ``COPY ... TO STDOUT`` into a preallocated float32 array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
+
+from automl_core.data.pgcopy import FixedRowSink, decode_source_dtype
+from automl_core.data.tables import find_table, read_source_meta, table_columns
+from automl_core.data.validate import (
+    check_classes,
+    nonfinite_rows,
+    raise_nonfinite,
+    validate_table_name,
+)
+from automl_core.errors import UserInputError
+
+_INT_TYPES = ("smallint", "integer", "bigint")
+_NUMERIC_ARRAYS = ("real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]")
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What :func:`inspect_source` learned about a source table."""
+
+    table: str
+    label_column: str
+    has_split: bool
+    feature_shape: tuple[int, ...]
+    class_values: list[Any]  # sorted; ints for an integer label column, else str
+    n_train: int
+    n_test: int
+    source: str  # the loader's source spec, or the table name for a foreign table
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.feature_shape))
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """Rows read from a source table; position ``i`` of every array is the same row."""
+
+    ids: np.ndarray  # int64
+    is_test: np.ndarray  # bool
+    labels: np.ndarray  # int64 index into class_values
+    x: np.ndarray  # float32 [n, n_features], raw (not normalised)
+
+
+def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> SourceSummary:
+    """Check source ``table`` and summarise it, reading no rows.
+
+    The table needs columns ``id`` (integer), ``features`` (a numeric array) and
+    ``label_column``; ``split`` (``train``/``test``) is optional (all rows are ``train``
+    without it). Raises UserInputError naming the table and the fix for every problem.
+    """
+    validate_table_name(table)
+    validate_table_name(label_column, what="label column")
+    oid = find_table(conn, table)
+    if oid is None:
+        raise UserInputError(
+            f"The table {table!r} does not exist: load it first with `automl data load "
+            f"SOURCE --table {table}`."
+        )
+    columns = table_columns(conn, oid)
+    _check_columns(table, columns, label_column)
+    has_split = "split" in columns
+    stats = _aggregate(conn, table, label_column, has_split)
+    total, n_train, n_test, bad_split, min_len, max_len, bad_features, null_labels = stats
+    if total == 0:
+        raise UserInputError(f"The table {table!r} is empty: load rows into it first.")
+    if bad_split:
+        raise UserInputError(
+            f"{bad_split} row(s) of {table!r} have a split other than 'train' or 'test': fix "
+            "the split column."
+        )
+    if bad_features:
+        raise UserInputError(
+            f"{bad_features} row(s) of {table!r} have NULL, empty or multi-dimensional "
+            "features, or NULL values inside them: every row needs a flat array of numbers."
+        )
+    if min_len != max_len:
+        raise UserInputError(
+            f"The features of {table!r} are ragged: rows have between {min_len} and {max_len} "
+            "values; every row needs the same number of features."
+        )
+    if null_labels:
+        raise UserInputError(
+            f"{null_labels} row(s) of {table!r} have a NULL {label_column!r}: every row needs "
+            "a label."
+        )
+    if n_train == 0:
+        raise UserInputError(f"The table {table!r} has no 'train' rows.")
+    class_values = _class_values(conn, table, label_column, columns[label_column])
+    check_classes(class_values, source=f"table {table!r}", column=label_column)
+    meta = read_source_meta(conn, oid) or {}
+    shape = tuple(int(s) for s in meta.get("feature_shape") or (max_len,))
+    if int(np.prod(shape)) != max_len:
+        shape = (int(max_len),)  # the comment is stale (rows were changed): trust the rows
+    return SourceSummary(
+        table=table,
+        label_column=label_column,
+        has_split=has_split,
+        feature_shape=shape,
+        class_values=class_values,
+        n_train=int(n_train),
+        n_test=int(n_test),
+        source=str(meta.get("source") or table),
+    )
+
+
+def _check_columns(table: str, columns: dict[str, str], label_column: str) -> None:
+    for needed in ("id", "features", label_column):
+        if needed not in columns:
+            hint = " pass --label-column NAME." if needed == label_column else ""
+            raise UserInputError(
+                f"The table {table!r} has no column {needed!r} (columns: {list(columns)}); a "
+                f"source table needs id, features and a label column.{hint}"
+            )
+    if columns["id"] not in _INT_TYPES:
+        raise UserInputError(
+            f"The column 'id' of {table!r} has type {columns['id']}: it must be an integer."
+        )
+    ftype = columns["features"]
+    if ftype not in _NUMERIC_ARRAYS and not (ftype.startswith("numeric") and ftype.endswith("[]")):
+        raise UserInputError(
+            f"The column 'features' of {table!r} has type {ftype}: it must be an array of "
+            "numbers (real[])."
+        )
+    if "split" in columns and columns["split"] not in ("text", "character varying"):
+        raise UserInputError(
+            f"The column 'split' of {table!r} has type {columns['split']}: it must be text."
+        )
+
+
+def _aggregate(conn: Any, table: str, label_column: str, has_split: bool) -> tuple[int, ...]:
+    split = sql.Identifier("split") if has_split else sql.Literal("train")
+    query = sql.SQL(
+        """SELECT count(*),
+            count(*) FILTER (WHERE {split} = 'train'),
+            count(*) FILTER (WHERE {split} = 'test'),
+            count(*) FILTER (WHERE {split} IS NULL OR {split} NOT IN ('train', 'test')),
+            min(cardinality(features)),
+            max(cardinality(features)),
+            count(*) FILTER (WHERE CASE WHEN array_ndims(features) = 1
+                THEN array_position(features, NULL) IS NOT NULL ELSE true END),
+            count(*) FILTER (WHERE {label} IS NULL)
+        FROM {table}"""
+    ).format(split=split, label=sql.Identifier(label_column), table=sql.Identifier(table))
+    with conn.cursor() as cur:
+        cur.execute(query)
+        row = cur.fetchone()
+    return tuple(int(v) if v is not None else 0 for v in row)
+
+
+def _class_values(conn: Any, table: str, label_column: str, label_type: str) -> list[Any]:
+    """Sorted distinct labels: ints for an integer column, else their text (sorted by code
+    point, as Python sorts str, independent of the database collation)."""
+    is_int = label_type in _INT_TYPES
+    expr = (
+        sql.Identifier(label_column)
+        if is_int
+        else sql.SQL("{}::text").format(sql.Identifier(label_column))
+    )
+    query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL").format(
+        expr, sql.Identifier(table), sql.Identifier(label_column)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query)
+        values = [r[0] for r in cur.fetchall()]
+    return sorted(int(v) for v in values) if is_int else sorted(str(v) for v in values)
+
+
+def read_rows(conn: Any, summary: SourceSummary, *, include_test: bool) -> SourceRows:
+    """Read the ``train`` rows (and ``test`` rows when ``include_test``) of a checked source.
+
+    Labels come back as indices into ``summary.class_values``, computed by the server so
+    that every row has the same width in the binary stream. Raises UserInputError when a
+    feature is NaN or infinite (naming the first such row's id).
+    """
+    n = summary.n_train + (summary.n_test if include_test else 0)
+    d = summary.n_features
+    dtype, expect = decode_source_dtype(d)
+    out = SourceRows(
+        ids=np.empty(n, dtype=np.int64),
+        is_test=np.empty(n, dtype=bool),
+        labels=np.empty(n, dtype=np.int64),
+        x=np.empty((n, d), dtype=np.float32),
+    )
+    filled = 0
+    bad_ids: list[np.ndarray] = []
+
+    def take(rows: np.ndarray) -> None:
+        nonlocal filled
+        k = rows.shape[0]
+        if filled + k > n:
+            raise RuntimeError(f"{summary.table} changed while it was read: run prepare again")
+        out.x[filled : filled + k] = rows["el"]["v"]
+        out.ids[filled : filled + k] = rows["id"]
+        out.is_test[filled : filled + k] = rows["split"] == 1
+        out.labels[filled : filled + k] = rows["label"]
+        bad = nonfinite_rows(out.x[filled : filled + k])
+        if bad.any():  # counted over the whole table, reported once at the end
+            bad_ids.append(rows["id"][bad].astype(np.int64))
+        filled += k
+
+    with conn.cursor() as cur:
+        statement = cur.mogrify(_copy_query(summary, include_test), (summary_labels(summary),))
+        sink = FixedRowSink(dtype, take, expect=expect)
+        try:
+            cur.copy_expert(statement.decode(), sink)
+        except psycopg2.errors.NumericValueOutOfRange:
+            # double precision or numeric features beyond float32 fail the ::real[] cast.
+            raise UserInputError(
+                f"The features of {summary.table!r} hold values outside the float32 range "
+                "(about +-3.4e38): rescale or drop those rows."
+            ) from None
+        sink.close()
+    if filled != n:
+        raise RuntimeError(f"{summary.table} changed while it was read: run prepare again")
+    if bad_ids:
+        ids = np.concatenate(bad_ids)
+        raise_nonfinite(f"table {summary.table!r}", int(ids.size), int(ids.min()))
+    return out
+
+
+def summary_labels(summary: SourceSummary) -> list[str]:
+    """``class_values`` as text, to match ``label::text`` on the server."""
+    return [str(v) for v in summary.class_values]
+
+
+def _copy_query(summary: SourceSummary, include_test: bool) -> sql.Composed:
+    split = sql.Identifier("split") if summary.has_split else sql.Literal("train")
+    splits = ("train", "test") if include_test else ("train",)
+    return sql.SQL(
+        """COPY (SELECT {id}::bigint,
+                CASE WHEN {split} = 'test' THEN 1 ELSE 0 END,
+                array_position(%s::text[], {label}::text) - 1,
+                features::real[]
+            FROM {table} WHERE {split} IN ({splits}))
+        TO STDOUT WITH (FORMAT binary)"""
+    ).format(
+        id=sql.Identifier("id"),
+        split=split,
+        label=sql.Identifier(summary.label_column),
+        table=sql.Identifier(summary.table),
+        splits=sql.SQL(", ").join(sql.Literal(s) for s in splits),
+    )

@@ -1,0 +1,289 @@
+"""Data sources for ``automl data load``: where rows come from, read and checked in memory.
+
+A source spec is ``digits``, ``csv:PATH``, ``npz:PATH`` or ``cifar10:DIR``. Each reader
+returns a :class:`SourceData` whose features are finite float32 and whose labels are
+already classified as integers or text, so a bad file is refused before the database is
+touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from automl_core.data.safe_pickle import restricted_loads
+from automl_core.data.validate import as_feature_array, check_finite, infer_labels
+from automl_core.errors import UserInputError
+
+SCHEMES = ("digits", "csv:PATH", "npz:PATH", "cifar10:DIR")
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+_CSV_BLOCK = 8192
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """The rows of one split: features ``x`` float32 ``[n, *feature_shape]`` and labels."""
+
+    split: str
+    x: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """A whole source in memory, checked: same feature shape and label type in every part."""
+
+    source: str
+    feature_shape: tuple[int, ...]
+    label_type: str  # "integer", "bigint" or "text"
+    parts: tuple[SplitPart, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return sum(p.x.shape[0] for p in self.parts)
+
+    @property
+    def feature_bytes(self) -> int:
+        return sum(p.x.nbytes for p in self.parts)
+
+
+def read_source(spec: str, *, label_column: str = "label") -> SourceData:
+    """Read and check the source named by ``spec``.
+
+    ``label_column`` applies to CSV only. Raises UserInputError for an unknown scheme, a
+    missing or unreadable file, and any bad content (see the readers).
+    """
+    scheme, sep, arg = spec.partition(":")
+    if scheme == "digits" and not sep:
+        return read_digits()
+    if sep and not arg:
+        raise UserInputError(f"The source {spec!r} has no path after {scheme + ':'!r}.")
+    if scheme == "csv" and sep:
+        return read_csv(Path(arg), label_column=label_column)
+    if scheme == "npz" and sep:
+        return read_npz(Path(arg))
+    if scheme == "cifar10" and sep:
+        return read_cifar10(Path(arg))
+    raise UserInputError(
+        f"Unknown data source {spec!r}: use one of {', '.join(SCHEMES)} "
+        "(for example npz:/data/train.npz)."
+    )
+
+
+def _assemble(source: str, parts: list[tuple[str, np.ndarray, object]]) -> SourceData:
+    """Check features and labels of every part and join them into a SourceData."""
+    checked: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for split, x, labels in parts:
+        what = f"{source} ({split} split)" if len(parts) > 1 else source
+        lab = np.asarray(labels)
+        checked.append((split, as_feature_array(x, source=what, n_rows=lab.shape[0]), lab))
+    shapes = {x.shape[1:] for _, x, _ in checked}
+    if len(shapes) != 1:
+        raise UserInputError(
+            f"The splits of {source} have different feature shapes {sorted(shapes)}: they "
+            "must match."
+        )
+    # Infer the label type over all splits at once: "3" in train and "cat" in test is text.
+    labs = [lab for _, _, lab in checked]
+    if all(lab.dtype.kind in "iubf" for lab in labs):
+        all_labels = np.concatenate(labs)
+    else:
+        all_labels = np.concatenate([lab.astype(object) for lab in labs])
+    labels, label_type = infer_labels(all_labels, source=source)
+    out, start = [], 0
+    for split, x, _ in checked:
+        n = x.shape[0]
+        out.append(SplitPart(split=split, x=x, labels=labels[start : start + n]))
+        start += n
+    return SourceData(source, tuple(int(s) for s in shapes.pop()), label_type, tuple(out))
+
+
+def read_digits() -> SourceData:
+    """sklearn's bundled digits: 1797 rows of 64 features (8x8 pixels, 0..16), labels 0..9.
+
+    Digits has no test split, so every row is ``train``.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return _assemble("digits", [("train", bunch.data, bunch.target)])
+
+
+def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
+    """A CSV with a header row: ``label_column`` plus numeric feature columns.
+
+    Raises UserInputError for a missing file, a missing header or label column, and for a
+    bad row (wrong number of fields, a non-numeric, NaN or infinite value, a missing label),
+    naming its line number.
+    """
+    source = f"csv:{path}"
+    _check_file(path, source)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise UserInputError(f"{source} is empty: expected a header row and data rows.")
+            header = [h.strip() for h in header]
+            if label_column not in header:
+                raise UserInputError(
+                    f"{source} has no label column {label_column!r} (columns: {header}); "
+                    "pass --label-column NAME."
+                )
+            li = header.index(label_column)
+            blocks: list[np.ndarray] = []
+            labels: list[str] = []
+            lines: list[int] = []
+            block: list[list[str]] = []
+            for row in reader:
+                if not row:
+                    continue  # blank line
+                if len(row) != len(header):
+                    raise UserInputError(
+                        f"{source} line {reader.line_num}: {len(row)} fields, but the header "
+                        f"has {len(header)}; fix or remove that row."
+                    )
+                label = row.pop(li).strip()
+                if not label:
+                    raise UserInputError(
+                        f"{source} line {reader.line_num}: the label {label_column!r} is "
+                        "empty; every row needs a label."
+                    )
+                labels.append(label)
+                lines.append(reader.line_num)
+                block.append(row)
+                if len(block) >= _CSV_BLOCK:
+                    blocks.append(_csv_block(block, lines[-len(block) :], source))
+                    block = []
+            if block:
+                blocks.append(_csv_block(block, lines[-len(block) :], source))
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{source} is not UTF-8 text ({exc.reason}).") from None
+    except csv.Error as exc:
+        raise UserInputError(f"{source} is not a valid CSV file ({exc}).") from None
+    if not blocks:
+        raise UserInputError(f"{source} has a header but no data rows.")
+    x = np.concatenate(blocks)
+    check_finite(x, source=source, row_ids=np.asarray(lines), row_label="line")
+    return _assemble(source, [("train", x, np.array(labels, dtype=object))])
+
+
+def _csv_block(block: list[list[str]], lines: list[int], source: str) -> np.ndarray:
+    """Convert a block of feature strings to float32, naming the line of the first bad value."""
+    try:
+        # One vectorised conversion per block; only a failing block is re-read row by row.
+        return np.array(block, dtype=np.float64).astype(np.float32)
+    except ValueError:
+        for row, line in zip(block, lines, strict=True):
+            for value in row:
+                try:
+                    float(value)
+                except ValueError:
+                    raise UserInputError(
+                        f"{source} line {line}: the feature value {value!r} is not a number; "
+                        "fix or remove that row."
+                    ) from None
+        raise
+
+
+def read_npz(path: Path) -> SourceData:
+    """A numpy ``.npz`` with arrays ``x`` and ``y`` and optionally ``x_test`` and ``y_test``.
+
+    ``x`` may be multi-dimensional (e.g. ``[n, 3, 32, 32]``); its trailing shape becomes the
+    feature shape. Object arrays (ragged rows) are refused: they would need pickle.
+    """
+    source = f"npz:{path}"
+    _check_file(path, source)
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    # np.load guesses the format from the content and would call anything else a pickle.
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise UserInputError(
+            f"{source} is not a readable .npz file (not a zip archive): save the arrays with "
+            "numpy.savez(path, x=..., y=...)."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            missing = {"x", "y"} - keys
+            if missing:
+                raise UserInputError(
+                    f"{source} lacks array(s) {sorted(missing)} (it has {sorted(keys)}): "
+                    "save features as 'x' and labels as 'y'."
+                )
+            if ("x_test" in keys) != ("y_test" in keys):
+                raise UserInputError(f"{source} must have both 'x_test' and 'y_test' or neither.")
+            parts: list[tuple[str, np.ndarray, object]] = [("train", npz["x"], npz["y"])]
+            if "x_test" in keys:
+                parts.append(("test", npz["x_test"], npz["y_test"]))
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UserInputError(f"{source} is not a readable .npz file ({exc}).") from None
+    except ValueError as exc:
+        # allow_pickle=False refuses object arrays: ragged or non-numeric content.
+        raise UserInputError(
+            f"{source} holds an object array ({exc}): features must be a regular numeric "
+            "array (no ragged rows, no Python objects)."
+        ) from None
+    return _assemble(source, parts)
+
+
+def read_cifar10(directory: Path) -> SourceData:
+    """The CIFAR-10 python batches (``data_batch_1..5``, ``test_batch``) in ``directory``.
+
+    ``directory`` may also be the folder that holds the extracted ``cifar-10-batches-py``.
+    Batches are unpickled with an allow-list (plain data and numpy arrays only). Features
+    are the raw 0..255 pixels as shape ``(3, 32, 32)``; labels 0..9.
+    """
+    source = f"cifar10:{directory}"
+    if (directory / "cifar-10-batches-py").is_dir():
+        directory = directory / "cifar-10-batches-py"
+    if not directory.is_dir():
+        raise UserInputError(f"{source}: no such directory; pass the folder with the batches.")
+    names = (*CIFAR_TRAIN, CIFAR_TEST)
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise UserInputError(
+            f"{source} lacks {missing}: expected the CIFAR-10 python batches "
+            f"{', '.join(names)} (from cifar-10-python.tar.gz)."
+        )
+    train = [_cifar_batch(directory / n, source) for n in CIFAR_TRAIN]
+    test = _cifar_batch(directory / CIFAR_TEST, source)
+    x = np.concatenate([b[0] for b in train])
+    y = np.concatenate([b[1] for b in train])
+    return _assemble(source, [("train", x, y), ("test", test[0], test[1])])
+
+
+def _cifar_batch(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+    import pickle
+
+    try:
+        batch = restricted_loads(path.read_bytes())
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise UserInputError(
+            f"{source}: {path.name} is not a CIFAR-10 python batch ({exc})."
+        ) from None
+    if not isinstance(batch, dict):
+        raise UserInputError(f"{source}: {path.name} is not a CIFAR-10 batch (not a dict).")
+    data = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if (
+        not isinstance(data, np.ndarray)
+        or data.ndim != 2
+        or data.shape[1] != 3 * 32 * 32
+        or labels is None
+        or len(labels) != data.shape[0]
+    ):
+        raise UserInputError(
+            f"{source}: {path.name} must hold b'data' (uint8 [n, 3072]) and b'labels' (n integers)."
+        )
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels)
+
+
+def _check_file(path: Path, source: str) -> None:
+    if not path.is_file():
+        raise UserInputError(f"{source}: no such file; check the path.")

@@ -1,0 +1,79 @@
+"""Catalog look-ups shared by loading, packing and reading: does a table exist, its
+columns, the source metadata kept in its comment, Greenplum's segment count.
+
+Tables are found by exact (case-sensitive) name among those visible on the connection's
+``search_path``, which is also where an unqualified ``CREATE TABLE`` puts them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg2 import sql
+
+SOURCE_META_KEY = "automl_source"
+
+
+def find_table(conn: Any, name: str) -> int | None:
+    """The oid of the visible table (or view) called exactly ``name``, or None."""
+    with conn.cursor() as cur:
+        # Not to_regclass(name): it would fold an unquoted "Digits" to "digits".
+        cur.execute(
+            "SELECT c.oid FROM pg_catalog.pg_class c "
+            "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "AND pg_catalog.pg_table_is_visible(c.oid)",
+            (name,),
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def table_columns(conn: Any, oid: int) -> dict[str, str]:
+    """Column name -> SQL type (``format_type``, e.g. ``real[]``, ``integer``) of table ``oid``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_catalog.pg_attribute a "
+            "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (oid,),
+        )
+        return {str(n): str(t) for n, t in cur.fetchall()}
+
+
+def write_source_meta(conn: Any, table: str, meta: dict[str, Any]) -> None:
+    """Record ``meta`` (JSON) as the comment of source ``table``, under ``automl_source``.
+
+    A comment travels with the table (dump/restore, rename) and needs no schema of its own.
+    """
+    text = json.dumps({SOURCE_META_KEY: meta}, sort_keys=True)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(sql.Identifier(table)), (text,))
+
+
+def read_source_meta(conn: Any, oid: int) -> dict[str, Any] | None:
+    """The ``automl_source`` metadata in the comment of table ``oid``; None if absent."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_catalog.obj_description(%s, 'pg_class')", (oid,))
+        row = cur.fetchone()
+    if not row or not row[0]:
+        return None
+    try:
+        meta = json.loads(row[0])
+    except ValueError:
+        return None  # a comment a person wrote, not ours
+    value = meta.get(SOURCE_META_KEY) if isinstance(meta, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+SEGMENT_COUNT_SQL = (
+    "SELECT count(*) FROM pg_catalog.gp_segment_configuration WHERE role = 'p' AND content >= 0"
+)
+
+
+def segment_count(conn: Any) -> int:
+    """The number of primary segments of a Greenplum cluster (the default partition count)."""
+    with conn.cursor() as cur:
+        cur.execute(SEGMENT_COUNT_SQL)
+        row = cur.fetchone()
+    return int(row[0]) if row else 0

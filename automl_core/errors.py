@@ -1,0 +1,9 @@
+"""Errors a user can cause.
+
+Every such error names the input that is wrong and says how to fix it, and is raised
+before anything is written.
+"""
+
+
+class UserInputError(ValueError):
+    """Bad input from a user (a file, a flag, a form field, an API conf)."""

@@ -1,0 +1,137 @@
+"""Code that runs inside a Dask worker process: one sub-epoch on the local partition.
+
+Each worker process keeps the partitions it has read in a module-level cache, so a
+partition is read from the database once per worker and then stays put; only the model
+state moves between workers. torch is imported here and in ``automl_core.training`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# (db_url, dataset, partition, split) -> (x, y); per worker process.
+_PARTITIONS: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
+_LOCK = threading.Lock()
+_TORCH_READY = False
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where a worker finds its data; small and picklable."""
+
+    db_url: str
+    dataset: str
+    feature_shape: tuple[int, ...]
+    num_classes: int
+
+
+def _prepare_torch(partition: int) -> None:
+    """One thread per worker (the worker is one slot) and, on GPU hosts, a GPU per worker."""
+    global _TORCH_READY
+    if _TORCH_READY:
+        return
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("AUTOML_TORCH_THREADS", "1")))
+    if torch.cuda.is_available():
+        # Several workers on one multi-GPU host spread over the GPUs by partition.
+        torch.cuda.set_device(partition % torch.cuda.device_count())
+    _TORCH_READY = True
+
+
+def load_partition(data: DataRef, partition: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The partition's rows, read from the database on first use and cached."""
+    key = (data.db_url, data.dataset, partition, split)
+    with _LOCK:
+        cached = _PARTITIONS.get(key)
+        if cached is not None:
+            return cached
+        import psycopg2
+
+        from automl_core.data.reader import read_partition
+
+        conn = psycopg2.connect(data.db_url)
+        try:
+            arrays = read_partition(conn, data.dataset, partition, split=split)
+        finally:
+            conn.close()
+        _PARTITIONS[key] = arrays
+        return arrays
+
+
+def cached_partitions() -> list[tuple[str, int, str]]:
+    """(dataset, partition, split) of every partition this worker holds."""
+    return [(k[1], k[2], k[3]) for k in _PARTITIONS]
+
+
+def run_job(
+    kind: str,
+    model_id: int,
+    partition: int,
+    epoch: int,
+    config: Mapping[str, Any],
+    state: bytes | tuple[bytes | None, dict[str, Any]] | None,
+    data: DataRef,
+    seed: int,
+) -> tuple[bytes | None, dict[str, Any]]:
+    """Run one sub-epoch; returns (new state or None, metadata with metrics and timing).
+
+    ``state`` is the previous job's result tuple (Dask resolves the future in place, moving
+    it from the worker that made it), raw checkpoint bytes, or None for a fresh model.
+    """
+    from distributed import get_worker
+
+    from automl_core.training import engine
+
+    _prepare_torch(partition)
+    if isinstance(state, tuple):
+        state = state[0]
+    started = time.time()
+    if kind == "train":
+        x, y = load_partition(data, partition, "train")
+        new_state, metrics = engine.train_partition(
+            config,
+            state,
+            x,
+            y,
+            input_shape=data.feature_shape,
+            num_classes=data.num_classes,
+            epoch=epoch,
+            seed=seed,
+        )
+    else:
+        if state is None:
+            raise ValueError(f"model {model_id}: evaluation needs a trained state")
+        x, y = load_partition(data, partition, "valid")
+        metrics = engine.evaluate_partition(
+            config, state, x, y, input_shape=data.feature_shape, num_classes=data.num_classes
+        )
+        new_state = None
+    meta = {
+        "worker": get_worker().address,
+        "started_at": started,
+        "ended_at": time.time(),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    return new_state, meta
+
+
+def job_meta(result: tuple[bytes | None, dict[str, Any]]) -> dict[str, Any]:
+    """The small half of a job's result, so the driver never pulls states it does not need."""
+    return result[1]
+
+
+def job_state(result: tuple[bytes | None, dict[str, Any]] | bytes) -> bytes:
+    """The state half of a job's result (or checkpoint bytes as they are)."""
+    if isinstance(result, bytes):
+        return result
+    if result[0] is None:
+        raise ValueError("this job produced no state")
+    return result[0]

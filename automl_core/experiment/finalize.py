@@ -1,0 +1,46 @@
+"""The end of a search: mark it done, pick the best model, export it, write the report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from automl_core.experiment.api import _experiment
+from automl_core.store import repository as repo
+
+log = logging.getLogger(__name__)
+
+
+def finalize(
+    name: str,
+    *,
+    export_to: str | None = None,
+    report_dir: str | Path | None = None,
+    s3_client: Any = None,
+    db_url: str | None = None,
+) -> dict[str, Any]:
+    """Best trial, leaderboard size, and where the export and the report went."""
+    from automl_core.report.leaderboard import leaderboard
+
+    with _experiment(name, db_url) as ctx:
+        board = leaderboard(ctx.conn, name)
+        result: dict[str, Any] = {"name": name, "trials": int(len(board))}
+        if len(board):
+            best = board.iloc[0]
+            result["best_trial"] = int(best["trial_id"])
+            result["best_valid_accuracy"] = float(best["best_valid_accuracy"])
+        if export_to:
+            from automl_core.export import export_best
+
+            card = export_best(ctx.conn, name, export_to, s3_client=s3_client)
+            result["export"] = export_to
+            log.info("exported trial %s to %s", card.get("trial_id"), export_to)
+        if report_dir:
+            from automl_core.report import write_report
+
+            index = write_report(ctx.conn, name, Path(report_dir))
+            result["report"] = str(index)
+            log.info("report: file://%s", Path(index).resolve())
+        repo.set_experiment_status(ctx.conn, ctx.experiment.id, "completed", finished=True)
+    return result

@@ -1,0 +1,302 @@
+"""Export the best model of an experiment, and load an exported model back.
+
+An export is two artifacts in a folder or under an S3 prefix:
+
+- ``model.pt``: the trial's latest checkpoint, byte for byte as the database holds it
+  (weights, optimiser state, epoch and RNG, written by ``automl_core.training.state``);
+- ``model_card.json``: what is needed to use the weights and to trust them: the
+  configuration and architecture, the input (feature shape, class values,
+  normalisation), the metrics (per-epoch history, final, best, and those of the
+  exported epoch) and the lineage (experiment, method, Airflow run, data, time,
+  package version), plus the SHA-256 of ``model.pt``.
+
+The card is written after the weights, so a target with a card holds a complete export.
+"Best" is the leaderboard's rank (highest best validation accuracy, ties by trial id)
+among trials that have a checkpoint; the checkpoint is the trial's *latest* state,
+which can be later than its best epoch; the card says which epoch it is.
+
+Weights are never unpickled here: ``ExportedModel.state`` stays bytes until the
+training package loads them (with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from automl_core.errors import UserInputError
+from automl_core.store.artifacts import (
+    ArtifactNotFoundError,
+    artifact_store_for,
+    check_key,
+    read_uri,
+)
+
+log = logging.getLogger(__name__)
+
+CARD_FORMAT = "automl-model-card/1"
+WEIGHTS_KEY = "model.pt"
+CARD_KEY = "model_card.json"
+PACKAGE = "automl-greenplum"
+# The registry's default (automl_core.training.registry.DEFAULT_ARCHITECTURE), repeated
+# so that exporting does not import torch.
+_DEFAULT_ARCHITECTURE = "mlp"
+# What prediction needs from a card's data section.
+_DATA_KEYS = ("dataset", "feature_shape", "num_classes", "class_values", "normalization")
+
+
+def package_version() -> str:
+    """The installed version of this package (the source tree's when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        from automl_core import __version__
+
+        return __version__
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A model ready to predict with: its configuration, state bytes and card."""
+
+    config: dict[str, Any]
+    state: bytes
+    card: dict[str, Any]
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.card["data"]["feature_shape"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.card["data"]["num_classes"])
+
+    @property
+    def class_values(self) -> list[Any]:
+        return list(self.card["data"]["class_values"])
+
+    def dataset_info(self) -> Any:
+        """The card's data section as a ``DatasetInfo``, for ``reader.normalize``."""
+        from automl_core.data.reader import DatasetInfo
+
+        data = self.card["data"]
+        return DatasetInfo(
+            name=str(data["dataset"]),
+            feature_shape=self.feature_shape,
+            num_classes=self.num_classes,
+            class_values=self.class_values,
+            partitions=int(data.get("partitions") or 1),
+            n_train=int(data.get("n_train") or 0),
+            n_valid=int(data.get("n_valid") or 0),
+            normalization={k: float(v) for k, v in data["normalization"].items()},
+            source_table=str(data.get("source_table") or ""),
+            packed_table=str(data.get("packed_table") or ""),
+        )
+
+
+def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any], Any]:
+    """The leaderboard row of the best trial that has a checkpoint, and the checkpoint."""
+    from automl_core.report.leaderboard import LEADERBOARD_COLUMNS, read_cursor
+    from automl_core.store.repository import load_checkpoint
+
+    with read_cursor(conn) as cur:
+        cur.execute(
+            f"SELECT {', '.join('l.' + c for c in LEADERBOARD_COLUMNS)} "
+            "FROM automl.leaderboard l JOIN automl.checkpoints c "
+            "ON c.experiment_id = l.experiment_id AND c.trial_id = l.trial_id "
+            "WHERE l.experiment_id = %s AND l.best_valid_accuracy IS NOT NULL "
+            "ORDER BY l.rank LIMIT 1",
+            (experiment_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return {}, None
+    best = dict(zip(LEADERBOARD_COLUMNS, row, strict=True))
+    return best, load_checkpoint(conn, experiment_id, best["trial_id"])
+
+
+def _history(conn: Any, experiment_id: int, trial_id: int) -> list[dict[str, Any]]:
+    from automl_core.store.repository import epochs
+
+    return [
+        {
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            "train_accuracy": e.train_accuracy,
+            "valid_loss": e.valid_loss,
+            "valid_accuracy": e.valid_accuracy,
+            "seconds": e.seconds,
+            "samples": e.samples,
+            "recorded_at": e.recorded_at.isoformat() if e.recorded_at else None,
+        }
+        for e in epochs(conn, experiment_id, [trial_id])
+    ]
+
+
+def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None) -> ExportedModel:
+    """The experiment's best trial as an ``ExportedModel`` (its card without export fields).
+
+    Raises UserInputError when the experiment is unknown or no trial has both a
+    validation result and a checkpoint; ``ArtifactNotFoundError`` when a checkpoint
+    stored by reference (``uri``) is missing from its store.
+    """
+    from automl_core.data.reader import dataset_info
+    from automl_core.report.leaderboard import experiment_record, read_cursor
+
+    exp = experiment_record(conn, experiment_name)
+    best, checkpoint = _best_with_checkpoint(conn, exp.id)
+    if checkpoint is None:
+        raise UserInputError(
+            f"The experiment {experiment_name!r} has no trial with a validation result and "
+            "a checkpoint yet: train at least one epoch (automl run) before exporting."
+        )
+    state = (
+        checkpoint.state if checkpoint.state is not None else read_uri(checkpoint.uri, s3_client)
+    )
+    with read_cursor(conn):  # dataset_info leaves its read transaction open
+        info = dataset_info(conn, exp.dataset)
+    history = _history(conn, exp.id, best["trial_id"])
+    at_checkpoint = next((h for h in history if h["epoch"] == checkpoint.epoch), {})
+    config = dict(best["config"])
+    card: dict[str, Any] = {
+        "format": CARD_FORMAT,
+        "architecture": str(config.get("architecture") or _DEFAULT_ARCHITECTURE),
+        "config": config,
+        "data": {
+            "dataset": info.name,
+            "feature_shape": list(info.feature_shape),
+            "num_classes": info.num_classes,
+            "class_values": list(info.class_values),
+            "normalization": dict(info.normalization),
+            "normalization_formula": "(x - mean) / std",
+            "source_table": info.source_table,
+            "packed_table": info.packed_table,
+            "partitions": info.partitions,
+            "n_train": info.n_train,
+            "n_valid": info.n_valid,
+        },
+        "trial": {
+            "trial_id": int(best["trial_id"]),
+            "rank": int(best["rank"]),
+            "status": best["status"],
+            "bracket": best["bracket"],
+            "batch": best["batch"],
+            "rung": best["rung"],
+        },
+        "checkpoint": {
+            "epoch": checkpoint.epoch,
+            "valid_accuracy": at_checkpoint.get("valid_accuracy"),
+            "valid_loss": at_checkpoint.get("valid_loss"),
+            "stored_as": "bytea" if checkpoint.state is not None else checkpoint.uri,
+        },
+        "metrics": {
+            "best_valid_accuracy": best["best_valid_accuracy"],
+            "best_epoch": best["best_epoch"],
+            "best_valid_loss": best["best_valid_loss"],
+            "final_valid_accuracy": best["final_valid_accuracy"],
+            "final_valid_loss": best["final_valid_loss"],
+            "epochs": best["epochs"],
+            "train_seconds": best["train_seconds"],
+            "history": history,
+        },
+        "lineage": {
+            "experiment": exp.name,
+            "experiment_id": exp.id,
+            "method": exp.method,
+            "seed": exp.seed,
+            "airflow_run_id": exp.airflow_run_id,
+            "dataset": exp.dataset,
+            "source_table": info.source_table,
+            "experiment_created_at": exp.created_at.isoformat() if exp.created_at else None,
+            "package": PACKAGE,
+            "package_version": package_version(),
+        },
+        "files": {
+            "weights": WEIGHTS_KEY,
+            "weights_sha256": hashlib.sha256(state).hexdigest(),
+            "weights_bytes": len(state),
+        },
+    }
+    return ExportedModel(config=config, state=bytes(state), card=card)
+
+
+def export_best(
+    conn: Any, experiment_name: str, target: str, *, s3_client: Any | None = None
+) -> dict[str, Any]:
+    """Write the best trial's ``model.pt`` and ``model_card.json`` to ``target``.
+
+    ``target`` is a folder (created if missing) or ``s3://bucket/prefix``; ``s3_client``
+    is used for S3 (default: one from the environment). An earlier export at the same
+    target is replaced, so a retried export is harmless. Returns the card.
+
+    Raises UserInputError (before writing) for a bad target, an unknown experiment or
+    one with nothing to export.
+    """
+    store = artifact_store_for(target, client=s3_client)
+    model = best_model(conn, experiment_name, s3_client=s3_client)
+    card = dict(model.card)
+    card["lineage"] = {
+        **card["lineage"],
+        "exported_at": datetime.now(UTC).isoformat(),
+        "exported_to": store.describe(),
+    }
+    store.put_bytes(WEIGHTS_KEY, model.state)
+    store.put_bytes(CARD_KEY, json.dumps(card, indent=2, sort_keys=True).encode("utf-8"))
+    log.info(
+        "exported trial %s of %s (epoch %s) to %s",
+        card["trial"]["trial_id"],
+        experiment_name,
+        card["checkpoint"]["epoch"],
+        store.describe(),
+    )
+    return card
+
+
+def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel:
+    """The model exported at ``target`` (a folder or ``s3://bucket/prefix``).
+
+    The weights are checked against the card's SHA-256 but not unpickled.
+
+    Raises UserInputError naming the target when it holds no export, the card is not
+    a model card of this format, or the weights do not match the card.
+    """
+    store = artifact_store_for(target, client=s3_client)
+    try:
+        raw = store.get_bytes(CARD_KEY)
+    except ArtifactNotFoundError:
+        raise UserInputError(
+            f"There is no exported model at {target!r} ({CARD_KEY} is missing): export one "
+            f"with `automl export EXPERIMENT --to {target}`."
+        ) from None
+    try:
+        card = json.loads(raw)
+        if card.get("format") != CARD_FORMAT:
+            raise ValueError(f"format is {card.get('format')!r}, expected {CARD_FORMAT!r}")
+        weights_key = check_key(card["files"]["weights"])
+        config = dict(card["config"])
+        missing = [k for k in _DATA_KEYS if k not in card["data"]]
+        if missing:
+            raise KeyError(f"data.{missing[0]}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserInputError(
+            f"{store.describe(CARD_KEY)} is not a model card this version can read ({exc}): "
+            "export the model again."
+        ) from None
+    try:
+        state = store.get_bytes(weights_key)
+    except ArtifactNotFoundError:
+        raise UserInputError(
+            f"The export at {target!r} has a card but no {weights_key}: export it again."
+        ) from None
+    if hashlib.sha256(state).hexdigest() != card["files"].get("weights_sha256"):
+        raise UserInputError(
+            f"{store.describe(weights_key)} does not match the SHA-256 in its model card "
+            "(changed or truncated after export): export the model again."
+        )
+    return ExportedModel(config=config, state=state, card=card)

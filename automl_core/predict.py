@@ -1,0 +1,187 @@
+"""Score a source table with a model and write the predictions to a new table.
+
+The source table has the layout of ``automl data load`` (``id bigint, features real[],
+...``); features are raw and are normalised here exactly as the training data was
+(``automl_core.data.reader.normalize`` with the model's normalisation). Rows stream
+through a server-side cursor in batches, each batch is scored with
+``engine.predict_proba`` and appended to the output table with ``COPY``.
+
+The output table ``(id bigint, predicted <label type>, probability real)`` is created,
+filled and committed in one transaction: a failure part-way (a bad row, a lost
+connection) leaves no half-written table behind. ``predicted`` is the class value
+(the label as loaded, with the source's label type when it has one); ``probability``
+is the model's softmax probability of that class.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg2 import sql
+
+from automl_core.data.tables import find_table, table_columns
+from automl_core.data.validate import validate_table_name
+from automl_core.errors import UserInputError
+from automl_core.store.dialect import Dialect
+
+if TYPE_CHECKING:
+    from automl_core.export import ExportedModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 4096
+# Source label types that predictions keep; any other falls back to the class values'.
+_LABEL_TYPES = {"smallint", "integer", "bigint", "text"}
+_CURSOR_NAME = "automl_predict_source"
+
+
+def label_sql_type(class_values: list[Any], source_label_type: str | None = None) -> str:
+    """The SQL type of the ``predicted`` column.
+
+    The source table's label type when it is an integer type or text (so predictions
+    join back to labels); else ``bigint`` when every class value is an integer, else
+    ``text``.
+    """
+    if source_label_type in _LABEL_TYPES:
+        return source_label_type
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in class_values)
+    return "bigint" if ints else "text"
+
+
+def _copy_text(value: Any) -> str:
+    """One field in COPY's text format (backslash escapes; ``\\N`` is NULL)."""
+    if value is None:
+        return "\\N"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_rows(ids: np.ndarray, labels: list[Any], probabilities: np.ndarray) -> io.StringIO:
+    """Tab-separated ``id, predicted, probability`` rows for ``COPY ... FROM STDIN``."""
+    buf = io.StringIO()
+    for row_id, label, p in zip(ids.tolist(), labels, probabilities.tolist(), strict=True):
+        buf.write(f"{int(row_id)}\t{_copy_text(label)}\t{p:.9g}\n")
+    buf.seek(0)
+    return buf
+
+
+def _batch_features(rows: list[tuple[Any, Any]], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and a float ``[n, d]`` array from fetched ``(id, features)`` rows.
+
+    Raises UserInputError naming the table and the first row with NULL or ragged features.
+    """
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    width = None
+    for row_id, features in rows:
+        if features is None or (width is not None and len(features) != width):
+            raise UserInputError(
+                f"Row id {row_id} of {source} has {'no' if features is None else len(features)} "
+                f"features where the model needs {width or 'some'}: fix or drop that row."
+            )
+        width = len(features) if width is None else width
+    return ids, np.asarray([r[1] for r in rows], dtype=np.float64)
+
+
+def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -> str | None:
+    """Validate both tables; return the source's label type (None when it has no label)."""
+    validate_table_name(source_table, what="source table name")
+    validate_table_name(out_table, what="output table name")
+    if source_table == out_table:
+        raise UserInputError(
+            f"The output table {out_table!r} is the source table: give another --out-table."
+        )
+    oid = find_table(conn, source_table)
+    if oid is None:
+        raise UserInputError(
+            f"The source table {source_table!r} does not exist: load it with "
+            f"`automl data load FILE --table {source_table}` or check the name."
+        )
+    columns = table_columns(conn, oid)
+    if "id" not in columns or not columns.get("features", "").endswith("[]"):
+        raise UserInputError(
+            f"The source table {source_table!r} has columns {sorted(columns)}, but needs "
+            "id and features (an array), as `automl data load` writes them."
+        )
+    if find_table(conn, out_table) is not None and not replace:
+        raise UserInputError(
+            f"The output table {out_table!r} already exists: pass --replace to overwrite it, "
+            "or choose another --out-table."
+        )
+    return columns.get("label")
+
+
+def predict_table(
+    conn: Any,
+    *,
+    source_table: str,
+    out_table: str,
+    model: ExportedModel | str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    replace: bool = False,
+    s3_client: Any | None = None,
+) -> int:
+    """Score every row of ``source_table`` and write ``out_table``; return the row count.
+
+    ``model`` is an ``ExportedModel`` (see ``automl_core.export.load_exported``) or an
+    experiment name, whose best trial is used. ``replace`` drops an existing
+    ``out_table`` first (in the same transaction). Commits on success.
+
+    Raises UserInputError, before anything is written, for a table name that is not a
+    plain identifier, a missing or malformed source table, an existing output table
+    without ``replace``, a ``batch_size`` below 1, or an unknown experiment; and, with
+    nothing written, for source rows whose features do not fit the model.
+    """
+    from automl_core.data.reader import normalize
+    from automl_core.export import ExportedModel, best_model
+    from automl_core.training.engine import predict_proba
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UserInputError(f"The batch size is {batch_size!r}, but must be at least 1.")
+    label_type = _check_tables(conn, source_table, out_table, replace)
+    conn.rollback()  # end the catalog reads' transaction before the long one
+    if not isinstance(model, ExportedModel):
+        model = best_model(conn, model, s3_client=s3_client)
+    info = model.dataset_info()
+    classes = model.class_values
+    out = sql.Identifier(out_table)
+    total = 0
+    try:
+        with conn.cursor() as cur:
+            if replace:
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(out))
+            cur.execute(
+                sql.SQL("CREATE TABLE {} (id bigint, predicted {}, probability real){}").format(
+                    out,
+                    sql.SQL(label_sql_type(classes, label_type)),
+                    Dialect.detect(conn).distributed_by("id"),
+                )
+            )
+            copy_sql = sql.SQL("COPY {} (id, predicted, probability) FROM STDIN").format(out)
+            with conn.cursor(name=_CURSOR_NAME) as source:
+                source.itersize = batch_size
+                source.execute(
+                    sql.SQL("SELECT id, features FROM {}").format(sql.Identifier(source_table))
+                )
+                while rows := source.fetchmany(batch_size):
+                    ids, raw = _batch_features(rows, repr(source_table))
+                    x = normalize(raw, info)
+                    proba = predict_proba(
+                        model.config,
+                        model.state,
+                        x,
+                        input_shape=model.feature_shape,
+                        num_classes=model.num_classes,
+                    )
+                    index = proba.argmax(axis=1)
+                    labels = [classes[i] for i in index.tolist()]
+                    cur.copy_expert(copy_sql, copy_rows(ids, labels, proba.max(axis=1)))
+                    total += len(rows)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    log.info("wrote %d predictions from %s to %s", total, source_table, out_table)
+    return total

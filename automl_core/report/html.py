@@ -1,0 +1,286 @@
+"""The experiment report: one ``index.html`` with the PNG plots beside it.
+
+``write_report(conn, name, out_dir)`` reads the experiment's results, draws the plots
+of ``automl_core.report.plots`` and writes a page that needs nothing but the files in
+``out_dir`` (styles are inline; no scripts, no network). Every value that came from the
+database or a user is HTML-escaped. The page is written last, so a report folder with
+an ``index.html`` is complete.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl_core.errors import UserInputError
+from automl_core.report import leaderboard as lb
+from automl_core.report import plots
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from automl_core.store.repository import Experiment
+
+log = logging.getLogger(__name__)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { color: #a33; }
+table.summary th { width: 14em; color: #555; font-weight: normal; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.85em; }
+code { font-size: 0.9em; } .note { color: #777; font-style: italic; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _fmt_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _summary_rows(
+    exp: Experiment, board: pd.DataFrame, usage: plots.Utilisation | None
+) -> list[tuple[str, str]]:
+    """(label, escaped HTML) rows of the experiment summary table."""
+    created, finished = exp.created_at, exp.finished_at
+    rows = [
+        ("method", _esc(exp.method)),
+        ("dataset", _esc(exp.dataset)),
+        ("status", _esc(exp.status)),
+        ("seed", _esc(exp.seed)),
+        ("started", _esc(_fmt_time(created))),
+        ("finished", _esc(_fmt_time(finished))),
+    ]
+    if isinstance(created, datetime) and isinstance(finished, datetime):
+        rows.append(("wall time", _esc(_duration((finished - created).total_seconds()))))
+    if exp.airflow_run_id:
+        rows.append(("Airflow run", _esc(exp.airflow_run_id)))
+    counts = board["status"].value_counts().sort_index()
+    by_status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    rows.append(("trials", _esc(f"{len(board)} ({by_status})" if len(board) else "0")))
+    rows.append(("epochs trained", _esc(int(board["epochs"].fillna(0).sum()))))
+    rows.append(("training time", _esc(_duration(float(board["train_seconds"].fillna(0).sum())))))
+    ranked = board.dropna(subset=["best_valid_accuracy"])
+    if not ranked.empty:
+        best = ranked.iloc[0]
+        rows.append(
+            (
+                "best trial",
+                _esc(
+                    f"#{best['trial_id']}: validation accuracy {best['best_valid_accuracy']:.4f} "
+                    f"(epoch {best['best_epoch']})"
+                )
+                + f"<br><code>{_esc(json.dumps(best['config'], sort_keys=True))}</code>",
+            )
+        )
+    if usage is not None:
+        rows.append(
+            (
+                "worker utilisation",
+                _esc(
+                    f"{usage.value:.1%} ({usage.busy_seconds:.1f} busy worker-seconds / "
+                    f"({usage.workers} workers x {usage.wall_seconds:.1f} s))"
+                ),
+            )
+        )
+    return rows
+
+
+def _num(value: Any, digits: int) -> str:
+    if value is None or value != value:  # None, NaN or NA
+        return "-"
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _int(value: Any) -> str:
+    try:
+        return "-" if value is None or value != value else str(int(value))
+    except TypeError:  # pandas NA compares to NA
+        return "-"
+
+
+def _leaderboard_table(board: pd.DataFrame) -> str:
+    head = (
+        "<tr><th>rank</th><th>trial</th><th>status</th><th>bracket</th><th>rung</th>"
+        "<th>epochs</th><th>best acc</th><th>best epoch</th><th>final acc</th>"
+        "<th>final loss</th><th>time (s)</th><th>configuration</th></tr>"
+    )
+    body = []
+    for rec in board.to_dict("records"):
+        config = json.dumps(rec["config"], sort_keys=True)
+        error = rec.get("error")
+        detail = f"<br><span class='note'>{_esc(error)}</span>" if error else ""
+        cells = [
+            f"<td class='num'>{_int(rec['rank'])}</td>",
+            f"<td class='num'>{_int(rec['trial_id'])}</td>",
+            f"<td>{_esc(rec['status'])}</td>",
+            f"<td class='num'>{_int(rec['bracket'])}</td>",
+            f"<td class='num'>{_int(rec['rung'])}</td>",
+            f"<td class='num'>{_int(rec['epochs'])}</td>",
+            f"<td class='num'>{_num(rec['best_valid_accuracy'], 4)}</td>",
+            f"<td class='num'>{_int(rec['best_epoch'])}</td>",
+            f"<td class='num'>{_num(rec['final_valid_accuracy'], 4)}</td>",
+            f"<td class='num'>{_num(rec['final_valid_loss'], 4)}</td>",
+            f"<td class='num'>{_num(rec['train_seconds'], 1)}</td>",
+            f"<td><code>{_esc(config)}</code>{detail}</td>",
+        ]
+        css = " class='failed'" if rec["status"] == "failed" else ""
+        body.append(f"<tr{css}>{''.join(cells)}</tr>")
+    if not body:
+        return "<p class='note'>This experiment has no trials yet.</p>"
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _figure(path: Path | None, caption: str, missing: str) -> str:
+    if path is None:
+        return f"<p class='note'>{_esc(missing)}</p>"
+    return (
+        f"<figure><img src='{_esc(path.name)}' alt='{_esc(caption)}'>"
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _top_trials(board: pd.DataFrame, k: int) -> tuple[list[int], list[str]]:
+    ranked = board.dropna(subset=["best_valid_accuracy"]).head(k)
+    ids = [int(t) for t in ranked["trial_id"]]
+    labels = [
+        f"#{int(r['trial_id'])} ({r['best_valid_accuracy']:.3f}) {lb.short_config(r['config'], 40)}"
+        for r in ranked.to_dict("records")
+    ]
+    return ids, labels
+
+
+def _check_out_dir(out_dir: str | Path) -> Path:
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(
+            f"The report folder {str(out_dir)!r} is an existing file: give a folder path "
+            "(it is created if missing)."
+        )
+    return path
+
+
+def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k: int = 5) -> Path:
+    """Write the experiment's report into ``out_dir`` and return the path of ``index.html``.
+
+    The folder is created if missing; files of an earlier report there are replaced.
+    Plots that have no data (e.g. no trial finished an epoch) are left out and the page
+    says so. Raises UserInputError for an unknown experiment or when ``out_dir`` is an
+    existing file, before anything is written.
+    """
+    out = _check_out_dir(out_dir)
+    if top_k < 1:
+        raise UserInputError(f"top_k is {top_k}, but must be at least 1.")
+    exp = lb.experiment_record(conn, experiment_name)
+    board = lb.leaderboard(conn, experiment_name)
+    epochs = lb.epoch_history(conn, experiment_name)
+    jobs = lb.job_log(conn, experiment_name)
+    hyperband = exp.method == "hyperband"
+    rungs = lb.rung_results(conn, experiment_name) if hyperband else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    usage = plots.utilisation(jobs)
+    top_ids, top_labels = _top_trials(board, top_k)
+    none_yet = "No trial has a validation result yet."
+    figures = [
+        _figure(
+            plots.plot_accuracy_histogram(board, out / "accuracy_histogram.png"),
+            "Final validation accuracy over all trials (dashed: the best).",
+            none_yet,
+        ),
+        _figure(
+            plots.plot_best_by_trial(board, out / "best_by_trial.png"),
+            "Best validation accuracy so far, trials in creation order.",
+            none_yet,
+        ),
+        _figure(
+            plots.plot_best_by_time(epochs, exp.created_at, out / "best_by_time.png"),
+            "Best validation accuracy so far against wall time (one point per recorded epoch).",
+            none_yet,
+        ),
+    ]
+    if rungs is not None:
+        figures.append(
+            _figure(
+                plots.plot_hyperband_rungs(rungs, out / "hyperband_rungs.png"),
+                "Hyperband: each trial's validation accuracy at each rung of its bracket.",
+                "No rung has finished yet.",
+            )
+        )
+    figures += [
+        _figure(
+            plots.plot_learning_curves(
+                epochs, top_ids, out / "learning_curves.png", labels=top_labels
+            ),
+            f"Validation accuracy per epoch of the top {len(top_ids)} trials.",
+            none_yet,
+        ),
+        _figure(
+            plots.plot_worker_timeline(jobs, out / "workers.png"),
+            "Model hopper: the trial each worker (one per partition) trained over time, "
+            "and the number of busy workers.",
+            "No sub-epoch job has finished yet.",
+        ),
+    ]
+    page = _page(exp, board, usage, figures)
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    log.info("wrote the report of %s to %s", experiment_name, index)
+    return index
+
+
+def _page(
+    exp: Experiment,
+    board: pd.DataFrame,
+    usage: plots.Utilisation | None,
+    figures: Sequence[str],
+) -> str:
+    from automl_core.export import package_version
+
+    summary = "".join(
+        f"<tr><th>{_esc(label)}</th><td>{value}</td></tr>"
+        for label, value in _summary_rows(exp, board, usage)
+    )
+    spec = json.dumps(exp.spec, indent=2, sort_keys=True, default=str)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Experiment {_esc(exp.name)}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>Experiment {_esc(exp.name)}</h1>
+<table class="summary">{summary}</table>
+<h2>Plots</h2>
+{"".join(figures)}
+<h2>Leaderboard</h2>
+<p>Best validation accuracy first; ties by trial id; trials without a result last.</p>
+{_leaderboard_table(board)}
+<h2>Search specification</h2>
+<details><summary>spec</summary><pre>{_esc(spec)}</pre></details>
+<p class="note">Generated {generated} by automl {_esc(package_version())}.</p>
+</body></html>
+"""

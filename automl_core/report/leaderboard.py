@@ -1,0 +1,275 @@
+"""Results as pandas DataFrames, and the leaderboard as a table or JSON.
+
+Every reader takes an open psycopg2 connection and an experiment *name* and raises
+``UserInputError`` when no experiment has that name. The leaderboard comes from the
+``automl.leaderboard`` view (``automl_core.report.views``), so its ranking rule lives
+in one place: best validation accuracy first, ties by trial id, trials without a
+validation result last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from automl_core.errors import UserInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from automl_core.store.repository import Experiment
+
+#: Columns of ``leaderboard()``, in order.
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "trial_id",
+    "status",
+    "bracket",
+    "batch",
+    "rung",
+    "epochs",
+    "best_valid_accuracy",
+    "best_epoch",
+    "final_valid_accuracy",
+    "final_valid_loss",
+    "best_valid_loss",
+    "train_seconds",
+    "config",
+    "error",
+    "created_at",
+)
+EPOCH_COLUMNS = (
+    "trial_id",
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "valid_loss",
+    "valid_accuracy",
+    "seconds",
+    "samples",
+    "recorded_at",
+)
+RUNG_COLUMNS = ("bracket", "rung", "trial_id", "target_epochs", "metric", "promoted", "reason")
+JOB_COLUMNS = ("trial_id", "epoch", "partition", "kind", "worker", "started_at", "ended_at")
+_INT_COLUMNS = ("rank", "trial_id", "bracket", "batch", "rung", "epochs", "best_epoch")
+_FLOAT_COLUMNS = (
+    "best_valid_accuracy",
+    "final_valid_accuracy",
+    "final_valid_loss",
+    "best_valid_loss",
+    "train_seconds",
+)
+
+
+@contextmanager
+def read_cursor(conn: Any) -> Iterator[Any]:
+    """A cursor; ends the read transaction if this opened it, so no snapshot lingers.
+
+    A transaction the caller already had open is left as it was (its work is theirs).
+    Use it for reads only: a write made through it would be rolled back.
+    """
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    owns = conn.info.transaction_status == TRANSACTION_STATUS_IDLE
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        if owns:
+            conn.rollback()
+
+
+def experiment_record(conn: Any, experiment_name: str) -> Experiment:
+    """The experiment called ``experiment_name``.
+
+    Raises UserInputError naming it (and the experiments that exist) when it is unknown.
+    """
+    from automl_core.store.repository import get_experiment
+
+    if not isinstance(experiment_name, str) or not experiment_name.strip():
+        raise UserInputError("The experiment name is empty: give the name of an experiment.")
+    return get_experiment(conn, experiment_name)
+
+
+def _frame(conn: Any, query: str, params: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    with read_cursor(conn) as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=list(columns))
+
+
+def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) -> pd.DataFrame:
+    """Every trial of the experiment, best first, with ``LEADERBOARD_COLUMNS``.
+
+    ``config`` holds dicts; integer columns that may be missing (bracket, rung, ...) are
+    pandas nullable ``Int64``; metrics are float (NaN when a trial has no epochs).
+    Raises UserInputError for an unknown experiment or a ``limit`` below 1.
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise UserInputError(f"The limit is {limit!r}, but must be a whole number of at least 1.")
+    exp = experiment_record(conn, experiment_name)
+    query = (
+        f"SELECT {', '.join(LEADERBOARD_COLUMNS)} FROM automl.leaderboard "
+        "WHERE experiment_id = %s ORDER BY rank"
+    )
+    params: list[Any] = [exp.id]
+    if limit is not None:
+        query += " LIMIT %s"
+        params.append(limit)
+    df = _frame(conn, query, params, LEADERBOARD_COLUMNS)
+    for col in _INT_COLUMNS:
+        df[col] = df[col].astype("Int64")
+    for col in _FLOAT_COLUMNS:
+        df[col] = df[col].astype("float64")
+    return df
+
+
+def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:
+    """One row per (trial, epoch) with ``EPOCH_COLUMNS``, ordered by trial then epoch."""
+    exp = experiment_record(conn, experiment_name)
+    df = _frame(
+        conn,
+        f"SELECT {', '.join(EPOCH_COLUMNS)} FROM automl.trial_epochs "
+        "WHERE experiment_id = %s ORDER BY trial_id, epoch",
+        [exp.id],
+        EPOCH_COLUMNS,
+    )
+    for col in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "seconds"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+def rung_results(conn: Any, experiment_name: str) -> pd.DataFrame:
+    """Hyperband rung membership with ``RUNG_COLUMNS`` (empty for other methods)."""
+    exp = experiment_record(conn, experiment_name)
+    df = _frame(
+        conn,
+        f"SELECT {', '.join(RUNG_COLUMNS)} FROM automl.rungs "
+        "WHERE experiment_id = %s ORDER BY bracket, rung, trial_id",
+        [exp.id],
+        RUNG_COLUMNS,
+    )
+    df["metric"] = df["metric"].astype("float64")
+    return df
+
+
+def job_log(conn: Any, experiment_name: str) -> pd.DataFrame:
+    """Finished sub-epoch jobs with ``JOB_COLUMNS`` (times are ``time.time()`` floats)."""
+    exp = experiment_record(conn, experiment_name)
+    quoted = [f'"{c}"' if c == "partition" else c for c in JOB_COLUMNS]
+    df = _frame(
+        conn,
+        f"SELECT {', '.join(quoted)} FROM automl.mop_jobs "
+        "WHERE experiment_id = %s AND ended_at IS NOT NULL ORDER BY started_at",
+        [exp.id],
+        JOB_COLUMNS,
+    )
+    for col in ("started_at", "ended_at"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+# --- presentation ----------------------------------------------------------------------
+
+
+def short_config(config: Mapping[str, Any] | None, width: int = 48) -> str:
+    """``key=value`` pairs (architecture first, floats in %g) cut to ``width`` characters."""
+    if not config:
+        return ""
+    items = sorted(config.items(), key=lambda kv: (kv[0] != "architecture", kv[0]))
+    text = " ".join(f"{k}={format(v, 'g') if isinstance(v, float) else v}" for k, v in items)
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    try:
+        import pandas as pd
+
+        if value is pd.NA:
+            return "-"
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if kind == "metric":
+        return f"{float(value):.4f}"
+    if kind == "seconds":
+        return f"{float(value):.1f}"
+    return str(value)
+
+
+_TABLE = (
+    # (column, header, kind, right-aligned)
+    ("rank", "rank", "int", True),
+    ("trial_id", "trial", "int", True),
+    ("status", "status", "text", False),
+    ("bracket", "bracket", "int", True),
+    ("rung", "rung", "int", True),
+    ("epochs", "epochs", "int", True),
+    ("best_valid_accuracy", "best_acc", "metric", True),
+    ("final_valid_accuracy", "final_acc", "metric", True),
+    ("final_valid_loss", "final_loss", "metric", True),
+    ("train_seconds", "time_s", "seconds", True),
+    ("config", "config", "config", False),
+)
+
+
+def format_table(df: pd.DataFrame, *, config_width: int = 48) -> str:
+    """A fixed-width text table of a leaderboard DataFrame ('-' for missing values)."""
+    rows = []
+    for rec in df.to_dict("records"):
+        row = []
+        for col, _, kind, _ in _TABLE:
+            value = rec.get(col)
+            row.append(
+                short_config(value, config_width) if kind == "config" else _cell(value, kind)
+            )
+        rows.append(row)
+    headers = [h for _, h, _, _ in _TABLE]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if spec[3] else c.ljust(w)
+            for c, w, spec in zip(cells, widths, _TABLE, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    if not rows:
+        out.append("(no trials)")
+    return "\n".join(out)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):  # pandas Timestamp
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The DataFrame as JSON-ready dicts: NaN/NA to None, times to ISO 8601 strings."""
+    import pandas as pd
+
+    out = []
+    for rec in df.astype(object).where(df.notna(), None).to_dict("records"):
+        out.append({str(k): None if v is pd.NA else _json_value(v) for k, v in rec.items()})
+    return out
+
+
+def to_json(df: pd.DataFrame) -> str:
+    """``records(df)`` as an indented JSON list."""
+    return json.dumps(records(df), indent=2, default=str)

@@ -1,0 +1,281 @@
+"""Artifact stores: named byte blobs in a local folder or under an S3 prefix.
+
+An artifact store is a small key/value contract (``ArtifactStore``) with two
+implementations. Keys are relative, ``/``-separated paths such as ``model.pt`` or
+``trial-7/state.pt``; the store maps them under its root (a folder, or a bucket and
+prefix). The S3 store takes an injected boto3 client, so tests point it at a moto
+server and deployments at AWS or MinIO.
+
+``artifact_store_for(target)`` turns what a user typed (``./out``, ``/abs/dir``,
+``s3://bucket/prefix``) into a store, and raises ``UserInputError`` for anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from automl_core.errors import UserInputError
+
+# Bucket naming rules of S3 (and MinIO): 3-63 characters, lowercase letters, digits,
+# dots and hyphens, starting and ending with a letter or digit.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ArtifactNotFoundError(LookupError):
+    """The key names no artifact in the store."""
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Named byte blobs.
+
+    Contract (checked by one shared test against every implementation):
+    ``put_bytes`` then ``get_bytes`` returns the same bytes; a second ``put_bytes`` to the
+    same key replaces the first; ``get_bytes`` of a missing key raises
+    ``ArtifactNotFoundError``; ``list(prefix)`` returns the sorted keys that start with
+    ``prefix`` (a plain string prefix, as in S3); an invalid key raises ``ValueError``.
+    """
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    def describe(self, key: str = "") -> str:
+        """A human-readable location of ``key`` (for messages and model cards)."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a relative ``/``-separated path without ``.``/``..`` parts.
+
+    Raises ValueError otherwise: keys come from code, not users, and a key that could
+    climb out of the store's root is a bug.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"The artifact key is {key!r}, but must be a non-empty string.")
+    parts = key.split("/")
+    if key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(
+            f"The artifact key is {key!r}, but must be a relative path of non-empty parts "
+            "separated by '/', without '.', '..' or backslashes."
+        )
+    return key
+
+
+class LocalArtifactStore:
+    """Artifacts as files under ``root`` (created on the first write)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` atomically: readers see the old or the new file, never half."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        """The bytes at ``key``; ArtifactNotFoundError when there are none."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ArtifactNotFoundError(f"No artifact {key!r} in {self.root}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys starting with ``prefix``; temporary files of unfinished writes excluded."""
+        if not self.root.is_dir():
+            return []
+        keys = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp")):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def describe(self, key: str = "") -> str:
+        return str(self._path(key)) if key else str(self.root)
+
+
+def default_s3_client() -> Any:
+    """A boto3 S3 client configured by the usual environment.
+
+    Credentials and region come from boto3's own chain (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, profiles, instance roles). The
+    endpoint is ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` when set, so MinIO and
+    other S3-compatible servers work; passing it explicitly also covers botocore
+    versions that predate those variables.
+    """
+    import boto3
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return boto3.client("s3", endpoint_url=endpoint or None)
+
+
+def _is_missing(exc: Exception) -> bool:
+    """Whether a botocore ClientError says the object (or bucket) does not exist."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+class S3ArtifactStore:
+    """Artifacts as objects ``s3://bucket/prefix/key``.
+
+    ``client`` is a boto3 S3 client (injected in tests); by default one is built from
+    the environment by ``default_s3_client`` on first use.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = default_s3_client()
+        return self._client
+
+    def _object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Upload ``data`` to ``key`` (a single PUT, which S3 makes atomic)."""
+        self.client.put_object(Bucket=self.bucket, Key=self._object_key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        """The object's bytes; ArtifactNotFoundError when the key or bucket does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._object_key(key))
+        except Exception as exc:
+            if _is_missing(exc):
+                raise ArtifactNotFoundError(f"No artifact at {self.describe(key)}") from exc
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object_key(key))
+        except Exception as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Sorted keys under the store's prefix that start with ``prefix``."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        keys = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
+            for item in page.get("Contents", []):
+                keys.append(item["Key"][len(base) :])
+        return sorted(keys)
+
+    def describe(self, key: str = "") -> str:
+        path = "/".join(p for p in (self.prefix, key) if p)
+        return f"s3://{self.bucket}/{path}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket[/prefix]`` into ``(bucket, prefix)``.
+
+    Raises UserInputError naming ``uri`` when the bucket name breaks S3's naming rules
+    or the prefix has empty, ``.`` or ``..`` parts.
+    """
+    rest = uri[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise UserInputError(
+            f"The S3 target {uri!r} has bucket name {bucket!r}, which is not a valid bucket: "
+            "use s3://bucket/prefix with a bucket of 3-63 lowercase letters, digits, dots "
+            "or hyphens."
+        )
+    prefix = prefix.strip("/")
+    if prefix:
+        try:
+            check_key(prefix)
+        except ValueError:
+            raise UserInputError(
+                f"The S3 target {uri!r} has prefix {prefix!r}: use s3://bucket/prefix with "
+                "a prefix of '/'-separated parts, none of them empty, '.' or '..'."
+            ) from None
+    return bucket, prefix
+
+
+def artifact_store_for(target: str, client: Any | None = None) -> ArtifactStore:
+    """The store for a folder path or an ``s3://bucket/prefix`` URI.
+
+    A folder need not exist yet (it is created on the first write), but must not be an
+    existing file. ``client`` is used for S3 targets only. Raises UserInputError for an
+    empty target, a URI scheme other than ``s3://`` or ``file://``, or a bad bucket name.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise UserInputError(
+            "The artifact target is empty: give a folder path or s3://bucket/prefix."
+        )
+    target = target.strip()
+    if target.lower().startswith("s3://"):
+        if not target.startswith("s3://"):
+            raise UserInputError(f"The S3 target {target!r} must start with lowercase 's3://'.")
+        bucket, prefix = parse_s3_uri(target)
+        return S3ArtifactStore(bucket, prefix, client=client)
+    if target.startswith("file://"):
+        target = target[len("file://") :]
+    elif "://" in target or target.lower().startswith("s3:"):
+        scheme = target.split(":", 1)[0]
+        raise UserInputError(
+            f"The artifact target {target!r} uses scheme {scheme!r}, which is not supported: "
+            "give a folder path or s3://bucket/prefix."
+        )
+    path = Path(target).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(
+            f"The artifact target {target!r} is an existing file, not a folder: "
+            "give a folder path (it is created if missing) or s3://bucket/prefix."
+        )
+    return LocalArtifactStore(path)
+
+
+def read_uri(uri: str, client: Any | None = None) -> bytes:
+    """The bytes of one artifact named by a full URI (``s3://bucket/key`` or a file path).
+
+    Used for checkpoints stored by reference. Raises ArtifactNotFoundError when missing.
+    """
+    if uri.startswith("s3://"):
+        bucket, key = parse_s3_uri(uri)
+        if not key:
+            raise ArtifactNotFoundError(f"The URI {uri!r} names a bucket, not an object")
+        return S3ArtifactStore(bucket, "", client=client).get_bytes(key)
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactNotFoundError(f"No artifact at {uri}") from exc

@@ -1,0 +1,276 @@
+"""Versioned schema migrations for the ``automl`` schema.
+
+Each migration is a ``Migration(version, name, apply)`` in ``MIGRATIONS``; ``apply(cur,
+dialect)`` runs its DDL through the cursor. ``migrate(conn)`` applies the pending ones in
+order, each in its own transaction together with its row in ``automl.schema_migrations``,
+so a failure leaves the database at the last complete version.
+
+Concurrency: every step holds a transaction-level advisory lock and re-reads the applied
+versions under it, so two processes migrating at once apply each version exactly once
+(the second waits, then finds nothing to do).
+
+To add a migration, write a function ``_vN_what(cur, dialect)`` (or import one) and append
+``Migration(N, "what", _vN_what)`` to ``MIGRATIONS``. Never edit an applied migration:
+databases in the field already ran it; add a new one instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2 import sql
+
+from automl_core.errors import UserInputError
+from automl_core.store.dialect import Dialect
+
+SCHEMA = "automl"
+# An arbitrary constant ("automl" in ASCII): advisory locks are per database, and only
+# migrate() takes this one.
+_LOCK_KEY = 0x6175746F6D6C
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: ``apply(cursor, dialect)`` runs its statements."""
+
+    version: int
+    name: str
+    apply: Callable[[Any, Dialect], None]
+
+
+def _t(name: str) -> sql.Identifier:
+    return sql.Identifier(SCHEMA, name)
+
+
+def _v1_initial_schema(cur: Any, dialect: Dialect) -> None:
+    """Every table of docs/architecture.md. Status lists are frozen here on purpose:
+    a later change to the allowed values is a new migration."""
+    experiments_fk = dialect.references(_t("experiments"), "id")
+    by_experiment = dialect.distributed_by("experiment_id")
+    statements = [
+        sql.SQL(
+            """CREATE TABLE {t} (
+                name text PRIMARY KEY,
+                source text,
+                feature_shape integer[] NOT NULL,
+                class_values jsonb NOT NULL,
+                num_classes integer NOT NULL,
+                partitions integer NOT NULL CHECK (partitions >= 1),
+                n_train bigint NOT NULL,
+                n_valid bigint NOT NULL,
+                rows_per_partition jsonb,
+                normalization jsonb,
+                source_table text,
+                packed_table text,
+                created_at timestamptz NOT NULL DEFAULT now()
+            ){dist}"""
+        ).format(t=_t("datasets"), dist=dialect.distributed_by("name")),
+        # Replicated on Greenplum: it is tiny and needs unique keys on both id and name.
+        sql.SQL(
+            """CREATE TABLE {t} (
+                id bigserial PRIMARY KEY,
+                name text NOT NULL UNIQUE,
+                method text NOT NULL,
+                dataset text NOT NULL,
+                spec jsonb NOT NULL,
+                seed bigint NOT NULL,
+                status text NOT NULL DEFAULT 'running'
+                    CHECK (status IN ('running', 'completed', 'failed')),
+                airflow_run_id text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                finished_at timestamptz
+            ){dist}"""
+        ).format(t=_t("experiments"), dist=dialect.distributed_replicated()),
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                config jsonb NOT NULL,
+                bracket integer,
+                batch integer,
+                status text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'running', 'completed', 'failed', 'stopped')),
+                error text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, trial_id)
+            ){dist}"""
+        ).format(t=_t("trials"), fk=experiments_fk, dist=by_experiment),
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                epoch integer NOT NULL CHECK (epoch >= 1),
+                train_loss double precision,
+                train_accuracy double precision,
+                valid_loss double precision,
+                valid_accuracy double precision,
+                seconds double precision,
+                samples bigint,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, trial_id, epoch)
+            ){dist}"""
+        ).format(t=_t("trial_epochs"), fk=experiments_fk, dist=by_experiment),
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                bracket integer NOT NULL,
+                rung integer NOT NULL,
+                trial_id integer NOT NULL,
+                target_epochs integer NOT NULL,
+                metric double precision,
+                promoted boolean,
+                reason text,
+                PRIMARY KEY (experiment_id, bracket, rung, trial_id)
+            ){dist}"""
+        ).format(t=_t("rungs"), fk=experiments_fk, dist=by_experiment),
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                epoch integer NOT NULL CHECK (epoch >= 1),
+                state bytea,
+                uri text,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, trial_id),
+                CHECK (state IS NOT NULL OR uri IS NOT NULL)
+            ){dist}"""
+        ).format(t=_t("checkpoints"), fk=experiments_fk, dist=by_experiment),
+        # "partition" is a keyword on Greenplum; it is quoted wherever it is used.
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                epoch integer NOT NULL CHECK (epoch >= 1),
+                "partition" integer NOT NULL,
+                kind text NOT NULL,
+                worker text,
+                started_at double precision,
+                ended_at double precision,
+                attempt integer NOT NULL DEFAULT 1,
+                PRIMARY KEY (experiment_id, trial_id, epoch, "partition", kind)
+            ){dist}"""
+        ).format(t=_t("mop_jobs"), fk=experiments_fk, dist=by_experiment),
+    ]
+    for statement in statements:
+        cur.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial_schema),)
+
+
+def _check_registry(migrations: tuple[Migration, ...]) -> int:
+    """The latest version; raises RuntimeError unless versions run 1, 2, ..., N."""
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migration versions must be 1..N in order, got {versions}")
+    return versions[-1]
+
+
+LATEST_VERSION = _check_registry(MIGRATIONS)
+
+
+@contextmanager
+def _transaction(conn: Any) -> Iterator[Any]:
+    """A cursor in one transaction: committed on success, rolled back on error.
+
+    Works whatever the connection's autocommit setting (restored afterwards): the
+    advisory lock below is held only while a transaction is open.
+    """
+    autocommit = conn.autocommit
+    if autocommit:
+        conn.autocommit = False
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        if autocommit:
+            conn.autocommit = True
+
+
+def _bootstrap(cur: Any, dialect: Dialect) -> None:
+    """Create ``automl`` and ``automl.schema_migrations`` if missing (under the lock)."""
+    cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.schema_migrations",))
+    row = cur.fetchone()
+    if row is not None and row[0] is not None:
+        return
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE {t} (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            ){dist}"""
+        ).format(t=_t("schema_migrations"), dist=dialect.distributed_by("version"))
+    )
+
+
+def _applied(cur: Any) -> set[int]:
+    cur.execute(sql.SQL("SELECT version FROM {}").format(_t("schema_migrations")))
+    return {int(r[0]) for r in cur.fetchall()}
+
+
+def _refuse_newer(applied: set[int], latest: int) -> None:
+    newer = sorted(v for v in applied if v > latest)
+    if newer:
+        raise UserInputError(
+            f"the database schema is at version {max(newer)}, newer than this version of "
+            f"automl knows (up to {latest}). Upgrade automl, or point AUTOML_DB_URL "
+            f"at another database."
+        )
+
+
+def migrate(conn: Any, migrations: tuple[Migration, ...] | None = None) -> list[int]:
+    """Apply every pending migration; return the versions applied by this call, in order.
+
+    Idempotent: a second call returns ``[]``. Each version commits separately; the call
+    ends any transaction open on ``conn`` first. ``migrations`` defaults to
+    ``MIGRATIONS`` (tests pass their own list).
+
+    Raises:
+        UserInputError: the database holds a schema version newer than this code knows.
+        psycopg2.Error: a statement failed; that version is rolled back, earlier ones stay.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    latest = _check_registry(migrations)
+    dialect = Dialect.detect(conn)
+    conn.commit()
+    applied_now: list[int] = []
+    while True:
+        with _transaction(conn) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            _bootstrap(cur, dialect)
+            applied = _applied(cur)
+            _refuse_newer(applied, latest)
+            pending = [m for m in migrations if m.version not in applied]
+            if not pending:
+                return applied_now
+            step = pending[0]
+            step.apply(cur, dialect)
+            cur.execute(
+                sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(
+                    _t("schema_migrations")
+                ),
+                (step.version, step.name),
+            )
+        applied_now.append(step.version)
+
+
+def current_version(conn: Any) -> int:
+    """The highest applied schema version; 0 when the schema was never created.
+
+    Ends the connection's current transaction (a read, committed).
+    """
+    with _transaction(conn) as cur:
+        cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.schema_migrations",))
+        row = cur.fetchone()
+        if row is None or row[0] is None:
+            return 0
+        cur.execute(
+            sql.SQL("SELECT COALESCE(max(version), 0) FROM {}").format(_t("schema_migrations"))
+        )
+        result = cur.fetchone()
+        return int(result[0]) if result else 0

@@ -1,0 +1,188 @@
+"""One sub-epoch of training, evaluation and prediction, from state bytes to state bytes.
+
+These are the functions the hopper runner and the Dask worker code call (see
+docs/architecture.md, "Training"). A model's state arrives as bytes (or None for a new
+model), is trained for one pass over one partition, and leaves as bytes: nothing about
+a model stays behind on the worker, so any worker can continue it next. How the random
+draws, the RNG state and the device are handled is described in ``session.py``.
+
+Each function runs on ``device`` (default: :func:`~automl_core.training.device.default_device`,
+the GPU when there is one) and moves the partition there once per call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from automl_core.training.optimizers import optimizer_settings
+from automl_core.training.registry import build_model
+from automl_core.training.session import (
+    EVAL_BATCH_SIZE,
+    ArrayLike,
+    TrainingSession,
+    batch_size_of,
+)
+
+__all__ = [
+    "evaluate_partition",
+    "predict",
+    "predict_proba",
+    "train_partition",
+    "validate_config",
+]
+
+StateBytes = bytes | bytearray | memoryview
+
+
+def validate_config(
+    config: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
+) -> None:
+    """Check every key the engine reads, before anything runs or is written.
+
+    The model is built on torch's "meta" device, so this allocates no weights and
+    draws no random numbers even for a large model.
+
+    Raises:
+        UserInputError: as the engine would raise for this configuration and data shape
+            (unknown architecture or optimiser, a bad hyperparameter, a shape the
+            architecture cannot take).
+    """
+    batch_size_of(config)
+    optimizer_settings(config)
+    with torch.device("meta"):
+        build_model(config, input_shape, num_classes)
+
+
+def train_partition(
+    config: Mapping[str, Any],
+    state: StateBytes | None,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    epoch: int,
+    seed: int,
+    device: torch.device | str | None = None,
+) -> tuple[bytes, dict[str, float | int]]:
+    """Train the model one pass over one partition and return its new state.
+
+    ``state`` None starts a new model initialised from ``seed``; otherwise training
+    continues from the state (weights, optimiser buffers, RNG). The rows are visited in
+    mini-batches of ``config["batch_size"]`` in an order drawn from ``(seed, epoch)``, so
+    rerunning a pass from the same state gives the same result (bit for bit on a CPU).
+
+    Args:
+        x: float32 features ``[n, *input_shape]`` (numpy or torch; any layout with
+            ``prod(input_shape)`` values per row is reshaped).
+        y: int64 class indices ``[n]`` in ``[0, num_classes)``.
+        epoch: the 1-based epoch this pass belongs to; recorded in the state.
+        seed: the trial's seed; keep it the same for every pass of a trial.
+
+    Returns:
+        ``(state_bytes, metrics)`` with metrics ``loss_sum`` (summed cross-entropy),
+        ``correct`` (training-mode correct predictions), ``samples`` (rows) and
+        ``seconds`` (wall time of the whole call: load, pass and save).
+
+    Raises:
+        UserInputError: a bad configuration, or data that does not fit
+            ``input_shape``/``num_classes``.
+        InvalidStateError: ``state`` is unreadable or does not fit ``config``.
+        ValueError: ``epoch`` < 1.
+    """
+    started = time.perf_counter()
+    session = TrainingSession.open(
+        config, state, input_shape=input_shape, num_classes=num_classes, seed=seed, device=device
+    )
+    metrics = session.train_pass(x, y, epoch=epoch)
+    new_state = session.to_bytes()
+    metrics["seconds"] = time.perf_counter() - started
+    return new_state, metrics
+
+
+def evaluate_partition(
+    config: Mapping[str, Any],
+    state: StateBytes,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: torch.device | str | None = None,
+) -> dict[str, float | int]:
+    """Summed loss and correct predictions of the model in ``state`` over ``(x, y)``.
+
+    Runs in eval mode (dropout off, BatchNorm running statistics) without gradients.
+
+    Returns:
+        ``{"loss_sum": float, "correct": int, "samples": int}``.
+
+    Raises:
+        UserInputError, InvalidStateError: as :func:`train_partition`.
+    """
+    return _session(config, state, input_shape, num_classes, device).evaluate(
+        x, y, batch_size=batch_size
+    )
+
+
+def predict_proba(
+    config: Mapping[str, Any],
+    state: StateBytes,
+    x: ArrayLike,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Class probabilities ``[n, num_classes]`` (float32, rows sum to 1) for ``x``.
+
+    Raises:
+        UserInputError, InvalidStateError: as :func:`train_partition`.
+    """
+    session = _session(config, state, input_shape, num_classes, device)
+    logits = session.logits(x, batch_size=batch_size)
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def predict(
+    config: Mapping[str, Any],
+    state: StateBytes,
+    x: ArrayLike,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Predicted class indices ``[n]`` (int64) for ``x``.
+
+    Map them back to labels with the dataset's ``class_values``.
+
+    Raises:
+        UserInputError, InvalidStateError: as :func:`train_partition`.
+    """
+    session = _session(config, state, input_shape, num_classes, device)
+    logits = session.logits(x, batch_size=batch_size)
+    return logits.argmax(dim=1).numpy().astype(np.int64, copy=False)
+
+
+def _session(
+    config: Mapping[str, Any],
+    state: StateBytes,
+    input_shape: Sequence[int],
+    num_classes: int,
+    device: torch.device | str | None,
+) -> TrainingSession:
+    if state is None:
+        raise ValueError("Evaluation and prediction need a trained state, not None.")
+    # The seed only matters for training passes, which these callers never make.
+    return TrainingSession.open(
+        config, state, input_shape=input_shape, num_classes=num_classes, seed=0, device=device
+    )

@@ -1,0 +1,148 @@
+"""Reading hyperparameters out of a configuration dict, with user-facing errors.
+
+A configuration is a plain dict that may come from a YAML spec, a UI form, an API
+``conf`` or a search space. Search spaces often produce floats (``64.0``) or numpy
+scalars for integer hyperparameters, so integer keys accept any integral real number
+and reject the rest. A missing key or a ``None`` value (JSON ``null``) means "use the
+default". Every rejection is a :class:`~automl_core.errors.UserInputError` that names
+the key, the value and what would be accepted.
+
+Architecture builders registered by users can call these helpers too, so their keys
+get the same coercion and the same kind of error message.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from automl_core.errors import UserInputError
+
+__all__ = ["get_bool", "get_choice", "get_float", "get_int"]
+
+
+def _raw(config: Mapping[str, Any], key: str) -> Any:
+    return config.get(key)
+
+
+def get_int(
+    config: Mapping[str, Any],
+    key: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    """The integer at ``config[key]`` (``default`` when missing or None).
+
+    Accepts ints, numpy integers and integral floats (``64.0`` -> 64).
+
+    Raises:
+        UserInputError: the value is a bool, a string, a non-integral number, or outside
+            ``[minimum, maximum]``.
+    """
+    value = _raw(config, key)
+    if value is None:
+        return default
+    # bool is an int subclass, but "hidden: true" is certainly a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UserInputError(
+            f"The value of {key!r} is {value!r}, but must be an integer (e.g. {default})."
+        )
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    else:
+        as_float = float(value)
+        if not math.isfinite(as_float) or not as_float.is_integer():
+            raise UserInputError(
+                f"The value of {key!r} is {value!r}, but must be a whole number "
+                f"(e.g. {default}); round it in the search space (quniform/choice)."
+            )
+        result = int(as_float)
+    _check_range(key, value, result, minimum, maximum)
+    return result
+
+
+def get_float(
+    config: Mapping[str, Any],
+    key: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+) -> float:
+    """The finite float at ``config[key]`` (``default`` when missing or None).
+
+    Raises:
+        UserInputError: the value is not a real number, is NaN/infinite, or lies outside
+            the given bounds.
+    """
+    value = _raw(config, key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UserInputError(
+            f"The value of {key!r} is {value!r}, but must be a number (e.g. {default})."
+        )
+    result = float(value)
+    if not math.isfinite(result):
+        raise UserInputError(f"The value of {key!r} is {value!r}, but must be a finite number.")
+    low_bad = minimum is not None and (result < minimum if min_inclusive else result <= minimum)
+    high_bad = maximum is not None and (result > maximum if max_inclusive else result >= maximum)
+    if low_bad or high_bad:
+        low = "" if minimum is None else ("[" if min_inclusive else "(") + f"{minimum}"
+        high = "" if maximum is None else f"{maximum}" + ("]" if max_inclusive else ")")
+        if minimum is not None and maximum is not None:
+            wanted = f"in {low}, {high}"
+        elif minimum is not None:
+            wanted = f"{'>=' if min_inclusive else '>'} {minimum}"
+        else:
+            wanted = f"{'<=' if max_inclusive else '<'} {maximum}"
+        raise UserInputError(f"The value of {key!r} is {value!r}, but must be {wanted}.")
+    return result
+
+
+def get_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    """The boolean at ``config[key]`` (``default`` when missing or None).
+
+    Accepts bools and the numbers 0 and 1 (a search space over ``[0, 1]`` yields those).
+
+    Raises:
+        UserInputError: any other value (strings such as "yes" included).
+    """
+    value = _raw(config, key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Real) and float(value) in (0.0, 1.0):
+        return bool(value)
+    raise UserInputError(f"The value of {key!r} is {value!r}, but must be true or false.")
+
+
+def get_choice(config: Mapping[str, Any], key: str, default: str, choices: Collection[str]) -> str:
+    """The string at ``config[key]``, which must be one of ``choices``.
+
+    Raises:
+        UserInputError: the value is not one of ``choices``; the message lists them.
+    """
+    value = _raw(config, key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        names = ", ".join(repr(c) for c in sorted(choices))
+        raise UserInputError(f"The value of {key!r} is {value!r}, but must be one of: {names}.")
+    return value
+
+
+def _check_range(
+    key: str, value: Any, result: int, minimum: int | None, maximum: int | None
+) -> None:
+    if minimum is not None and result < minimum:
+        raise UserInputError(f"The value of {key!r} is {value!r}, but must be >= {minimum}.")
+    if maximum is not None and result > maximum:
+        raise UserInputError(f"The value of {key!r} is {value!r}, but must be <= {maximum}.")

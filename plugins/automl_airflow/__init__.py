@@ -1,0 +1,1 @@
+"""Airflow adapter: hook, operators and the DAG factory. Thin: the logic is in automl_core."""

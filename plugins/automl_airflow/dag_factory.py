@@ -1,0 +1,268 @@
+"""Build one DAG per spec: the shape of a search as Airflow tasks.
+
+Every DAG starts with the same three steps and ends with one::
+
+    validate_conf >> prepare_data >> create_experiment >> [search] >> finalize
+
+and the search in between depends on the method:
+
+* Hyperband: a task group per bracket ``s`` (brackets are independent, so they run
+  concurrently): ``start_bracket >> train_rung_0 >> promote_rung_0 >> train_rung_1 >>
+  ...``. The promotion after the last rung records its results and completes its trials.
+* Hyperopt: a task group per batch, ``propose >> train``, in sequence: each batch is
+  proposed from every result before it.
+* Grid and random: the same groups, independent of one another.
+
+The shape (brackets, rungs, batches) is computed from the spec at parse time with
+automl_core's pure functions; nothing here touches a database or imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, TaskGroup, chain
+
+from automl_airflow.operators import (
+    CreateExperimentOperator,
+    FinalizeOperator,
+    PrepareDataOperator,
+    PromoteRungOperator,
+    ProposeBatchOperator,
+    StartBracketOperator,
+    TrainBatchOperator,
+    TrainRungOperator,
+    ValidateConfOperator,
+)
+from automl_airflow.params import build_params, run_schemas
+from automl_airflow.specs import DagSpec, SpecError, load_spec
+
+log = logging.getLogger(__name__)
+
+# A fixed start in the past: with catchup off only the latest interval is ever run.
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+# Steps other than training are quick and idempotent: one retry covers a dropped
+# connection without hiding a real error for long.
+STEP_RETRIES = 1
+STEP_RETRY_DELAY = timedelta(seconds=10)
+INVALID_SPEC_TAG = "invalid-spec"
+
+
+class InvalidSpecWarning(UserWarning):
+    """A spec file could not be turned into a DAG (the message says which and why)."""
+
+
+def build_dag(spec: DagSpec) -> DAG:
+    """The DAG of one validated spec."""
+    doc = (
+        f"**{spec.method}** search on table `{spec.dataset}` "
+        f"(spec `{spec.source.name}`, space `{spec.space_ref}`, budget {dict(spec.budget)}).\n\n"
+        "The form changes what does not change the DAG's shape; the budget knobs that do "
+        "(Hyperband's R, eta, skip_last; n, batches, batch_size) are set in the spec file."
+    )
+    with DAG(
+        dag_id=spec.dag_id,
+        description=spec.description,
+        doc_md=doc,
+        schedule=spec.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted({"automl", spec.method, *spec.tags}),
+        params=build_params(spec),
+        default_args={"retries": STEP_RETRIES, "retry_delay": STEP_RETRY_DELAY},
+    ) as dag:
+        request_args = _request_args(spec)
+        validate = ValidateConfOperator(
+            task_id="validate_conf",
+            schemas=run_schemas(spec),
+            shape_keys=tuple(k for k in spec.budget if k != "epochs"),
+            retries=0,  # a bad conf stays bad
+            **request_args,
+        )
+        prepare = PrepareDataOperator(
+            task_id="prepare_data",
+            table="{{ params.table }}",
+            partitions=spec.partitions,
+            load_if_missing="{{ params.load_if_missing or '' }}",
+        )
+        create = CreateExperimentOperator(task_id="create_experiment", **request_args)
+        finalize = FinalizeOperator(
+            task_id="finalize",
+            export_to="{{ params.export_to or '' }}",
+            report_dir=spec.report_dir,
+            aws_conn_id=spec.aws_conn_id,
+        )
+        chain(validate, prepare, create)
+        groups = _bracket_groups(spec) if spec.method == "hyperband" else _batch_groups(spec)
+        if spec.method == "hyperopt":
+            chain(create, *groups, finalize)
+        else:
+            # mypy cannot see that a list of groups is a valid dependency target.
+            create >> groups >> finalize  # type: ignore[operator]
+    return dag
+
+
+def _request_args(spec: DagSpec) -> dict[str, Any]:
+    """What ``validate_conf`` and ``create_experiment`` build the SearchRequest from."""
+    return {
+        "dataset": "{{ params.table }}",
+        "space": spec.space,
+        "method": spec.method,
+        "budget": {k: v for k, v in spec.budget.items() if k != "epochs"},
+        "seed": "{{ params.seed }}",
+        "epochs": "{{ params.epochs }}" if "epochs" in spec.budget else None,
+        "experiment_name": "{{ params.experiment_name or '' }}",
+        "cluster": "{{ params.cluster or '' }}",
+        "workers": spec.workers,
+    }
+
+
+def _training_args(spec: DagSpec) -> dict[str, Any]:
+    """Routing and retries of a training task: one pool slot each, optional queue."""
+    args: dict[str, Any] = {
+        "pool": spec.pool,
+        "pool_slots": 1,
+        "retries": spec.retries,
+        "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+        "cluster": "{{ params.cluster or '' }}",
+        "workers": spec.workers,
+    }
+    if spec.queue:
+        args["queue"] = spec.queue
+    return args
+
+
+def _bracket_groups(spec: DagSpec) -> list[TaskGroup]:
+    from automl_core.search.hyperband import hyperband_schedule
+
+    schedule = hyperband_schedule(
+        spec.budget_value("R"), spec.budget_value("eta"), spec.budget_value("skip_last")
+    )
+    groups = []
+    for bracket in schedule.brackets:
+        s = bracket.s
+        plan = ", ".join(f"{r.n_i}x{r.r_i}" for r in bracket.rungs)
+        with TaskGroup(
+            group_id=f"bracket_{s}",
+            tooltip=f"bracket s={s}: configurations x epochs per rung: {plan}",
+        ) as group:
+            steps: list[BaseOperator] = [StartBracketOperator(task_id="start_bracket", bracket=s)]
+            for rung in bracket.rungs:
+                steps.append(
+                    TrainRungOperator(
+                        task_id=f"train_rung_{rung.i}",
+                        bracket=s,
+                        rung=rung.i,
+                        **_training_args(spec),
+                    )
+                )
+                steps.append(
+                    PromoteRungOperator(task_id=f"promote_rung_{rung.i}", bracket=s, rung=rung.i)
+                )
+            chain(*steps)
+        groups.append(group)
+    return groups
+
+
+def _batch_groups(spec: DagSpec) -> list[TaskGroup]:
+    from automl_core.experiment.request import SearchRequest, batch_count
+
+    request = SearchRequest(
+        dataset=spec.dataset, space=spec.space, method=spec.method, **spec.budget
+    )
+    groups = []
+    for batch in range(batch_count(request)):
+        with TaskGroup(group_id=f"batch_{batch}", tooltip=f"batch {batch}") as group:
+            propose = ProposeBatchOperator(task_id="propose", batch=batch)
+            train = TrainBatchOperator(task_id="train", batch=batch, **_training_args(spec))
+            propose >> train
+        groups.append(group)
+    return groups
+
+
+def build_invalid_spec_dag(path: Path, error: Exception, dag_id: str | None = None) -> DAG:
+    """A stand-in DAG that shows a broken spec in the UI and fails with its error.
+
+    It keeps the spec's ``dag_id`` when that much could be read, so the DAG a user
+    expects is still listed, paused, with the error as its description.
+    """
+    message = str(error)
+    with DAG(
+        dag_id=dag_id or f"automl_invalid_spec__{_safe_stem(path)}",
+        description=f"INVALID SPEC: {message}"[:1000],
+        doc_md=f"The spec file `{path}` is invalid:\n\n```\n{message}\n```\n\nFix it; "
+        "the DAG is rebuilt on the next parse.",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=True,
+        tags=["automl", INVALID_SPEC_TAG],
+    ) as dag:
+        _InvalidSpecOperator(task_id="invalid_spec", message=message)
+    return dag
+
+
+class _InvalidSpecOperator(BaseOperator):
+    """Fails with the spec error, so a triggered run explains itself in its log."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def execute(self, context: Any) -> None:
+        raise SpecError("spec", None, self.message)
+
+
+def _safe_stem(path: Path) -> str:
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in path.stem)
+
+
+def dags_from_specs(spec_dir: Path, *, base_dir: Path) -> dict[str, DAG]:
+    """One DAG per ``*.yaml``/``*.yml`` file in ``spec_dir``, keyed by dag id.
+
+    A broken spec never hides the others: it becomes a paused stand-in DAG (see
+    :func:`build_invalid_spec_dag`) and an :class:`InvalidSpecWarning`, which the
+    DAG processor logs and ``DagBag.captured_warnings`` keeps.
+    """
+    dags: dict[str, DAG] = {}
+    sources: dict[str, Path] = {}
+    paths = sorted([*spec_dir.glob("*.yaml"), *spec_dir.glob("*.yml")])
+    for path in paths:
+        dag_id: str | None = None
+        try:
+            spec = load_spec(path, base_dir=base_dir)
+            dag_id = spec.dag_id
+            if dag_id in sources:
+                raise SpecError(path, "dag_id", f"{dag_id!r} is already used by {sources[dag_id]}")
+            dag = build_dag(spec)
+        except Exception as exc:  # one bad file must not take the others down
+            warnings.warn(InvalidSpecWarning(str(exc)), stacklevel=2)
+            log.error("Invalid spec %s: %s", path, exc)
+            dag_id = dag_id or _peek_dag_id(path)
+            dag = build_invalid_spec_dag(path, exc, None if dag_id in sources else dag_id)
+        dags[dag.dag_id] = dag
+        sources[dag.dag_id] = path
+    return dags
+
+
+def _peek_dag_id(path: Path) -> str | None:
+    """The spec's dag_id if the file is YAML with a valid one (for the stand-in DAG)."""
+    import yaml
+
+    from automl_airflow.specs import DAG_ID_RE
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    value = raw.get("dag_id") if isinstance(raw, Mapping) else None
+    return value if isinstance(value, str) and DAG_ID_RE.match(value) else None
+
+
+__all__ = ["build_dag", "build_invalid_spec_dag", "dags_from_specs"]

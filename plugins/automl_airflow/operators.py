@@ -1,0 +1,399 @@
+"""Operators: each ``execute()`` is one call into ``automl_core``.
+
+Arguments are keyword-only primitives; the ones a run may change are templated from the
+DAG's params (rendered as text: a template never becomes an import path, code or SQL,
+and :func:`_opt_str`/:func:`_int` turn the text back into values). The database URL
+comes from :class:`~automl_airflow.hooks.GreenplumHook`, built only when a task runs.
+automl_core is imported inside ``execute()`` so parsing a DAG file stays cheap.
+
+Every core function is idempotent and rebuilds its state from the database, so a task
+that is retried or cleared continues where the last attempt stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from automl_airflow.hooks import GreenplumHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from automl_core.experiment import SearchRequest
+
+# Downstream tasks find the experiment by the name its creation returned.
+EXPERIMENT_NAME = "{{ ti.xcom_pull(task_ids='create_experiment')['name'] }}"
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+
+
+def _opt_str(value: Any) -> str | None:
+    """A rendered optional text field: an empty rendering means "not given"."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any, field: str) -> int:
+    from automl_core.errors import UserInputError
+
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise UserInputError(
+            f"The value of {field} is {value!r}, but must be an integer."
+        ) from None
+
+
+def default_experiment_name(dag_id: str, run_id: str) -> str:
+    """The experiment a run writes to when the form leaves the name empty.
+
+    Made from the DAG and run ids, so a retried or cleared task of the same run finds
+    the same experiment instead of starting a new one.
+    """
+    return _NAME_UNSAFE.sub("_", f"{dag_id}__{run_id}")[:200]
+
+
+def _small(result: Mapping[str, Any], *, max_items: int = 50) -> dict[str, Any]:
+    """What of a core result goes to XCom: scalars, and short lists of scalars."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[key] = value
+        elif isinstance(value, Sequence) and len(value) <= max_items:
+            out[key] = [v if isinstance(v, str | int | float | bool) else str(v) for v in value]
+        elif isinstance(value, Sequence):
+            out[f"{key}_count"] = len(value)
+    return out
+
+
+class AutomlOperator(BaseOperator):
+    """Base: the lazily built database hook shared by every operator here.
+
+    :param automl_conn_id: the Airflow connection of the data/results database. Absent,
+        automl_core uses ``AUTOML_DB_URL`` or its embedded server.
+    """
+
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self, *, automl_conn_id: str = GreenplumHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.automl_conn_id = automl_conn_id
+
+    @cached_property
+    def hook(self) -> GreenplumHook:
+        return GreenplumHook(automl_conn_id=self.automl_conn_id)
+
+    @property
+    def db_url(self) -> str | None:
+        return self.hook.get_automl_url()
+
+
+class PrepareDataOperator(AutomlOperator):
+    """Pack the table into partitions (loading a built-in data set first if asked).
+
+    :param table: the source table.
+    :param partitions: how many partitions (one per worker) to pack it into.
+    :param load_if_missing: a built-in data set to load when the table does not exist.
+    """
+
+    template_fields: Sequence[str] = ("table", "load_if_missing")
+
+    def __init__(
+        self, *, table: str, partitions: int, load_if_missing: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.partitions = partitions
+        self.load_if_missing = load_if_missing
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_airflow.preparation import ensure_prepared
+
+        return _small(
+            ensure_prepared(
+                str(self.table),
+                partitions=self.partitions,
+                load_if_missing=_opt_str(self.load_if_missing),
+                db_url=self.db_url,
+            )
+        )
+
+
+class _SearchRequestOperator(AutomlOperator):
+    """Base of the operators that build the run's ``SearchRequest``."""
+
+    template_fields: Sequence[str] = ("dataset", "seed", "epochs", "experiment_name", "cluster")
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        space: Mapping[str, Any],
+        method: str,
+        budget: Mapping[str, int],
+        seed: int | str = 0,
+        epochs: int | str | None = None,
+        experiment_name: str | None = None,
+        cluster: str | None = None,
+        workers: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.space = dict(space)
+        self.method = method
+        self.budget = dict(budget)
+        self.seed = seed
+        self.epochs = epochs
+        self.experiment_name = experiment_name
+        self.cluster = cluster
+        self.workers = workers
+
+    def search_request(self, context: Context) -> SearchRequest:
+        from automl_core.experiment import SearchRequest
+
+        budget = dict(self.budget)
+        if _opt_str(self.epochs) is not None:
+            budget["epochs"] = _int(self.epochs, "epochs")
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        return SearchRequest(
+            dataset=str(self.dataset),
+            space=self.space,
+            method=self.method,
+            name=_opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
+            seed=_int(self.seed, "seed"),
+            workers=self.workers,
+            cluster=_opt_str(self.cluster),
+            airflow_run_id=run_id,
+            **budget,
+        )
+
+
+class ValidateConfOperator(_SearchRequestOperator):
+    """Fail the run before anything is written when its params or conf are wrong.
+
+    Re-checks every param against its schema, refuses conf keys that are no param, and
+    validates the whole search request (rules that span fields) with automl_core.
+
+    :param schemas: the JSON schema of each param (``params.run_schemas``).
+    :param shape_keys: spec keys that fix the DAG's shape, named in the error when a
+        conf tries to set one.
+    """
+
+    ui_color = "#fdf3e8"
+
+    def __init__(
+        self,
+        *,
+        schemas: Mapping[str, Mapping[str, Any]],
+        shape_keys: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.schemas = {k: dict(v) for k, v in schemas.items()}
+        self.shape_keys = tuple(shape_keys)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_airflow.params import check_run_params
+
+        dag_run = context["dag_run"]
+        values = check_run_params(
+            context["params"],
+            getattr(dag_run, "conf", None) or {},
+            schemas=self.schemas,
+            shape_keys=self.shape_keys,
+            dag_id=context["dag"].dag_id,
+        )
+        request = self.search_request(context)
+        request.validate()
+        self.log.info("Run accepted: experiment %s, params %s", request.name, values)
+        return {"experiment": request.name, "method": request.method, "dataset": request.dataset}
+
+
+class CreateExperimentOperator(_SearchRequestOperator):
+    """Create the experiment (or find it, when this run created it already)."""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import create_experiment
+
+        return _small(create_experiment(self.search_request(context), db_url=self.db_url))
+
+
+class _ExperimentStepOperator(AutomlOperator):
+    """Base of the steps that act on an existing experiment, found by name."""
+
+    template_fields: Sequence[str] = ("experiment",)
+
+    def __init__(self, *, experiment: str = EXPERIMENT_NAME, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.experiment = experiment
+
+
+class StartBracketOperator(_ExperimentStepOperator):
+    """Hyperband: sample rung 0 of one bracket."""
+
+    def __init__(self, *, bracket: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bracket = bracket
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import start_bracket
+
+        trials = start_bracket(str(self.experiment), self.bracket, db_url=self.db_url)
+        return _small({"bracket": self.bracket, "trials": trials})
+
+
+class _TrainOperator(_ExperimentStepOperator):
+    """Base of the training steps: where the workers are."""
+
+    template_fields: Sequence[str] = ("experiment", "cluster")
+    ui_color = "#e8fde9"
+
+    def __init__(
+        self, *, cluster: str | None = None, workers: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.workers = workers
+
+
+class TrainRungOperator(_TrainOperator):
+    """Hyperband: train every trial of one rung to the rung's epoch budget."""
+
+    def __init__(self, *, bracket: int, rung: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bracket = bracket
+        self.rung = rung
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import train_rung
+
+        result = train_rung(
+            str(self.experiment),
+            self.bracket,
+            self.rung,
+            workers=self.workers,
+            cluster=_opt_str(self.cluster),
+            db_url=self.db_url,
+        )
+        return _small(result)
+
+
+class PromoteRungOperator(_ExperimentStepOperator):
+    """Hyperband: keep the best ``floor(n_i/eta)`` of a rung for the next one."""
+
+    def __init__(self, *, bracket: int, rung: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bracket = bracket
+        self.rung = rung
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import promote_rung
+
+        result = promote_rung(str(self.experiment), self.bracket, self.rung, db_url=self.db_url)
+        self.log.info("Promoted %s; stopped %s", result["promoted"], result["stopped"])
+        return _small(result)
+
+
+class ProposeBatchOperator(_ExperimentStepOperator):
+    """Grid, random, hyperopt: the configurations of one batch."""
+
+    def __init__(self, *, batch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import propose_batch
+
+        trials = propose_batch(str(self.experiment), self.batch, db_url=self.db_url)
+        return _small({"batch": self.batch, "trials": trials})
+
+
+class TrainBatchOperator(_TrainOperator):
+    """Grid, random, hyperopt: train every trial of one batch."""
+
+    def __init__(self, *, batch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import train_batch
+
+        result = train_batch(
+            str(self.experiment),
+            self.batch,
+            workers=self.workers,
+            cluster=_opt_str(self.cluster),
+            db_url=self.db_url,
+        )
+        return _small(result)
+
+
+class FinalizeOperator(_ExperimentStepOperator):
+    """Pick the best model; write the leaderboard and the report; export the model.
+
+    :param export_to: a folder or ``s3://bucket/prefix``; empty for no export.
+    :param report_dir: the folder under which each experiment's HTML report goes, in a
+        sub-folder named after it (default: ``reports`` in the project home; a relative
+        folder is taken inside the project home, and so is a relative export folder).
+    :param aws_conn_id: an Airflow AWS connection whose boto3 S3 client is used for an
+        ``s3://`` export; without it boto3 finds credentials itself (environment, role).
+    """
+
+    template_fields: Sequence[str] = ("experiment", "export_to", "report_dir")
+
+    def __init__(
+        self,
+        *,
+        export_to: str | None = None,
+        report_dir: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.export_to = export_to
+        self.report_dir = report_dir
+        self.aws_conn_id = aws_conn_id
+
+    def s3_client(self) -> Any:
+        """The boto3 S3 client of the AWS connection (only for an ``s3://`` export)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import finalize
+        from automl_core.store.config import project_home
+
+        name = str(self.experiment)
+        # A task's working directory is wherever its worker started, so relative folders
+        # are taken inside the project home, where everything else automl writes lives.
+        home = project_home()
+        export_to = _opt_str(self.export_to)
+        if export_to and not export_to.startswith("s3://") and not Path(export_to).is_absolute():
+            export_to = str(home / export_to)
+        report_base = Path(_opt_str(self.report_dir) or "reports")
+        report_dir = (report_base if report_base.is_absolute() else home / report_base) / name
+        use_conn = bool(export_to and export_to.startswith("s3://") and self.aws_conn_id)
+        result = finalize(
+            name,
+            export_to=export_to,
+            report_dir=report_dir,
+            s3_client=self.s3_client() if use_conn else None,
+            db_url=self.db_url,
+        )
+        summary = _small(result)
+        self.log.info("Best trial: %s", {k: v for k, v in summary.items() if k != "report"})
+        for key in ("report", "report_url", "export"):
+            if summary.get(key):
+                self.log.info("%s: %s", key.replace("_", " ").capitalize(), summary[key])
+        return summary

@@ -1,0 +1,192 @@
+"""The run form: Params for what may change per run without changing the DAG's shape.
+
+One JSON schema per field serves three readers: Airflow's trigger form (types, bounds,
+enums, titles and descriptions render as form widgets), Airflow's own validation of a
+REST ``conf`` on trigger (a bad value is answered with HTTP 400), and the DAG's first
+task, :func:`check_run_params`, which re-checks them together with the rules that span
+fields. Knobs that fix the DAG's shape (Hyperband's R, eta and skip_last; the number of
+configurations, batches and the batch size) are spec keys, never params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from automl_airflow.specs import (
+    CLUSTER_PATTERN,
+    EXPORT_HINT,
+    EXPORT_PATTERN,
+    LOADERS,
+    TABLE_PATTERN,
+    DagSpec,
+)
+from automl_core.errors import UserInputError
+
+# automl_core's experiment-name rule (letters, digits, '_.:+-'; 200 at most), written
+# with escapes inside the class so a browser can compile it too (see specs.EXPORT_PATTERN).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$"
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Field:
+    """One run parameter: its default and the JSON schema it must satisfy."""
+
+    name: str
+    default: Any
+    schema: Mapping[str, Any]
+
+
+def run_fields(spec: DagSpec) -> list[Field]:
+    """The form fields of a spec's DAG, in the order the form shows them."""
+    fields = [
+        Field(
+            "table",
+            spec.dataset,
+            {
+                "type": "string",
+                "pattern": TABLE_PATTERN,
+                "minLength": 1,
+                "maxLength": 63,
+                "title": "Table",
+                "description": "Source table with the labelled data (an unquoted SQL name: "
+                "letters, digits and _). It is packed into partitions before training "
+                "unless that was done already.",
+            },
+        ),
+        Field(
+            "load_if_missing",
+            spec.load_if_missing,
+            {
+                "type": ["null", "string"],
+                "enum": [None, *LOADERS],
+                "title": "Load if missing",
+                "description": "A built-in data set to load into the table when the table "
+                "does not exist; empty to fail instead.",
+            },
+        ),
+        Field(
+            "seed",
+            spec.seed,
+            {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_SEED,
+                "title": "Seed",
+                "description": "Seeds sampling, the hopper's schedule and weight "
+                "initialisation: the same seed repeats the same search.",
+            },
+        ),
+    ]
+    if "epochs" in spec.budget:
+        fields.append(
+            Field(
+                "epochs",
+                spec.budget_value("epochs"),
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "title": "Epochs per trial",
+                    "description": "Full passes over the training data for every configuration.",
+                },
+            )
+        )
+    fields += [
+        Field(
+            "experiment_name",
+            None,
+            {
+                "type": ["null", "string"],
+                "pattern": NAME_PATTERN,
+                "title": "Experiment name",
+                "description": "Optional. Default: the DAG id and the run id. Giving the "
+                "name of an existing experiment continues it.",
+            },
+        ),
+        Field(
+            "export_to",
+            spec.export_to,
+            {
+                "type": ["null", "string"],
+                "pattern": EXPORT_PATTERN,
+                "title": "Export target",
+                "description": "Where the best model is exported: a folder path or "
+                "s3://bucket/prefix. Empty: no export.",
+            },
+        ),
+        Field(
+            "cluster",
+            spec.cluster,
+            {
+                "type": ["null", "string"],
+                "pattern": CLUSTER_PATTERN,
+                "title": "Dask cluster",
+                "description": "Address of a running Dask scheduler, e.g. "
+                "tcp://dask-scheduler:8786. Empty: a local cluster with one worker per "
+                "partition.",
+            },
+        ),
+    ]
+    return fields
+
+
+def build_params(spec: DagSpec) -> dict[str, Any]:
+    """Airflow ``Param`` objects for a spec's DAG (imported here: Airflow is heavy)."""
+    from airflow.sdk import Param
+
+    params: dict[str, Any] = {}
+    for field in run_fields(spec):
+        schema = dict(field.schema)
+        description = schema.pop("description")
+        params[field.name] = Param(field.default, description=description, **schema)
+    return params
+
+
+def run_schemas(spec: DagSpec) -> dict[str, dict[str, Any]]:
+    """The JSON schema of every form field: what the first task of a run re-checks."""
+    return {field.name: dict(field.schema) for field in run_fields(spec)}
+
+
+def check_run_params(
+    params: Mapping[str, Any],
+    conf: Mapping[str, Any] | None,
+    *,
+    schemas: Mapping[str, Mapping[str, Any]],
+    shape_keys: tuple[str, ...] = (),
+    dag_id: str = "",
+) -> dict[str, Any]:
+    """Re-check a run's params and its conf; raise ``UserInputError`` naming the field.
+
+    Airflow validates each Param on trigger; this repeats that (a run made another way,
+    e.g. ``airflow dags test -c``, is held to the same rules) and adds what one field's
+    schema cannot say. Returns the checked values, one per field.
+    """
+    # A conf key that is no param would be ignored silently: a typo ("epoch") or a knob
+    # that changes the DAG's shape (R, eta) must fail loudly instead.
+    for key in conf or {}:
+        if key not in schemas:
+            hint = (
+                "it changes the DAG's shape, so it is set in the spec file"
+                if key in shape_keys
+                else "check the spelling"
+            )
+            raise UserInputError(
+                f"conf field '{key}' is not a parameter of DAG {dag_id} ({hint}); "
+                f"parameters: {', '.join(schemas)}"
+            )
+    values: dict[str, Any] = {}
+    for name, schema in schemas.items():
+        if name not in params:
+            raise UserInputError(f"conf field '{name}' has no value and no default")
+        values[name] = params[name]
+        try:
+            jsonschema.validate(values[name], dict(schema))
+        except jsonschema.ValidationError as exc:
+            hint = f" ({EXPORT_HINT})" if name == "export_to" else ""
+            raise UserInputError(f"conf field '{name}': {exc.message}{hint}") from None
+    return values

@@ -1,0 +1,81 @@
+"""The data step of a DAG: make sure the table is packed, loading it first if asked.
+
+This composes automl_core.data's public functions (``read_source``, ``load_source``,
+``dataset_info``, ``prepare_dataset``); it has no logic of its own beyond deciding what
+is already done. It belongs in ``automl_core.data`` as ``ensure_prepared`` (requested;
+the operator then calls that instead) and imports no Airflow.
+
+Idempotent: a table that is already packed into the requested number of partitions is
+left alone. That matters beyond speed: several DAGs share one table, and re-packing it
+while another search is training on it would change its partitions under that search.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def ensure_prepared(
+    table: str,
+    *,
+    partitions: int,
+    load_if_missing: str | None = None,
+    db_url: str | None = None,
+) -> dict[str, Any]:
+    """Load (if missing and asked) and pack ``table``; returns what was done.
+
+    Raises ``UserInputError`` when the table is missing and no data set was named, or
+    for anything ``prepare_dataset`` refuses (all before writing).
+    """
+    from automl_core.data.prepare import prepare_dataset
+    from automl_core.data.reader import dataset_info
+    from automl_core.data.tables import find_table
+    from automl_core.data.validate import validate_table_name
+    from automl_core.errors import UserInputError
+    from automl_core.store.connection import connect, database_url
+    from automl_core.store.migrations import migrate
+
+    validate_table_name(table)
+    conn = connect(db_url or database_url())
+    try:
+        migrate(conn)
+        loaded = False
+        if find_table(conn, table) is None:
+            if not load_if_missing:
+                raise UserInputError(
+                    f"The table {table!r} does not exist: load it (`automl data load SOURCE "
+                    f"--table {table}`) or set load_if_missing (e.g. digits)."
+                )
+            from automl_core.data.load import load_source
+            from automl_core.data.sources import read_source
+
+            result = load_source(conn, read_source(load_if_missing), table)
+            log.info("loaded %s into %s: %s rows", load_if_missing, table, result.n_rows)
+            loaded = True
+        if not loaded:
+            try:
+                info = dataset_info(conn, table)
+            except UserInputError:
+                info = None
+            conn.rollback()  # dataset_info leaves its transaction open
+            if info is not None and info.partitions == partitions:
+                log.info("%s is already packed into %d partitions", table, partitions)
+                return _summary(info, loaded=False, packed=False)
+        info = prepare_dataset(conn, table, partitions=partitions)
+        return _summary(info, loaded=loaded, packed=True)
+    finally:
+        conn.close()
+
+
+def _summary(info: Any, *, loaded: bool, packed: bool) -> dict[str, Any]:
+    return {
+        "table": info.name,
+        "partitions": info.partitions,
+        "n_train": info.n_train,
+        "n_valid": info.n_valid,
+        "loaded": loaded,
+        "packed": packed,
+    }

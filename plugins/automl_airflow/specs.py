@@ -1,0 +1,295 @@
+"""Search specs: the YAML files in ``dags/specs/`` that each become one DAG.
+
+A spec names the data, the search space, the method and its budget, and how the DAG is
+scheduled and routed. It is parsed and validated here, with no Airflow, torch or
+database import, so a broken file is reported before any DAG is built, with the file
+and the key in the message. Example::
+
+    dag_id: automl_hyperband_digits
+    dataset: digits
+    load_if_missing: digits
+    partitions: 2
+    space: examples/spaces/digits.yaml     # or an inline mapping
+    method: hyperband
+    budget: {R: 9, eta: 3, skip_last: 0}
+    schedule: null                         # or a cron expression such as "0 2 * * *"
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl_core.errors import UserInputError
+
+METHODS = ("grid", "random", "hyperband", "hyperopt")
+
+# Budget keys each method understands, with their defaults (those of SearchRequest).
+# Every one of them fixes the DAG's shape or the search's meaning, so they live in the
+# spec, not in the run form; ``epochs`` is the exception and is also a run param.
+BUDGET_KEYS: dict[str, dict[str, int]] = {
+    "hyperband": {"R": 9, "eta": 3, "skip_last": 0},
+    "hyperopt": {"epochs": 5, "batches": 3, "batch_size": 4},
+    "grid": {"epochs": 5, "batch_size": 4},
+    "random": {"epochs": 5, "n": 8, "batch_size": 4},
+}
+BUDGET_MINIMUM = {
+    "R": 1,
+    "eta": 2,
+    "skip_last": 0,
+    "epochs": 1,
+    "batches": 1,
+    "batch_size": 1,
+    "n": 1,
+}
+
+DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+# The same rule the run form applies to the table: a plain, unquoted SQL identifier.
+TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+# Built-in data sets a DAG may load when its table is missing (automl_core.data sources
+# that need no path). A closed list: a spec or a form value names one, never a file.
+LOADERS = ("digits",)
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+SPACE_SUFFIXES = (".yaml", ".yml", ".json")
+# Shared with the run form (params.py) so a spec and a conf obey the same rule.
+CLUSTER_PATTERN = r"^((tcp|tls)://)?[A-Za-z0-9_.\-]{1,253}:[0-9]{1,5}$"
+# A folder path or s3://bucket/prefix; no '..' segment, so a form value cannot climb out.
+# '/' and '-' are escaped inside classes so the pattern also compiles as a browser
+# regular expression (the 'v' flag rejects them bare), not only in Python.
+EXPORT_PATTERN = (
+    r"^(?!.*(^|/)\.\.(/|$))(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.=\/\-]*)?"
+    r"|/?[A-Za-z0-9_.\-][A-Za-z0-9_.=\/\-]*)$"
+)
+EXPORT_HINT = "use a folder path or s3://bucket/prefix (letters, digits, _ . - = /; no '..')"
+
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "dag_id",
+        "description",
+        "dataset",
+        "load_if_missing",
+        "partitions",
+        "space",
+        "method",
+        "budget",
+        "seed",
+        "schedule",
+        "cluster",
+        "workers",
+        "export_to",
+        "aws_conn_id",
+        "report_dir",
+        "tags",
+        "queue",
+        "pool",
+        "retries",
+        "retry_delay_seconds",
+    }
+)
+REQUIRED_KEYS = ("dag_id", "dataset", "space", "method")
+
+
+class SpecError(UserInputError):
+    """A spec file is malformed; the message names the file and the key."""
+
+    def __init__(self, source: Path | str, key: str | None, problem: str) -> None:
+        self.source = str(source)
+        self.key = key
+        self.problem = problem
+        where = f"{source}: key '{key}'" if key else f"{source}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class DagSpec:
+    """A validated spec: everything the DAG factory needs to build one DAG."""
+
+    source: Path
+    dag_id: str
+    dataset: str
+    method: str
+    space: Mapping[str, Any]
+    space_ref: str  # the path the space came from, or "inline"
+    budget: Mapping[str, int]
+    description: str = ""
+    load_if_missing: str | None = None
+    partitions: int = 2
+    seed: int = 0
+    schedule: str | None = None
+    cluster: str | None = None
+    workers: int | None = None
+    export_to: str | None = None
+    aws_conn_id: str | None = None
+    report_dir: str | None = None
+    tags: tuple[str, ...] = ()
+    queue: str | None = None
+    pool: str = "automl_training"
+    retries: int = 2
+    retry_delay_seconds: int = 30
+
+    def budget_value(self, key: str) -> int:
+        """A budget knob of this spec's method (its default when the spec leaves it out)."""
+        return int(self.budget[key])
+
+
+def load_spec(path: Path, *, base_dir: Path) -> DagSpec:
+    """Read and validate one spec file.
+
+    ``base_dir`` is the folder a relative ``space`` path is resolved against (the
+    repository root); the path may not leave it. Raises :class:`SpecError`.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(path, None, f"cannot be read as YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise SpecError(path, None, "must be a YAML mapping of keys to values")
+    return parse_spec(raw, source=path, base_dir=base_dir)
+
+
+def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSpec:
+    """Validate a spec mapping (see :func:`load_spec`)."""
+    unknown = sorted(str(k) for k in raw if k not in TOP_LEVEL_KEYS)
+    if unknown:
+        raise SpecError(
+            source,
+            unknown[0],
+            f"is not a spec key; known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}",
+        )
+    for key in REQUIRED_KEYS:
+        if raw.get(key) in (None, ""):
+            raise SpecError(source, key, "is required")
+
+    def text(key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise SpecError(source, key, f"must be a string, got {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise SpecError(source, key, f"{value!r} is not valid: {hint}")
+        return value
+
+    def integer(key: str, default: int, minimum: int, maximum: int = 2**31 - 1) -> int:
+        value = raw.get(key, default)
+        if value is None:
+            return default
+        return _integer(value, source, key, minimum, maximum)
+
+    method = text("method")
+    if method not in METHODS:
+        raise SpecError(source, "method", f"{method!r} is not one of {', '.join(METHODS)}")
+    dataset = text("dataset", re.compile(TABLE_PATTERN), "use letters, digits and _ (max 63)")
+    workers = raw.get("workers")
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise SpecError(source, "tags", "must be a list of non-empty strings")
+    space, space_ref = _load_space(raw["space"], source=source, base_dir=base_dir)
+    return DagSpec(
+        source=source,
+        dag_id=text("dag_id", DAG_ID_RE, "use letters, digits, '_', '.', '-' (max 200)") or "",
+        dataset=dataset or "",
+        method=method,
+        space=space,
+        space_ref=space_ref,
+        budget=_budget(raw.get("budget"), method, source),
+        description=text("description") or f"{method} search on {dataset}",
+        load_if_missing=_loader(raw.get("load_if_missing"), source),
+        partitions=integer("partitions", 2, 1, 256),
+        seed=integer("seed", 0, 0),
+        schedule=_schedule(raw.get("schedule"), source),
+        cluster=text("cluster", re.compile(CLUSTER_PATTERN), "use tcp://host:port"),
+        workers=None if workers is None else _integer(workers, source, "workers", 1, 256),
+        export_to=text("export_to", re.compile(EXPORT_PATTERN), EXPORT_HINT),
+        aws_conn_id=text("aws_conn_id", NAME_RE, "an Airflow connection id"),
+        report_dir=text("report_dir"),
+        tags=tuple(tags),
+        queue=text("queue", NAME_RE, "an executor queue name such as gpu"),
+        pool=text("pool", NAME_RE, "an Airflow pool name") or "automl_training",
+        retries=integer("retries", 2, 0, 10),
+        retry_delay_seconds=integer("retry_delay_seconds", 30, 0, 3600),
+    )
+
+
+def _integer(value: Any, source: Path, key: str, minimum: int, maximum: int) -> int:
+    # bool is an int in Python; "true" for a budget is a typo, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(source, key, f"must be an integer, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise SpecError(source, key, f"is {value}, but must be between {minimum} and {maximum}")
+    return value
+
+
+def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
+    allowed = BUDGET_KEYS[method]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(source, "budget", "must be a mapping such as {R: 9, eta: 3}")
+    budget = dict(allowed)
+    for key, value in raw.items():
+        if key not in allowed:
+            raise SpecError(
+                source,
+                f"budget.{key}",
+                f"is not used by method {method}; its keys are {', '.join(allowed)}",
+            )
+        budget[key] = _integer(value, source, f"budget.{key}", BUDGET_MINIMUM[key], 10_000)
+    return budget
+
+
+def _loader(value: Any, source: Path) -> str | None:
+    if value is None or value in LOADERS:
+        return value
+    raise SpecError(
+        source,
+        "load_if_missing",
+        f"{value!r} is not a built-in data set: use {', '.join(LOADERS)} or null",
+    )
+
+
+def _schedule(value: Any, source: Path) -> str | None:
+    if value is None:
+        return None
+    # croniter ships with Airflow and is what its cron timetable uses.
+    from croniter import croniter
+
+    if not isinstance(value, str) or not croniter.is_valid(value):
+        raise SpecError(
+            source, "schedule", f"{value!r} is not a cron expression (e.g. '0 2 * * *') or null"
+        )
+    return value
+
+
+def _load_space(value: Any, *, source: Path, base_dir: Path) -> tuple[Mapping[str, Any], str]:
+    """The space in ``SearchSpace.to_dict()`` form and where it came from.
+
+    A path is resolved inside ``base_dir`` and may not leave it; either form is parsed by
+    automl_core's space parser (pure: no torch, no database), so a malformed space fails
+    here with the spec file's name rather than in the first task of a run.
+    """
+    from automl_core.space import SearchSpace
+
+    if isinstance(value, Mapping):
+        try:
+            return SearchSpace.from_dict(value).to_dict(), "inline"
+        except UserInputError as exc:
+            raise SpecError(source, "space", str(exc)) from exc
+    if not isinstance(value, str):
+        raise SpecError(source, "space", "must be a mapping or a path to a space file")
+    relative = Path(value)
+    root = base_dir.resolve()
+    path = (root / relative).resolve()
+    if relative.is_absolute() or not path.is_relative_to(root):
+        raise SpecError(source, "space", f"{value!r} must be a relative path inside {root}")
+    if path.suffix not in SPACE_SUFFIXES:
+        raise SpecError(source, "space", f"{value!r} must end in {', '.join(SPACE_SUFFIXES)}")
+    try:
+        return SearchSpace.from_file(path).to_dict(), value
+    except UserInputError as exc:
+        raise SpecError(source, "space", str(exc)) from exc

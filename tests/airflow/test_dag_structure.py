@@ -1,0 +1,246 @@
+"""The shape of the DAGs the factory builds: groups, task order, params, schedule. No run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import ParamValidationError
+from airflow.serialization.serialized_objects import DagSerialization
+
+from automl_airflow.dag_factory import build_dag
+from automl_airflow.specs import load_spec
+from tests.airflow.conftest import REPO, SPECS
+
+
+def example(name: str) -> DAG:
+    return build_dag(load_spec(SPECS / name, base_dir=REPO))
+
+
+def spec_dag(tmp_path: Path, **overrides: object) -> DAG:
+    """A DAG from the Hyperband example spec with some keys replaced."""
+    raw = yaml.safe_load((SPECS / "hyperband_digits.yaml").read_text())
+    raw.update(overrides)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return build_dag(load_spec(path, base_dir=REPO))
+
+
+def serialized(dag: DAG) -> Any:
+    """The DAG as the scheduler and the API server see it (serialized and back)."""
+    return DagSerialization.from_dict(DagSerialization.to_dict(dag))
+
+
+def chain_of(dag: DAG, task_ids: list[str]) -> None:
+    """Assert each task is the only direct upstream of the next one."""
+    for before, after in zip(task_ids, task_ids[1:], strict=False):
+        assert dag.get_task(after).upstream_task_ids == {before}, (before, after)
+
+
+def group_ids(dag: DAG) -> list[str]:
+    return [k for k in dag.task_group.children if "_" in k and k.split("_")[0] in ("bracket", "batch")]
+
+
+# --- Hyperband ------------------------------------------------------------------------
+
+
+def test_hyperband_has_a_group_per_bracket_and_train_promote_per_rung() -> None:
+    dag = example("hyperband_digits.yaml")
+    # R=9, eta=3 (Li et al. 2018, table 1): s_max = 2; brackets have 3, 2 and 1 rungs.
+    rungs = {"bracket_2": 3, "bracket_1": 2, "bracket_0": 1}
+    assert sorted(group_ids(dag)) == sorted(rungs)
+    for group, n in rungs.items():
+        ids = [f"{group}.start_bracket"]
+        for i in range(n):
+            ids += [f"{group}.train_rung_{i}", f"{group}.promote_rung_{i}"]
+        assert set(dag.task_group.children[group].children) == set(ids)
+        chain_of(dag, ids)
+        assert dag.get_task(ids[0]).upstream_task_ids == {"create_experiment"}
+        assert ids[-1] in dag.get_task("finalize").upstream_task_ids
+        for i in range(n):
+            train = dag.get_task(f"{group}.train_rung_{i}")
+            promote = dag.get_task(f"{group}.promote_rung_{i}")
+            assert (train.bracket, train.rung) == (int(group[-1]), i)
+            assert (promote.bracket, promote.rung) == (int(group[-1]), i)
+    # Brackets are independent: nothing in one bracket waits for another.
+    assert dag.get_task("finalize").upstream_task_ids == {
+        f"{g}.promote_rung_{n - 1}" for g, n in rungs.items()
+    }
+    chain_of(dag, ["validate_conf", "prepare_data", "create_experiment"])
+    assert len(dag.tasks) == 4 + sum(1 + 2 * n for n in rungs.values())
+
+
+def test_skip_last_drops_the_last_rungs(tmp_path: Path) -> None:
+    dag = spec_dag(tmp_path, budget={"R": 27, "eta": 3, "skip_last": 1})
+    # s_max = 3; skip_last=1 leaves brackets 3, 2, 1 with 3, 2 and 1 rungs.
+    assert sorted(group_ids(dag)) == ["bracket_1", "bracket_2", "bracket_3"]
+    assert "bracket_3.train_rung_2" in dag.task_dict
+    assert "bracket_3.train_rung_3" not in dag.task_dict
+    assert "bracket_1.promote_rung_0" in dag.task_dict
+    assert "bracket_1.train_rung_1" not in dag.task_dict
+
+
+def test_training_tasks_use_the_pool_retries_and_queue(tmp_path: Path) -> None:
+    dag = spec_dag(tmp_path, queue="gpu", retries=3, retry_delay_seconds=5)
+    train = dag.get_task("bracket_2.train_rung_1")
+    assert train.pool == "automl_training"
+    assert train.pool_slots == 1
+    assert train.queue == "gpu"
+    assert train.retries == 3
+    assert train.retry_delay == timedelta(seconds=5)
+    promote = dag.get_task("bracket_2.promote_rung_1")
+    assert promote.pool != "automl_training"
+    assert promote.queue != "gpu"
+    assert dag.get_task("validate_conf").retries == 0
+
+
+def test_default_queue_when_the_spec_sets_none() -> None:
+    dag = example("hyperband_digits.yaml")
+    assert dag.get_task("bracket_0.train_rung_0").queue == dag.get_task("finalize").queue
+
+
+def test_hyperband_params_leave_out_the_shape_knobs() -> None:
+    params = example("hyperband_digits.yaml").params
+    assert set(params) == {
+        "table",
+        "load_if_missing",
+        "seed",
+        "experiment_name",
+        "export_to",
+        "cluster",
+    }
+
+
+def test_params_carry_types_bounds_enums_titles_and_descriptions() -> None:
+    params = example("hyperopt_digits.yaml").params
+    table = params.get_param("table")
+    assert table.value == "digits"
+    assert table.schema["pattern"] == "^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+    assert table.schema["title"] == "Table"
+    assert table.description
+    seed = params.get_param("seed").schema
+    assert (seed["type"], seed["minimum"], seed["maximum"]) == ("integer", 0, 2**31 - 1)
+    epochs = params.get_param("epochs")
+    assert epochs.value == 3
+    assert (epochs.schema["minimum"], epochs.schema["maximum"]) == (1, 1000)
+    assert params.get_param("load_if_missing").schema["enum"] == [None, "digits"]
+    assert params.get_param("export_to").schema["type"] == ["null", "string"]
+    for name in params:
+        assert params.get_param(name).schema.get("title"), name
+        assert params.get_param(name).description, name
+
+
+@pytest.mark.parametrize(
+    ("conf", "field"),
+    [
+        ({"table": "digits; DROP TABLE x"}, "table"),
+        ({"table": "1digits"}, "table"),
+        ({"seed": -1}, "seed"),
+        ({"seed": "zero"}, "seed"),
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 5000}, "epochs"),
+        ({"export_to": "../outside"}, "export_to"),
+        ({"export_to": "s3://Bad_Bucket/x"}, "export_to"),
+        ({"cluster": "tcp://host"}, "cluster"),
+        ({"load_if_missing": "csv:/etc/passwd"}, "load_if_missing"),
+        ({"experiment_name": "-starts-with-dash"}, "experiment_name"),
+    ],
+)
+def test_airflow_rejects_a_bad_conf_naming_the_param(conf: dict, field: str) -> None:
+    # The check the API server makes when a run is triggered (form or REST conf), on the
+    # serialized DAG it holds: the schemas must survive serialization too.
+    params = serialized(example("hyperopt_digits.yaml")).params.deep_merge(conf)
+    with pytest.raises(ParamValidationError, match=f"param {field}"):
+        params.validate()
+
+
+def test_airflow_accepts_a_good_conf() -> None:
+    conf = {
+        "table": "my_digits",
+        "seed": 7,
+        "epochs": 2,
+        "experiment_name": "nightly-2024.01.01",
+        "export_to": "s3://models/digits/best",
+        "cluster": "tcp://dask-scheduler:8786",
+        "load_if_missing": None,
+    }
+    values = serialized(example("hyperopt_digits.yaml")).params.deep_merge(conf).validate()
+    assert values == conf
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+def batch_ids(n: int) -> list[str]:
+    return [f"batch_{b}" for b in range(n)]
+
+
+def test_hyperopt_batches_run_in_sequence() -> None:
+    dag = example("hyperopt_digits.yaml")
+    assert sorted(group_ids(dag)) == batch_ids(3)
+    chain_of(
+        dag,
+        [
+            "create_experiment",
+            "batch_0.propose",
+            "batch_0.train",
+            "batch_1.propose",
+            "batch_1.train",
+            "batch_2.propose",
+            "batch_2.train",
+            "finalize",
+        ],
+    )
+    assert [dag.get_task(f"batch_{b}.train").batch for b in range(3)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("name", "batches"), [("random_digits.yaml", 2), ("grid_digits.yaml", 2)])
+def test_grid_and_random_batches_are_independent(name: str, batches: int) -> None:
+    # random: n=8 in batches of 4; grid: 2 x 2 x 2 = 8 configurations in batches of 4.
+    dag = example(name)
+    assert sorted(group_ids(dag)) == batch_ids(batches)
+    for b in range(batches):
+        chain_of(dag, ["create_experiment", f"batch_{b}.propose", f"batch_{b}.train"])
+        assert dag.get_task(f"batch_{b}.train").pool == "automl_training"
+    assert dag.get_task("finalize").upstream_task_ids == {
+        f"batch_{b}.train" for b in range(batches)
+    }
+
+
+# --- DAG level -----------------------------------------------------------------------
+
+
+def test_manual_dags_have_no_schedule_and_one_run_at_a_time() -> None:
+    dag = example("hyperband_digits.yaml")
+    assert dag.schedule is None
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert {"automl", "hyperband", "digits"} <= set(dag.tags)
+
+
+def test_nightly_dag_runs_at_two_without_catchup() -> None:
+    dag = example("nightly_hyperband_digits.yaml")
+    assert dag.schedule == "0 2 * * *"
+    timetable = serialized(dag).timetable
+    assert timetable.summary == "0 2 * * *"
+    assert timetable.description == "At 02:00"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert "nightly" in dag.tags
+    assert dag.params["export_to"] == "exports/nightly"
+
+
+def test_templates_read_the_params_and_the_created_experiment() -> None:
+    dag = example("hyperband_digits.yaml")
+    create = dag.get_task("create_experiment")
+    assert create.dataset == "{{ params.table }}"
+    assert create.seed == "{{ params.seed }}"
+    assert "dataset" in create.template_fields and "seed" in create.template_fields
+    train = dag.get_task("bracket_1.train_rung_0")
+    assert "create_experiment" in train.experiment
+    assert "experiment" in train.template_fields
+    assert dag.get_task("finalize").export_to == "{{ params.export_to or '' }}"

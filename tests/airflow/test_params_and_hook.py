@@ -1,0 +1,127 @@
+"""The run checks of ``validate_conf``, the hook's URL, and small operator helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from automl_airflow.hooks import GreenplumHook
+from automl_airflow.operators import _small, default_experiment_name
+from automl_airflow.params import NAME_PATTERN, check_run_params, run_schemas
+from automl_airflow.specs import EXPORT_PATTERN, load_spec
+from automl_core.errors import UserInputError
+from automl_core.experiment.request import NAME_PATTERN as CORE_NAME_PATTERN
+from tests.airflow.conftest import REPO, SPECS
+
+
+def schemas(name: str = "random_digits.yaml") -> dict:
+    return run_schemas(load_spec(SPECS / name, base_dir=REPO))
+
+
+def defaults(name: str = "random_digits.yaml") -> dict:
+    spec = load_spec(SPECS / name, base_dir=REPO)
+    from automl_airflow.params import run_fields
+
+    return {f.name: f.default for f in run_fields(spec)}
+
+
+def test_good_params_pass_and_come_back() -> None:
+    params = {**defaults(), "seed": 3, "epochs": 2}
+    assert check_run_params(params, {"seed": 3, "epochs": 2}, schemas=schemas()) == params
+
+
+def test_a_conf_key_that_is_no_param_is_refused() -> None:
+    with pytest.raises(UserInputError, match="conf field 'epoch' is not a parameter"):
+        check_run_params(defaults(), {"epoch": 2}, schemas=schemas())
+
+
+def test_a_shape_knob_in_the_conf_points_to_the_spec() -> None:
+    with pytest.raises(UserInputError, match="'R'.*changes the DAG's shape"):
+        check_run_params(
+            defaults("hyperband_digits.yaml"),
+            {"R": 27},
+            schemas=schemas("hyperband_digits.yaml"),
+            shape_keys=("R", "eta", "skip_last"),
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("table", "x y"), ("seed", 2**31), ("epochs", 0), ("export_to", "/a/../b"), ("cluster", "")],
+)
+def test_a_bad_value_is_refused_naming_the_field(field: str, value: object) -> None:
+    params = {**defaults(), field: value}
+    with pytest.raises(UserInputError, match=f"conf field '{field}'"):
+        check_run_params(params, {field: value}, schemas=schemas())
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("s3://bucket/prefix/run-1", True),
+        ("s3://my.bucket", True),
+        ("/srv/models/digits", True),
+        ("exports/nightly", True),
+        ("s3://UPPER/x", False),
+        ("s3://b/../x", False),
+        ("../x", False),
+        ("x;rm -rf /", False),
+        ("file:///etc", False),
+    ],
+)
+def test_export_target_pattern(value: str, ok: bool) -> None:
+    assert bool(re.match(EXPORT_PATTERN, value)) is ok
+
+
+@pytest.mark.parametrize(
+    "name", ["exp1", "digits-2024.01.01", "a:b+c", "-x", "x y", "", "é", "a" * 200, "a" * 201]
+)
+def test_the_form_accepts_the_experiment_names_the_core_accepts(name: str) -> None:
+    assert bool(re.match(NAME_PATTERN, name)) is bool(CORE_NAME_PATTERN.match(name))
+
+
+def test_the_default_experiment_name_is_stable_and_valid() -> None:
+    name = default_experiment_name("automl_hyperband_digits", "manual__2026-01-02T03:04:05+00:00")
+    assert name == default_experiment_name(
+        "automl_hyperband_digits", "manual__2026-01-02T03:04:05+00:00"
+    )
+    assert CORE_NAME_PATTERN.match(name)
+    assert CORE_NAME_PATTERN.match(default_experiment_name("d", "a run/with spaces?"))
+
+
+def test_small_keeps_scalars_and_short_lists() -> None:
+    out = _small({"a": 1, "b": [1, 2], "c": list(range(100)), "d": {"x": 1}, "e": None})
+    assert out == {"a": 1, "b": [1, 2], "c_count": 100, "e": None}
+    json.dumps(out)
+
+
+def test_hook_builds_a_url_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "postgres",
+        "host": "gp-master.example",
+        "login": "automl",
+        "password": "p@ss:w/rd",
+        "schema": "analytics",
+        "port": 5433,
+        "extra": {"sslmode": "require", "cursor": "dictcursor"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOML_DB", json.dumps(conn))
+    url = GreenplumHook().get_automl_url()
+    # The password is quoted; only libpq options travel from the extras.
+    assert url == "postgresql://automl:p%40ss%3Aw%2Frd@gp-master.example:5433/analytics?sslmode=require"
+
+
+def test_hook_without_a_connection_defers_to_automl_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
+    assert GreenplumHook().get_automl_url() is None
+    assert GreenplumHook(automl_conn_id="other").get_conn_id() == "other"
+
+
+def test_hook_reads_the_server_kind(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOML_DB", db_url)
+    hook = GreenplumHook()
+    assert hook.get_automl_url().endswith(db_url.rsplit("/", 1)[1])
+    # The test server is PostgreSQL, not Greenplum.
+    assert hook.is_greenplum() is False

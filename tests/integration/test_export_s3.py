@@ -1,0 +1,344 @@
+"""Artifact stores (one contract, local and S3), and exporting the best model to a folder
+or S3 and predicting with it, against real PostgreSQL and a moto S3 server on loopback.
+
+The experiment here is trained for real (a tiny MLP on a small table, through the
+training engine), so the exported weights and the predictions are those of real states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_core.cli import main
+from automl_core.data.load import load_source
+from automl_core.data.prepare import prepare_dataset
+from automl_core.data.reader import dataset_info, normalize, read_partition
+from automl_core.data.sources import SourceData, SplitPart
+from automl_core.errors import UserInputError
+from automl_core.export import CARD_FORMAT, export_best, load_exported, package_version
+from automl_core.predict import predict_table
+from automl_core.report import create_views
+from automl_core.store import connect
+from automl_core.store import repository as repo
+from automl_core.store.artifacts import (
+    ArtifactNotFoundError,
+    ArtifactStore,
+    LocalArtifactStore,
+    S3ArtifactStore,
+    artifact_store_for,
+)
+from automl_core.store.dialect import Dialect
+from automl_core.store.migrations import migrate
+from automl_core.store.repository import TrialRow
+
+# --- S3 on loopback ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Dummy credentials and the moto endpoint in the environment, as a deployment sets them."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3_client(s3_env: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_env)
+
+
+@pytest.fixture
+def bucket(s3_client: Any) -> str:
+    name = f"models-{uuid.uuid4().hex[:10]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+# --- one contract, every store ---------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    if request.param == "local":
+        return LocalArtifactStore(tmp_path / "artifacts")
+    client = request.getfixturevalue("s3_client")
+    return S3ArtifactStore(request.getfixturevalue("bucket"), "runs/exp-1", client=client)
+
+
+def test_store_contract(store: ArtifactStore) -> None:
+    assert store.list() == [] and not store.exists("model.pt")
+    with pytest.raises(ArtifactNotFoundError):
+        store.get_bytes("model.pt")
+    payload = bytes(range(256)) * 64
+    store.put_bytes("model.pt", payload)
+    store.put_bytes("trials/2/state.pt", b"two")
+    store.put_bytes("trials/10/state.pt", b"ten")
+    assert store.get_bytes("model.pt") == payload
+    store.put_bytes("model.pt", b"second")
+    assert store.get_bytes("model.pt") == b"second"
+    assert store.exists("model.pt") and not store.exists("trials")
+    assert store.list() == ["model.pt", "trials/10/state.pt", "trials/2/state.pt"]
+    assert store.list("trials/1") == ["trials/10/state.pt"]
+    assert store.list("nothing/") == []
+    for bad in ("../escape", "/abs", "a//b"):
+        with pytest.raises(ValueError):
+            store.put_bytes(bad, b"x")
+    assert store.describe("model.pt").endswith("model.pt")
+
+
+def test_s3_keys_live_under_the_prefix(s3_client: Any, bucket: str) -> None:
+    S3ArtifactStore(bucket, "a/b", client=s3_client).put_bytes("k.bin", b"1")
+    S3ArtifactStore(bucket, "", client=s3_client).put_bytes("top.bin", b"2")
+    listed = s3_client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["a/b/k.bin", "top.bin"]
+    # A prefix store does not see objects that only share a string prefix with it.
+    S3ArtifactStore(bucket, "a/bc", client=s3_client).put_bytes("x", b"3")
+    assert S3ArtifactStore(bucket, "a/b", client=s3_client).list() == ["k.bin"]
+
+
+def test_s3_missing_bucket_is_not_found(s3_client: Any) -> None:
+    store = S3ArtifactStore("no-such-bucket-here", "", client=s3_client)
+    with pytest.raises(ArtifactNotFoundError):
+        store.get_bytes("model.pt")
+    assert not store.exists("model.pt")
+
+
+def test_default_client_comes_from_the_environment(s3_env: str, bucket: str) -> None:
+    store = artifact_store_for(f"s3://{bucket}/env")  # no client: built from AWS_* variables
+    store.put_bytes("hello.txt", b"hi")
+    assert artifact_store_for(f"s3://{bucket}/env/").get_bytes("hello.txt") == b"hi"
+
+
+# --- a really trained experiment ---------------------------------------------------------
+
+CONFIGS = {
+    0: {"architecture": "mlp", "hidden": 8, "lr": 0.05, "batch_size": 16, "optimizer": "adam"},
+    1: {"architecture": "mlp", "hidden": 16, "lr": 0.02, "batch_size": 8, "optimizer": "sgd"},
+}
+# Recorded validation accuracy per epoch: trial 1 is best (0.9 at epoch 2) but its
+# checkpoint is its latest state, epoch 3 (0.8), which is what must be exported.
+ACCURACIES = {0: [0.5, 0.7], 1: [0.6, 0.9, 0.8]}
+
+
+def _load_toy(conn: Any, table: str, labels: str) -> None:
+    """90 rows of 4 raw (un-normalised) features; 3 classes, text or integer labels."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(90, 4)) * 3 + 5).astype(np.float32)
+    cls = (x[:, 0] > 5).astype(int) + (x[:, 1] > 5).astype(int)
+    values = np.array(["cat", "dog", "eel\tx"])[cls] if labels == "text" else cls * 10 + 7
+    label_type = "text" if labels == "text" else "integer"
+    data = SourceData(table, (4,), label_type, (SplitPart("train", x, values),))
+    load_source(conn, data, table)
+    prepare_dataset(conn, table, partitions=2, seed=0)
+
+
+def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "text") -> int:
+    """Load and prepare ``table``, then train 2 trials through the engine, epoch by epoch."""
+    from automl_core.training.engine import train_partition
+
+    _load_toy(conn, table, labels)
+    info = dataset_info(conn, table)
+    parts = [read_partition(conn, table, p, "train", info=info) for p in range(info.partitions)]
+    exp = repo.create_experiment(
+        conn, name=name, method="random", dataset=table, spec={"n": 2}, seed=5,
+        airflow_run_id="manual__2025-01-01",
+    )  # fmt: skip
+    repo.upsert_trials(conn, exp.id, [TrialRow(t, c) for t, c in CONFIGS.items()])
+    for trial, config in CONFIGS.items():
+        state = None
+        for epoch, acc in enumerate(ACCURACIES[trial], start=1):
+            for x, y in parts:  # every model visits every partition once per epoch
+                state, _ = train_partition(config, state, x, y, input_shape=info.feature_shape,
+                                           num_classes=info.num_classes, epoch=epoch,
+                                           seed=trial)  # fmt: skip
+            repo.record_epoch(conn, exp.id, trial, epoch, train_loss=0.5, train_accuracy=acc,
+                              valid_loss=1.0 - acc, valid_accuracy=acc, seconds=0.1,
+                              samples=info.n_train)  # fmt: skip
+            repo.save_checkpoint(conn, exp.id, trial, epoch, state=state)
+        repo.set_trial_status(conn, exp.id, [trial], "completed")
+    return exp.id
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Any]:
+    connection = connect(db_url)
+    migrate(connection)
+    with connection.cursor() as cur:  # until the views are migration 2
+        create_views(cur, Dialect.detect(connection))
+    connection.commit()
+    yield connection
+    connection.close()
+
+
+def reference_predictions(conn: Any, exp_id: int, trial: int, table: str) -> list[tuple[Any, ...]]:
+    """(id, label, probability) from the checkpoint in the database, by the engine directly."""
+    from automl_core.training.engine import predict, predict_proba
+
+    info = dataset_info(conn, table)
+    checkpoint = repo.load_checkpoint(conn, exp_id, trial)
+    assert checkpoint is not None and checkpoint.state is not None
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, features FROM {table} ORDER BY id")
+        rows = cur.fetchall()
+    conn.rollback()
+    x = normalize(np.array([r[1] for r in rows]), info)
+    kw = {"input_shape": info.feature_shape, "num_classes": info.num_classes}
+    index = predict(CONFIGS[trial], checkpoint.state, x, **kw)
+    proba = predict_proba(CONFIGS[trial], checkpoint.state, x, **kw).max(axis=1)
+    labels = [info.class_values[i] for i in index]
+    return [(r[0], lab, float(p)) for r, lab, p in zip(rows, labels, proba, strict=True)]
+
+
+def read_table(conn: Any, table: str) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, predicted, probability FROM {table} ORDER BY id")
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def assert_same_predictions(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:
+    assert [r[:2] for r in got] == [r[:2] for r in want]
+    assert np.allclose([r[2] for r in got], [r[2] for r in want], rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(params=["folder", "s3"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Any]:
+    """(target, s3 client or None): a fresh folder, or a prefix in a fresh bucket."""
+    if request.param == "folder":
+        return str(tmp_path / "export"), None
+    return f"s3://{request.getfixturevalue('bucket')}/exports/best", request.getfixturevalue(
+        "s3_client"
+    )
+
+
+def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None:
+    where, client = target
+    exp_id = build_trained_experiment(conn, "exp", "toy")
+    card = export_best(conn, "exp", where, s3_client=client)
+
+    assert card["format"] == CARD_FORMAT and card["architecture"] == "mlp"
+    assert card["config"] == CONFIGS[1] and card["trial"]["trial_id"] == 1
+    assert card["checkpoint"]["epoch"] == 3 and card["checkpoint"]["valid_accuracy"] == 0.8
+    assert card["metrics"]["best_valid_accuracy"] == 0.9 and card["metrics"]["best_epoch"] == 2
+    assert [h["valid_accuracy"] for h in card["metrics"]["history"]] == ACCURACIES[1]
+    info = dataset_info(conn, "toy")
+    conn.rollback()
+    assert card["data"]["class_values"] == ["cat", "dog", "eel\tx"]
+    assert card["data"]["feature_shape"] == [4]
+    assert card["data"]["normalization"] == info.normalization
+    lineage = card["lineage"]
+    assert (lineage["experiment"], lineage["experiment_id"], lineage["method"]) == (
+        "exp", exp_id, "random"
+    )  # fmt: skip
+    assert lineage["airflow_run_id"] == "manual__2025-01-01" and lineage["dataset"] == "toy"
+    assert lineage["package_version"] == package_version() and lineage["exported_at"]
+
+    loaded = load_exported(where, s3_client=client)
+    checkpoint = repo.load_checkpoint(conn, exp_id, 1)
+    assert checkpoint is not None
+    assert loaded.state == checkpoint.state  # the bytes as stored
+    assert loaded.card == json.loads(json.dumps(card))
+    assert card["files"]["weights_sha256"] == hashlib.sha256(loaded.state).hexdigest()
+
+    n = predict_table(conn, source_table="toy", out_table="toy_scored", model=loaded)
+    assert n == 90
+    assert_same_predictions(read_table(conn, "toy_scored"), reference_predictions(conn, exp_id, 1, "toy"))  # fmt: skip
+
+
+def test_predict_with_experiment_name_keeps_integer_labels(conn: Any) -> None:
+    exp_id = build_trained_experiment(conn, "exp", "nums", labels="int")
+    n = predict_table(conn, source_table="nums", out_table="nums_scored", model="exp",
+                      batch_size=7)  # fmt: skip
+    assert n == 90
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'nums_scored' ORDER BY ordinal_position"
+        )
+        types = cur.fetchall()
+    conn.rollback()
+    assert types == [("id", "bigint"), ("predicted", "integer"), ("probability", "real")]
+    got = read_table(conn, "nums_scored")
+    assert_same_predictions(got, reference_predictions(conn, exp_id, 1, "nums"))
+    assert {r[1] for r in got} <= {7, 17, 27}
+
+
+def test_cli_export_and_predict_through_s3_env(
+    conn: Any, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp_id = build_trained_experiment(conn, "exp", "toy")
+    where = f"s3://{bucket}/cli"
+    assert main(["export", "exp", "--to", where]) == 0
+    out = capsys.readouterr().out
+    assert "exported trial 1" in out and "epoch 3" in out
+    argv = ["predict", "--model", where, "--table", "toy", "--out-table", "scored"]
+    assert main(argv) == 0
+    assert "wrote 90 predictions" in capsys.readouterr().out
+    want = reference_predictions(conn, exp_id, 1, "toy")
+    assert_same_predictions(read_table(conn, "scored"), want)
+    # The table exists now: refused without --replace, replaced with it.
+    assert main(argv) == 2
+    assert "--replace" in capsys.readouterr().err
+    assert main([*argv, "--replace", "--batch-size", "50"]) == 0
+    assert_same_predictions(read_table(conn, "scored"), want)
+
+
+def test_export_refuses_bad_input_before_writing(
+    conn: Any, tmp_path: Path, s3_client: Any, bucket: str
+) -> None:
+    build_trained_experiment(conn, "exp", "toy")
+    repo.create_experiment(conn, name="empty", method="grid", dataset="toy", spec={}, seed=0)
+    out = tmp_path / "out"
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: export_best(conn, "nope", str(out)), "no experiment named 'nope'"),
+        (lambda: export_best(conn, "empty", str(out)), "no trial with a validation result"),
+        (lambda: export_best(conn, "exp", "s3://Bad_Bucket/x"), "not a valid bucket"),
+        (lambda: export_best(conn, "exp", "ftp://host/x"), "not supported"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UserInputError, match=message):
+            call()
+    assert not out.exists()
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)
+
+
+def test_load_exported_refuses_missing_or_tampered_exports(conn: Any, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="no exported model"):
+        load_exported(str(tmp_path / "empty"))
+    build_trained_experiment(conn, "exp", "toy")
+    export_best(conn, "exp", str(tmp_path / "m"))
+    weights = tmp_path / "m" / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:-1])
+    with pytest.raises(UserInputError, match="SHA-256"):
+        load_exported(str(tmp_path / "m"))
+    (tmp_path / "m" / "model_card.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(UserInputError, match="not a model card"):
+        load_exported(str(tmp_path / "m"))

@@ -1,0 +1,41 @@
+"""normalize(): new rows scaled as the packed data was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automl_core.data.reader import DatasetInfo, normalize
+from automl_core.errors import UserInputError
+
+INFO = DatasetInfo(
+    name="imgs",
+    feature_shape=(2, 3),
+    num_classes=2,
+    class_values=[0, 1],
+    partitions=2,
+    n_train=10,
+    n_valid=2,
+    normalization={"mean": 4.0, "std": 2.0},
+)
+
+
+@pytest.mark.parametrize("shape", [(5, 2, 3), (5, 6)])
+def test_normalize_batches(shape: tuple[int, ...]) -> None:
+    x = np.arange(30, dtype=np.float64).reshape(shape)
+    out = normalize(x, INFO)
+    assert out.dtype == np.float32 and out.shape == (5, 2, 3)
+    np.testing.assert_allclose(out.reshape(5, 6), (x.reshape(5, 6) - 4.0) / 2.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (6,)])
+def test_normalize_one_row(shape: tuple[int, ...]) -> None:
+    out = normalize(np.full(shape, 6.0), INFO)
+    assert out.shape == (1, 2, 3)
+    np.testing.assert_array_equal(out, np.ones((1, 2, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 3, 2), (7,), ()])
+def test_normalize_refuses_other_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(UserInputError, match=r"do not match dataset 'imgs'.*\(2, 3\)"):
+        normalize(np.zeros(shape), INFO)
