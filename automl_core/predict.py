@@ -136,7 +136,6 @@ def predict_table(
     """
     from automl_core.data.reader import normalize
     from automl_core.export import ExportedModel, best_model
-    from automl_core.training.engine import predict_proba
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserInputError(f"The batch size is {batch_size!r}, but must be at least 1.")
@@ -144,6 +143,8 @@ def predict_table(
     conn.rollback()  # end the catalog reads' transaction before the long one
     if not isinstance(model, ExportedModel):
         model = best_model(conn, model, s3_client=s3_client)
+    from automl_core.training.engine import predict_proba  # torch: only once there is work
+
     info = model.dataset_info()
     classes = model.class_values
     out = sql.Identifier(out_table)

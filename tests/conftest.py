@@ -71,3 +71,26 @@ def db_url(make_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch) ->
     url = make_database()
     monkeypatch.setenv("AUTOML_DB_URL", url)
     return url
+
+
+@pytest.fixture(scope="session")
+def digits_url(make_database: Callable[[], str]) -> str:
+    """A database holding the digits data, prepared into 2 partitions (shared, read-mostly).
+
+    Tests that train write only rows keyed by their own experiment name.
+    """
+    from automl_core.cli import main
+
+    url = make_database()
+    old = os.environ.get("AUTOML_DB_URL")
+    os.environ["AUTOML_DB_URL"] = url
+    try:
+        assert main(["db", "init"]) == 0
+        assert main(["data", "load", "digits", "--table", "digits"]) == 0
+        assert main(["data", "prepare", "digits", "--partitions", "2", "--seed", "0"]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("AUTOML_DB_URL", None)
+        else:
+            os.environ["AUTOML_DB_URL"] = old
+    return url

@@ -102,8 +102,15 @@ class Normalization:
         return {"mean": self.mean, "std": self.std}
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """``x`` normalised, as float32 (in float64 arithmetic for the subtraction)."""
-        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+        """``x`` normalised, as a new float32 array.
+
+        float32 arithmetic (two roundings, within 2 ulp of the exact value) halves the
+        memory traffic of packing; the reader's ``normalize`` calls this same method, so
+        rows scored later are normalised bit for bit as the packed ones were.
+        """
+        out = np.subtract(x, np.float32(self.mean), dtype=np.float32)
+        out /= np.float32(self.std)
+        return out
 
 
 def global_normalization(x: np.ndarray, rows: np.ndarray, chunk_rows: int = 16384) -> Normalization:
@@ -113,6 +120,7 @@ def global_normalization(x: np.ndarray, rows: np.ndarray, chunk_rows: int = 1638
     (``M2 = M2_a + M2_b + delta^2 * n_a * n_b / n``), so no full float64 copy is made and
     large values do not lose precision as a naive sum of squares would.
     """
+    rows = np.sort(rows)  # gathers in memory order are faster; the result does not change
     count = 0
     mean = 0.0
     m2 = 0.0

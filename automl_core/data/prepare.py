@@ -13,7 +13,8 @@ Implementation notes
 - Normalisation: one global mean and std over the training rows' values (not per
   feature), applied to train and validation rows; stored as float32.
 - Atomicity: the packed table is dropped, created and filled, and the datasets row is
-  upserted, in one transaction. A failure rolls it all back.
+  upserted, in one transaction. A failure rolls it all back. A transaction-level advisory
+  lock on the dataset name serialises concurrent prepares of the same dataset.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def prepare_dataset(
     _check_arguments(partitions, validation_fraction, seed)
     try:
         _require_schema(conn)
+        # Two prepares of one dataset would race on CREATE TABLE: the second waits here.
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"automl.prepare.{name}",))
         dialect = Dialect.detect(conn)
         p = _partition_count(conn, dialect, partitions)
         summary = inspect_source(conn, name, label_column=label_column)

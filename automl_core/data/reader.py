@@ -7,12 +7,16 @@ into preallocated arrays, so the peak memory is the partition itself plus one bu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import psycopg2.extensions
 from psycopg2 import sql
 
+from automl_core.data.packing import Normalization
 from automl_core.data.pgcopy import TupleSink
 from automl_core.data.validate import validate_table_name
 from automl_core.errors import UserInputError
@@ -62,12 +66,12 @@ _INFO_COLUMNS = (
 def dataset_info(conn: Any, name: str) -> DatasetInfo:
     """The summary of dataset ``name`` from ``automl.datasets``.
 
-    Runs in the caller's transaction and leaves it open. Raises UserInputError naming the
-    dataset and ``automl data prepare`` when it has not been prepared (or the schema does
-    not exist yet).
+    Runs in the caller's open transaction if there is one; otherwise it ends the one it
+    opened (see :func:`_reading`). Raises UserInputError naming the dataset and
+    ``automl data prepare`` when it has not been prepared (or the schema does not exist yet).
     """
     validate_table_name(name, what="dataset name")
-    with conn.cursor() as cur:
+    with _reading(conn), conn.cursor() as cur:
         # Check first: a failed SELECT would abort the caller's transaction.
         cur.execute("SELECT to_regclass('automl.datasets')")
         row = cur.fetchone()
@@ -116,7 +120,8 @@ def read_partition(
 
     ``x`` is float32 ``[n, *feature_shape]`` (already normalised), ``y`` int64 ``[n]`` class
     indices into ``info.class_values``; rows come in buffer order, i.e. the seeded shuffle
-    of ``prepare``. Pass ``info`` to skip the summary query. Raises UserInputError for an
+    of ``prepare``. Pass ``info`` to skip the summary query. Like :func:`dataset_info`, it
+    leaves no transaction open that was not open before. Raises UserInputError for an
     unknown dataset, split or partition; RuntimeError when the packed table does not match
     its summary (it was changed after ``prepare``: run it again).
     """
@@ -151,7 +156,7 @@ def read_partition(
         'COPY (SELECT n, x, y FROM {} WHERE split = %s AND "partition" = %s ORDER BY buffer) '
         "TO STDOUT WITH (FORMAT binary)"
     ).format(sql.Identifier(info.packed_table))
-    with conn.cursor() as cur:
+    with _reading(conn), conn.cursor() as cur:
         # COPY takes no bind parameters: mogrify binds them client-side, quoted by psycopg2.
         statement = cur.mogrify(query, (split, partition)).decode()
         sink = TupleSink(take)
@@ -159,6 +164,23 @@ def read_partition(
     if filled != n or not sink.finished:
         raise RuntimeError(_mismatch(info, split, partition))
     return x.reshape(n, *info.feature_shape), y
+
+
+@contextmanager
+def _reading(conn: Any) -> Iterator[None]:
+    """Leave the connection's transaction state as it was found.
+
+    If no transaction was open, the one these reads open is ended (rolled back: nothing
+    was written). A worker that keeps its connection for hours then holds no lock on the
+    packed table, which would otherwise make a re-run of ``prepare`` (DROP TABLE) wait.
+    """
+    idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    started = not conn.autocommit and conn.get_transaction_status() == idle
+    try:
+        yield
+    finally:
+        if started:
+            conn.rollback()
 
 
 def _mismatch(info: DatasetInfo, split: str, partition: int) -> str:
@@ -175,7 +197,11 @@ def normalize(x: np.ndarray, info: DatasetInfo) -> np.ndarray:
     ``x`` may be ``[n, *feature_shape]``, flat ``[n, prod(feature_shape)]``, or one row of
     either shape. Raises UserInputError when the rows do not match the dataset's features.
     """
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise UserInputError(
+            f"Rows for dataset {info.name!r} have dtype {arr.dtype}: features must be numbers."
+        )
     shape = info.feature_shape
     size = int(np.prod(shape))
     if arr.shape in (shape, (size,)):
@@ -187,6 +213,7 @@ def normalize(x: np.ndarray, info: DatasetInfo) -> np.ndarray:
             f"Rows of shape {arr.shape} do not match dataset {info.name!r}, whose features "
             f"have shape {shape}: pass [n, {', '.join(map(str, shape))}] or [n, {size}]."
         )
-    mean = info.normalization.get("mean", 0.0)
-    std = info.normalization.get("std", 1.0) or 1.0
-    return ((arr - mean) / std).astype(np.float32).reshape(-1, *shape)
+    norm = Normalization(
+        mean=info.normalization.get("mean", 0.0), std=info.normalization.get("std", 1.0) or 1.0
+    )
+    return norm.apply(arr).reshape(-1, *shape)

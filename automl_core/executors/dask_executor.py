@@ -82,7 +82,8 @@ class DaskExecutor:
                 n_workers=n_workers or len(self._partitions),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                host="127.0.0.1",
+                dashboard_address=":0",  # a free port: never clash with another cluster
                 memory_limit=0,
                 silence_logs=logging.WARNING,
                 env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
@@ -97,7 +98,7 @@ class DaskExecutor:
         self._last_poll = 0.0
         from distributed import as_completed
 
-        self._completed = as_completed([], with_results=False)
+        self._completed = as_completed([], loop=self._client.loop, with_results=False)
 
     # --- Executor protocol ---------------------------------------------------------------
 

@@ -39,6 +39,9 @@ def _prepare_torch(partition: int) -> None:
         return
     import torch
 
+    from automl_core.training.plugins import import_architecture_modules
+
+    import_architecture_modules()
     torch.set_num_threads(int(os.environ.get("AUTOML_TORCH_THREADS", "1")))
     if torch.cuda.is_available():
         # Several workers on one multi-GPU host spread over the GPUs by partition.

@@ -35,7 +35,7 @@ def finalize(
 
             card = export_best(ctx.conn, name, export_to, s3_client=s3_client)
             result["export"] = export_to
-            log.info("exported trial %s to %s", card.get("trial_id"), export_to)
+            log.info("exported trial %s to %s", card["trial"]["trial_id"], export_to)
         if report_dir:
             from automl_core.report import write_report
 

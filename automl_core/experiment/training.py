@@ -52,7 +52,9 @@ def resume_targets(
     """
     from automl_core.errors import UserInputError
     from automl_core.training.engine import validate_config
+    from automl_core.training.plugins import import_architecture_modules
 
+    import_architecture_modules()
     targets = []
     for trial_id, config, target_epoch in items:
         try:

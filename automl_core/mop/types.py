@@ -8,10 +8,10 @@ These small values are the whole vocabulary between the pure scheduler
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class JobKind(str, Enum):
+class JobKind(StrEnum):
     TRAIN = "train"  # one pass over the partition's training rows
     EVAL = "eval"  # forward pass over the partition's validation rows
 

@@ -16,12 +16,10 @@ from automl_core.report.leaderboard import (
     rung_results,
 )
 from automl_core.report.plots import Utilisation, utilisation
-from automl_core.report.views import create_views
 
 __all__ = [
     "LEADERBOARD_COLUMNS",
     "Utilisation",
-    "create_views",
     "epoch_history",
     "format_table",
     "job_log",

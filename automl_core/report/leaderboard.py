@@ -2,7 +2,7 @@
 
 Every reader takes an open psycopg2 connection and an experiment *name* and raises
 ``UserInputError`` when no experiment has that name. The leaderboard comes from the
-``automl.leaderboard`` view (``automl_core.report.views``), so its ranking rule lives
+``automl.leaderboard`` view (``automl_core.store.views``), so its ranking rule lives
 in one place: best validation accuracy first, ties by trial id, trials without a
 validation result last.
 """

@@ -156,12 +156,21 @@ def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xlabel("trials, in creation order")
     ax.set_title("Best validation accuracy so far, by trial")
     _accuracy_axis(ax)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return _save(fig, path)
 
 
+def time_unit(span_seconds: float) -> tuple[str, float]:
+    """A readable unit for a time axis spanning ``span_seconds``: (name, seconds per unit)."""
+    if span_seconds < 120:
+        return "seconds", 1.0
+    if span_seconds < 120 * 60:
+        return "minutes", 60.0
+    return "hours", 3600.0
+
+
 def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | None:
-    """Best validation accuracy so far against minutes since ``start`` (a datetime).
+    """Best validation accuracy so far against the time since ``start`` (a datetime).
 
     Each recorded epoch is a point in time at which a result became known.
     """
@@ -173,15 +182,16 @@ def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | No
     when = pd.to_datetime(rows["recorded_at"], utc=True)
     origin = pd.Timestamp(start)
     origin = origin.tz_localize("UTC") if origin.tzinfo is None else origin
-    minutes = ((when - origin).dt.total_seconds() / 60.0).to_numpy(dtype=float)
-    order = np.argsort(minutes, kind="stable")
-    minutes = minutes[order]
+    seconds = (when - origin).dt.total_seconds().to_numpy(dtype=float)
+    unit, per_unit = time_unit(float(seconds.max()))
+    order = np.argsort(seconds, kind="stable")
+    elapsed = seconds[order] / per_unit
     acc = rows["valid_accuracy"].to_numpy(dtype=float)[order]
     fig = _figure(6.4, 3.6)
     ax = fig.subplots()
-    ax.scatter(minutes, acc, s=10, color=_MUTED, label="epoch result", zorder=2)
+    ax.scatter(elapsed, acc, s=10, color=_MUTED, label="epoch result", zorder=2)
     ax.step(
-        np.r_[0.0, minutes],
+        np.r_[0.0, elapsed],
         np.r_[np.nan, best_so_far(acc.tolist())],
         where="post",
         color=_HIGHLIGHT,
@@ -189,11 +199,11 @@ def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | No
         label="best so far",
         zorder=3,
     )
-    ax.set_xlim(left=0)
-    ax.set_xlabel("minutes since the experiment started")
+    ax.set_xlim(0, max(float(elapsed.max()), 1e-9) * 1.04)
+    ax.set_xlabel(f"{unit} since the experiment started")
     ax.set_title("Best validation accuracy so far, by wall time")
     _accuracy_axis(ax)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return _save(fig, path)
 
 
@@ -304,7 +314,7 @@ def plot_learning_curves(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Learning curves of the top {len(wanted)} trials")
     _accuracy_axis(ax)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)
     return _save(fig, path)
 
 
@@ -328,6 +338,12 @@ def plot_worker_timeline(jobs: pd.DataFrame, path: Path) -> Path | None:
         colors = [cmap(int(t) % 10) for t in part["trial_id"]]
         top.broken_barh(spans, (row - 0.4, 0.8), facecolors=colors, edgecolor="white", lw=0.3)
     top.set_yticks(range(len(partitions)), [f"partition {p}" for p in partitions])
+    trial_ids = sorted(int(t) for t in jobs["trial_id"].unique())
+    if len(trial_ids) <= 10:  # beyond that the colours repeat and a legend would mislead
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=cmap(t % 10), label=f"trial {t}") for t in trial_ids]
+        top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     top.set_title("Worker timeline (one colour per trial)")
     times, counts = busy_workers(jobs)
     # A filled step: with thousands of short gaps a line would be an unreadable comb.

@@ -171,7 +171,12 @@ def ensure_server(home: Path | None = None) -> ServerInfo:
         info = _running(lay)
         if info is None:
             info = _create_and_start(lay, bin_dir, account)
-        _ensure_database(info)
+        try:
+            _ensure_database(info)
+        except psycopg2.Error as exc:
+            # e.g. a stale postmaster.pid whose pid now belongs to another process
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise _start_failed(lay, f"it does not accept connections ({reason})") from None
         _VERIFIED.add((info.data_dir, info.pid))
         return info
 

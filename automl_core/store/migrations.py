@@ -25,6 +25,7 @@ from psycopg2 import sql
 
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
+from automl_core.store.views import create_views
 
 SCHEMA = "automl"
 # An arbitrary constant ("automl" in ASCII): advisory locks are per database, and only
@@ -158,7 +159,10 @@ def _v1_initial_schema(cur: Any, dialect: Dialect) -> None:
         cur.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial_schema),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial_schema),
+    Migration(2, "leaderboard views", create_views),
+)
 
 
 def _check_registry(migrations: tuple[Migration, ...]) -> int:

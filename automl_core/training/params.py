@@ -23,10 +23,6 @@ from automl_core.errors import UserInputError
 __all__ = ["get_bool", "get_choice", "get_float", "get_int"]
 
 
-def _raw(config: Mapping[str, Any], key: str) -> Any:
-    return config.get(key)
-
-
 def get_int(
     config: Mapping[str, Any],
     key: str,
@@ -43,7 +39,7 @@ def get_int(
         UserInputError: the value is a bool, a string, a non-integral number, or outside
             ``[minimum, maximum]``.
     """
-    value = _raw(config, key)
+    value = config.get(key)
     if value is None:
         return default
     # bool is an int subclass, but "hidden: true" is certainly a mistake.
@@ -81,7 +77,7 @@ def get_float(
         UserInputError: the value is not a real number, is NaN/infinite, or lies outside
             the given bounds.
     """
-    value = _raw(config, key)
+    value = config.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -114,7 +110,7 @@ def get_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
     Raises:
         UserInputError: any other value (strings such as "yes" included).
     """
-    value = _raw(config, key)
+    value = config.get(key)
     if value is None:
         return default
     if isinstance(value, bool):
@@ -130,7 +126,7 @@ def get_choice(config: Mapping[str, Any], key: str, default: str, choices: Colle
     Raises:
         UserInputError: the value is not one of ``choices``; the message lists them.
     """
-    value = _raw(config, key)
+    value = config.get(key)
     if value is None:
         return default
     if not isinstance(value, str) or value not in choices:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -113,13 +114,25 @@ def _load_model(
     return model
 
 
+def _as_tensor(a: ArrayLike) -> torch.Tensor:
+    """``a`` as a tensor sharing its memory where possible.
+
+    Partitions decoded from bytea with ``np.frombuffer`` are read-only; torch warns about
+    those, but the engine only ever reads its inputs, so sharing is safe and a copy of
+    the partition would be wasted.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a)
+
+
 def _inputs(x: ArrayLike, input_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """``x`` as float32 ``[n, *input_shape]`` on ``device``.
 
     Raises:
         UserInputError: the rows do not hold ``prod(input_shape)`` features.
     """
-    xt = torch.as_tensor(x)
+    xt = _as_tensor(x)
     if xt.ndim < 2 or math.prod(xt.shape[1:]) != math.prod(input_shape):
         raise UserInputError(
             f"The data has shape {list(xt.shape)}, but rows of shape {list(input_shape)} "
@@ -138,7 +151,7 @@ def _labels(y: ArrayLike, n: int, num_classes: int, device: torch.device) -> tor
     Raises:
         UserInputError: wrong length, not integers, or out of range.
     """
-    yt = torch.as_tensor(y)
+    yt = _as_tensor(y)
     if yt.ndim != 1 or yt.shape[0] != n:
         raise UserInputError(
             f"The labels have shape {list(yt.shape)}, but {n} class indices were expected."

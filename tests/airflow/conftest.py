@@ -18,23 +18,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DAGS = REPO / "dags"
-SPECS = DAGS / "specs"
+from tests.airflow.helpers import DAGS
+
 _HOME = Path(tempfile.mkdtemp(prefix="automl-airflow-home-"))
 
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__PARALLELISM"] = "2"
-
-EXAMPLE_DAG_IDS = {
-    "automl_hyperband_digits",
-    "automl_hyperopt_digits",
-    "automl_grid_digits",
-    "automl_random_digits",
-    "automl_nightly_hyperband_digits",
-}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,10 +11,10 @@ import yaml
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
-
 from automl_airflow.dag_factory import build_dag
 from automl_airflow.specs import load_spec
-from tests.airflow.conftest import REPO, SPECS
+
+from tests.airflow.helpers import REPO, SPECS
 
 
 def example(name: str) -> DAG:
@@ -42,7 +42,9 @@ def chain_of(dag: DAG, task_ids: list[str]) -> None:
 
 
 def group_ids(dag: DAG) -> list[str]:
-    return [k for k in dag.task_group.children if "_" in k and k.split("_")[0] in ("bracket", "batch")]
+    return [
+        k for k in dag.task_group.children if "_" in k and k.split("_")[0] in ("bracket", "batch")
+    ]
 
 
 # --- Hyperband ------------------------------------------------------------------------

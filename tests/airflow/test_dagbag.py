@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-
 from automl_airflow.dag_factory import INVALID_SPEC_TAG
 from automl_airflow.specs import SpecError
-from tests.airflow.conftest import DAGS, EXAMPLE_DAG_IDS, REPO, SPECS
+
+from tests.airflow.helpers import DAGS, EXAMPLE_DAG_IDS, REPO, SPECS
 
 
 def test_dagbag_loads_every_example_without_import_errors() -> None:
@@ -74,17 +74,19 @@ def mixed_dag_folder(tmp_path: Path) -> Path:
     broken = (SPECS / "random_digits.yaml").read_text().replace("n: 8", "R: 8")
     (dags / "specs" / "broken_budget.yaml").write_text(broken)
     (dags / "specs" / "not_yaml.yaml").write_text("dag_id: [unclosed\n")
-    dup = (SPECS / "hyperopt_digits.yaml").read_text().replace(
-        "automl_hyperopt_digits", "automl_hyperband_digits"
+    dup = (
+        (SPECS / "hyperopt_digits.yaml")
+        .read_text()
+        .replace("automl_hyperopt_digits", "automl_hyperband_digits")
     )
     (dags / "specs" / "zz_duplicate.yaml").write_text(dup)
     return dags
 
 
-# The stand-ins' warnings are the point of these tests, not noise for the summary.
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_broken_spec_does_not_hide_the_good_ones(mixed_dag_folder: Path) -> None:
-    bag = DagBag(dag_folder=str(mixed_dag_folder))
+    # DagBag records the warnings of a parse and emits them again afterwards.
+    with pytest.warns(UserWarning):
+        bag = DagBag(dag_folder=str(mixed_dag_folder))
     assert bag.import_errors == {}
     # The good spec is built as usual.
     good = bag.dags["automl_hyperband_digits"]
@@ -107,9 +109,9 @@ def test_a_broken_spec_does_not_hide_the_good_ones(mixed_dag_folder: Path) -> No
     assert "InvalidSpecWarning" in warnings
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_stand_in_task_fails_with_the_spec_error(mixed_dag_folder: Path) -> None:
-    bag = DagBag(dag_folder=str(mixed_dag_folder))
+    with pytest.warns(UserWarning):
+        bag = DagBag(dag_folder=str(mixed_dag_folder))
     task = bag.dags["automl_random_digits"].get_task("invalid_spec")
     with pytest.raises(SpecError, match="budget.R"):
         task.execute(context={})

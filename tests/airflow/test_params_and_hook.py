@@ -6,14 +6,14 @@ import json
 import re
 
 import pytest
-
 from automl_airflow.hooks import GreenplumHook
 from automl_airflow.operators import _small, default_experiment_name
 from automl_airflow.params import NAME_PATTERN, check_run_params, run_schemas
 from automl_airflow.specs import EXPORT_PATTERN, load_spec
+
 from automl_core.errors import UserInputError
 from automl_core.experiment.request import NAME_PATTERN as CORE_NAME_PATTERN
-from tests.airflow.conftest import REPO, SPECS
+from tests.airflow.helpers import REPO, SPECS
 
 
 def schemas(name: str = "random_digits.yaml") -> dict:
@@ -110,7 +110,10 @@ def test_hook_builds_a_url_from_the_connection(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AIRFLOW_CONN_AUTOML_DB", json.dumps(conn))
     url = GreenplumHook().get_automl_url()
     # The password is quoted; only libpq options travel from the extras.
-    assert url == "postgresql://automl:p%40ss%3Aw%2Frd@gp-master.example:5433/analytics?sslmode=require"
+    assert (
+        url
+        == "postgresql://automl:p%40ss%3Aw%2Frd@gp-master.example:5433/analytics?sslmode=require"
+    )
 
 
 def test_hook_without_a_connection_defers_to_automl_core(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from automl_airflow.specs import SpecError, load_spec
-from tests.airflow.conftest import REPO, SPECS
+
+from tests.airflow.helpers import REPO, SPECS
 
 GOOD: dict[str, Any] = {
     "dag_id": "t_random",

@@ -54,11 +54,32 @@ def test_read_partition_returns_shaped_normalised_rows(conn: Any, images: np.nda
     assert xv.shape == (5, 3, 4, 4) and yv.shape == (5,)
 
 
-def test_reader_leaves_the_transaction_usable(conn: Any, images: np.ndarray) -> None:
+def test_reader_holds_no_transaction_it_did_not_find(conn: Any, images: np.ndarray) -> None:
+    idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
     read_partition(conn, "imgs", 0)
+    dataset_info(conn, "imgs")
+    # an idle worker connection must not hold a lock that blocks a re-run of prepare
+    assert conn.get_transaction_status() == idle
     with conn.cursor() as cur:
-        cur.execute("SELECT 1")
-        assert cur.fetchone() == (1,)
+        cur.execute("SELECT 1")  # the caller's own transaction is kept open
+    read_partition(conn, "imgs", 0)
+    assert conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+    conn.rollback()
+
+
+def test_prepare_is_not_blocked_by_a_reader_connection(
+    conn: Any, images: np.ndarray, db_url: str
+) -> None:
+    worker = psycopg2.connect(db_url)
+    try:
+        read_partition(worker, "imgs", 1)
+        with conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '2s'")  # fail instead of hanging
+        conn.commit()
+        prepare_dataset(conn, "imgs", partitions=3)
+        assert dataset_info(worker, "imgs").partitions == 3
+    finally:
+        worker.close()
 
 
 @pytest.mark.parametrize(

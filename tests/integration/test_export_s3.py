@@ -25,7 +25,6 @@ from automl_core.data.sources import SourceData, SplitPart
 from automl_core.errors import UserInputError
 from automl_core.export import CARD_FORMAT, export_best, load_exported, package_version
 from automl_core.predict import predict_table
-from automl_core.report import create_views
 from automl_core.store import connect
 from automl_core.store import repository as repo
 from automl_core.store.artifacts import (
@@ -35,7 +34,6 @@ from automl_core.store.artifacts import (
     S3ArtifactStore,
     artifact_store_for,
 )
-from automl_core.store.dialect import Dialect
 from automl_core.store.migrations import migrate
 from automl_core.store.repository import TrialRow
 
@@ -190,9 +188,6 @@ def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "te
 def conn(db_url: str) -> Iterator[Any]:
     connection = connect(db_url)
     migrate(connection)
-    with connection.cursor() as cur:  # until the views are migration 2
-        create_views(cur, Dialect.detect(connection))
-    connection.commit()
     yield connection
     connection.close()
 
@@ -342,3 +337,18 @@ def test_load_exported_refuses_missing_or_tampered_exports(conn: Any, tmp_path: 
     (tmp_path / "m" / "model_card.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(UserInputError, match="not a model card"):
         load_exported(str(tmp_path / "m"))
+
+
+def test_export_reads_a_checkpoint_stored_by_reference(
+    conn: Any, tmp_path: Path, s3_client: Any, bucket: str
+) -> None:
+    exp_id = build_trained_experiment(conn, "exp", "toy")
+    inline = repo.load_checkpoint(conn, exp_id, 1)
+    assert inline is not None and inline.state is not None
+    # The same epoch's state, moved to S3: the row keeps only the pointer.
+    s3_client.put_object(Bucket=bucket, Key="ckpt/exp/1.pt", Body=inline.state)
+    uri = f"s3://{bucket}/ckpt/exp/1.pt"
+    assert repo.save_checkpoint(conn, exp_id, 1, inline.epoch, uri=uri)
+    card = export_best(conn, "exp", str(tmp_path / "m"), s3_client=s3_client)
+    assert card["checkpoint"]["stored_as"] == uri
+    assert (tmp_path / "m" / "model.pt").read_bytes() == inline.state

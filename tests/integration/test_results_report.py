@@ -50,10 +50,6 @@ def loss_of(acc: float) -> float:
 def conn(db_url: str) -> Iterator[Any]:
     connection = connect(db_url)
     migrate(connection)
-    # Until the views are registered as migration 2, create them as that migration will.
-    with connection.cursor() as cur:
-        create_views(cur, Dialect.detect(connection))
-    connection.commit()
     yield connection
     connection.close()
 
@@ -148,6 +144,20 @@ def test_views_agree_with_the_dataframe_across_experiments(conn: Any) -> None:
         for v, f in zip(view_rows, frame_rows, strict=True):
             assert [None if pd.isna(x) else x for x in f] == list(v)
     assert [r[2] for r in rows if r[0] == "other"] == [1, 0]  # its own ranking
+
+
+def test_migrate_creates_the_views_and_they_can_be_recreated(conn: Any) -> None:
+    add_experiment(conn, "mixed", "random", MIXED)
+    before = leaderboard(conn, "mixed")
+    with conn.cursor() as cur:  # what migration 2 ran; CREATE OR REPLACE keeps it rerunnable
+        create_views(cur, Dialect.detect(conn))
+        cur.execute(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = 'automl' "
+            "ORDER BY table_name"
+        )
+        assert [r[0] for r in cur.fetchall()] == ["leaderboard", "trial_summary"]
+    conn.commit()
+    pd.testing.assert_frame_equal(leaderboard(conn, "mixed"), before)
 
 
 def test_hyperband_rung_reached(conn: Any) -> None:

@@ -73,7 +73,15 @@ def test_models_added_when_others_finish_continue_from_their_epoch() -> None:
 
     HopperRunner(executor, sink, seed=0).run(targets(3, 1), on_done)
     assert sorted(promoted) == [0, 1]
-    assert {(t, e) for t, e in sink.epochs} == {(0, 1), (1, 1), (2, 1), (0, 2), (0, 3), (1, 2), (1, 3)}
+    assert {(t, e) for t, e in sink.epochs} == {
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (0, 2),
+        (0, 3),
+        (1, 2),
+        (1, 3),
+    }
 
 
 def test_failed_jobs_are_retried_and_lost_states_restart_the_epoch() -> None:

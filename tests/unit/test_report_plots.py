@@ -150,3 +150,11 @@ def test_plots_with_nothing_to_draw_write_nothing(tmp_path: Path) -> None:
     assert plots.plot_learning_curves(_epochs(), [99], tmp_path / "e.png") is None
     assert plots.plot_worker_timeline(_jobs([]), tmp_path / "f.png") is None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("span", "unit"), [(0.5, "seconds"), (119, "seconds"), (120, "minutes"), (7300, "hours")]
+)
+def test_time_unit(span: float, unit: str) -> None:
+    name, per_unit = plots.time_unit(span)
+    assert name == unit and span / per_unit < 120

@@ -3,6 +3,7 @@ correct counts, and user errors."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -259,6 +260,18 @@ def test_inputs_may_be_tensors_float64_or_any_layout_of_the_row() -> None:
     assert _train({**MLP, "batch_size": 8.0}, None, (x, y))[0] == reference
 
 
+def test_read_only_partitions_are_used_without_copy_or_warning() -> None:
+    # The data layer decodes bytea with np.frombuffer, which gives read-only arrays.
+    x, y = _data(20)
+    x_ro = np.frombuffer(x.tobytes(), dtype=np.float32).reshape(x.shape)
+    y_ro = np.frombuffer(y.tobytes(), dtype=np.int64)
+    assert not x_ro.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state, _ = _train(MLP, None, (x_ro, y_ro))
+    assert state == _train(MLP, None, (x, y))[0]
+
+
 def test_an_empty_partition_trains_nothing() -> None:
     x, y = _data(10)
     state, metrics = _train(MLP, None, (x[:0], y[:0]), epoch=4)
@@ -347,8 +360,10 @@ def test_state_must_fit_the_configuration() -> None:
 
 
 def test_rng_state_travels_in_the_state() -> None:
+    # On the CPU, dropout draws from the carried generator state (on a GPU it draws from
+    # a generator seeded per pass, see session.py), so this check pins the CPU.
     data = _data(16)
-    state, _ = _train(MLP, None, data)
+    state, _ = _train(MLP, None, data, device="cpu")
     loaded = from_bytes(state)
     # Replacing the carried generator state changes the dropout masks of the next pass.
     other = TrainingState(
@@ -359,4 +374,19 @@ def test_rng_state_travels_in_the_state() -> None:
         torch.Generator().manual_seed(99).get_state(),
         loaded.seed_counter,
     )
-    assert _train(MLP, state, data, epoch=2)[0] != _train(MLP, to_bytes(other), data, epoch=2)[0]
+    kw: dict[str, Any] = {"epoch": 2, "device": "cpu"}
+    assert _train(MLP, state, data, **kw)[0] != _train(MLP, to_bytes(other), data, **kw)[0]
+
+
+def test_a_model_can_hop_between_devices() -> None:
+    # On a GPU host this alternates GPU and CPU; elsewhere it is CPU throughout.
+    data = _data(24)
+    devices = ["cpu", default_device(), "cpu", default_device()]
+    state: bytes | None = None
+    for epoch, device in enumerate(devices, start=1):
+        state, metrics = _train(MLP, state, data, epoch=epoch, device=device)
+        assert metrics["samples"] == 24
+    assert state is not None and from_bytes(state).epoch == 4
+    kw: dict[str, Any] = {"input_shape": SHAPE, "num_classes": CLASSES}
+    on_cpu = predict(MLP, state, data[0], device="cpu", **kw)
+    assert np.array_equal(on_cpu, predict(MLP, state, data[0], device=default_device(), **kw))

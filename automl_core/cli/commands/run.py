@@ -68,11 +68,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_leaderboard(name: str) -> None:
-    from automl_core.report.leaderboard import format_leaderboard, leaderboard
+    from automl_core.report.leaderboard import format_table, leaderboard
     from automl_core.store.connection import connect
 
     conn = connect()
     try:
-        print(format_leaderboard(leaderboard(conn, name), limit=10))
+        print(format_table(leaderboard(conn, name, limit=10)))
     finally:
         conn.close()

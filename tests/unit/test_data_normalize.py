@@ -39,3 +39,16 @@ def test_normalize_one_row(shape: tuple[int, ...]) -> None:
 def test_normalize_refuses_other_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(UserInputError, match=r"do not match dataset 'imgs'.*\(2, 3\)"):
         normalize(np.zeros(shape), INFO)
+
+
+def test_normalize_refuses_non_numbers() -> None:
+    with pytest.raises(UserInputError, match="features must be numbers"):
+        normalize(np.array([["a"] * 6]), INFO)
+
+
+def test_normalize_matches_packing_arithmetic() -> None:
+    from automl_core.data.packing import Normalization
+
+    x = np.random.default_rng(0).normal(3, 7, size=(20, 2, 3)).astype(np.float32)
+    packed = Normalization(mean=4.0, std=2.0).apply(x)
+    np.testing.assert_array_equal(normalize(x, INFO), packed)  # bit for bit

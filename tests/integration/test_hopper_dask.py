@@ -1,0 +1,238 @@
+"""The hopper on real Dask workers and a real PostgreSQL: invariants, resume, worker loss."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from automl_core.executors.dask_executor import DaskExecutor
+from automl_core.executors.dask_worker import DataRef
+from automl_core.experiment import SearchRequest, run_search
+from automl_core.experiment.sink import DatabaseSink
+from automl_core.mop.joblog import check_job_log
+from automl_core.mop.runner import HopperRunner, TrainingTarget
+from automl_core.store import repository as repo
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL_SPACE = {
+    "architecture": "mlp",
+    "hidden": [32, 64],
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "lr": [0.05, 0.1],
+    "batch_size": 64,
+}
+
+
+def job_log(url: str, name: str) -> list[tuple]:
+    conn = psycopg2.connect(url)
+    try:
+        exp = repo.get_experiment(conn, name)
+        return [
+            (j.trial_id, j.epoch, j.partition, j.kind, j.worker, j.started_at, j.ended_at)
+            for j in repo.jobs(conn, exp.id)
+        ], exp.id
+    finally:
+        conn.close()
+
+
+def epoch_keys(url: str, experiment_id: int) -> list[tuple[int, int]]:
+    conn = psycopg2.connect(url)
+    try:
+        return sorted((r.trial_id, r.epoch) for r in repo.epochs(conn, experiment_id))
+    finally:
+        conn.close()
+
+
+def test_a_grid_search_on_real_workers_keeps_the_hopper_invariants(digits_url: str) -> None:
+    request = SearchRequest(
+        dataset="digits",
+        space=SMALL_SPACE,
+        method="grid",
+        name="grid-invariants",
+        epochs=2,
+        batch_size=2,
+    )
+    name = run_search(request, progress=False, db_url=digits_url)
+    log, exp_id = job_log(digits_url, name)
+    # 4 configs x 2 epochs x 2 partitions x (train + eval)
+    assert len(log) == 4 * 2 * 2 * 2
+    check_job_log(log, models=[(t, 0, 2) for t in range(4)], partitions=[0, 1], evaluate=True)
+    assert len({row[4] for row in log}) == 2  # both workers trained
+    assert epoch_keys(digits_url, exp_id) == [(t, e) for t in range(4) for e in (1, 2)]
+
+
+def test_hyperband_on_digits_promotes_between_rungs_and_learns(digits_url: str) -> None:
+    space = dict(SMALL_SPACE, hidden=[64, 128], lr={"loguniform": [0.02, 0.2]})
+    request = SearchRequest(
+        dataset="digits", space=space, method="hyperband", name="hb-small", R=3, eta=3, seed=1
+    )
+    name = run_search(request, progress=False, db_url=digits_url)
+    conn = psycopg2.connect(digits_url)
+    try:
+        exp = repo.get_experiment(conn, name)
+        assert exp.status == "completed"
+        # R=3, eta=3: bracket 1 has 3 trials at 1 epoch, 1 promoted to 3; bracket 0 has 2 at 3.
+        assert len(repo.get_rung(conn, exp.id, 1, 0)) == 3
+        promoted = [r.trial_id for r in repo.get_rung(conn, exp.id, 1, 0) if r.promoted]
+        assert [r.trial_id for r in repo.get_rung(conn, exp.id, 1, 1)] == promoted
+        assert len(promoted) == 1
+        best = max(f.best_valid_accuracy for f in repo.finished_trials(conn, exp.id))
+        assert best > 0.9
+        # A promoted trial continued from its checkpoint: epochs 1..3, each once.
+        assert [r.epoch for r in repo.epochs(conn, exp.id, trial_ids=promoted)] == [1, 2, 3]
+    finally:
+        conn.close()
+    log, _ = job_log(digits_url, name)
+    models = [(t, 0, 1) for t in range(3)] + [(promoted[0], 1, 3), (3, 0, 3), (4, 0, 3)]
+    check_job_log(log, models=models, partitions=[0, 1], evaluate=True)
+
+
+def test_a_killed_run_resumes_from_its_checkpoints_without_duplicating_rows(
+    digits_url: str, tmp_path: Path
+) -> None:
+    space_file = tmp_path / "space.yaml"
+    import yaml
+
+    space_file.write_text(yaml.safe_dump(dict(SMALL_SPACE, hidden=[256, 512])))
+    cmd = [
+        sys.executable,
+        "-m",
+        "automl_core",
+        "run",
+        "--data",
+        "digits",
+        "--space",
+        str(space_file),
+        "--method",
+        "grid",
+        "--epochs",
+        "6",
+        "--name",
+        "resume-me",
+        "--no-progress",
+    ]
+    env = dict(os.environ, AUTOML_DB_URL=digits_url)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    conn = psycopg2.connect(digits_url)
+    conn.autocommit = True
+    try:
+        while time.monotonic() < deadline:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM automl.trial_epochs te JOIN automl.experiments e"
+                    " ON e.id = te.experiment_id WHERE e.name = 'resume-me'"
+                )
+                done = cur.fetchone()[0]
+            if done >= 3:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        conn.close()
+    partial_exp = job_log(digits_url, "resume-me")[1]
+    partial = epoch_keys(digits_url, partial_exp)
+    assert 3 <= len(partial) < 4 * 6
+
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "experiment: resume-me" in result.stdout
+    log, exp_id = job_log(digits_url, "resume-me")
+    assert epoch_keys(digits_url, exp_id) == [(t, e) for t in range(4) for e in range(1, 7)]
+    assert len(log) == 4 * 6 * 2 * 2
+    check_job_log(log, models=[(t, 0, 6) for t in range(4)], partitions=[0, 1], evaluate=True)
+
+
+def test_losing_a_worker_mid_run_reruns_its_work_elsewhere(digits_url: str) -> None:
+    conn = psycopg2.connect(digits_url)
+    exp = repo.create_experiment(
+        conn,
+        name="worker-loss",
+        method="grid",
+        dataset="digits",
+        spec={"space": SMALL_SPACE},
+        seed=0,
+    )
+    from automl_core.data.reader import dataset_info
+
+    info = dataset_info(conn, "digits")
+    data = DataRef(digits_url, "digits", tuple(info.feature_shape), info.num_classes)
+    config = {
+        "architecture": "mlp",
+        "hidden": 512,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "batch_size": 32,
+    }
+    repo.upsert_trials(conn, exp.id, [repo.TrialRow(t, config) for t in range(3)])
+    executor = DaskExecutor(data, [0, 1], seed=0)
+    killed: list[str] = []
+    wait = executor.wait
+
+    def wait_then_kill_once() -> list:
+        results = wait()
+        if not killed and any(r.job.epoch == 2 for r in results):
+            victim = executor.owner(1)
+            killed.append(victim)
+            pid = executor.client.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)  # its nanny starts a fresh worker at a new address
+        return results
+
+    executor.wait = wait_then_kill_once  # type: ignore[method-assign]
+    try:
+        runner = HopperRunner(executor, DatabaseSink(conn, exp.id), seed=0)
+        summary = runner.run([TrainingTarget(t, config, 0, 3) for t in range(3)])
+    finally:
+        executor.close()
+    assert killed
+    assert summary.failed_jobs + summary.resets > 0
+    assert sorted(summary.completed) == [0, 1, 2]
+    rows = [
+        (j.trial_id, j.epoch, j.partition, j.kind, j.worker, j.started_at, j.ended_at)
+        for j in repo.jobs(conn, exp.id)
+    ]
+    conn.close()
+    check_job_log(rows, models=[(t, 0, 3) for t in range(3)], partitions=[0, 1], evaluate=True)
+    assert epoch_keys(digits_url, exp.id) == [(t, e) for t in range(3) for e in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("method", ["random", "hyperopt"])
+def test_random_and_hyperopt_searches_finish_with_results(digits_url: str, method: str) -> None:
+    space = dict(SMALL_SPACE, lr={"loguniform": [0.02, 0.2]})
+    request = SearchRequest(
+        dataset="digits",
+        space=space,
+        method=method,
+        name=f"small-{method}",
+        epochs=1,
+        n=3,
+        batches=2,
+        batch_size=2,
+    )
+    name = run_search(request, progress=False, db_url=digits_url)
+    conn = psycopg2.connect(digits_url)
+    try:
+        exp = repo.get_experiment(conn, name)
+        trials = repo.get_trials(conn, exp.id)
+        assert len(trials) == (3 if method == "random" else 4)
+        assert {t.status for t in trials} == {"completed"}
+        assert len(repo.epochs(conn, exp.id)) == len(trials)
+    finally:
+        conn.close()

@@ -1,0 +1,117 @@
+"""``predict_table`` refuses bad input before writing, and a failure part-way writes
+nothing. No model is trained here: every refusal happens before one would run (the
+happy paths, with real models, are in test_export_s3.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_core.cli import main
+from automl_core.data.load import load_source
+from automl_core.data.sources import SourceData, SplitPart
+from automl_core.errors import UserInputError
+from automl_core.export import CARD_FORMAT, ExportedModel
+from automl_core.predict import predict_table
+from automl_core.store import connect
+from automl_core.store.migrations import migrate
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Any]:
+    connection = connect(db_url)
+    migrate(connection)
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    data = SourceData("t", (4,), "integer", (SplitPart("train", x, np.arange(10) % 2),))
+    load_source(connection, data, "src")
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE taken (id bigint, note text)")
+        cur.execute("INSERT INTO taken VALUES (1, 'keep me')")
+        cur.execute("CREATE TABLE not_source (id bigint, x real)")
+    connection.commit()
+    yield connection
+    connection.close()
+
+
+def fake_model(feature_shape: list[int]) -> ExportedModel:
+    """A model whose card says it takes ``feature_shape``; its weights are never reached."""
+    card = {
+        "format": CARD_FORMAT,
+        "data": {
+            "dataset": "src",
+            "feature_shape": feature_shape,
+            "num_classes": 2,
+            "class_values": [0, 1],
+            "normalization": {"mean": 0.0, "std": 1.0},
+        },
+    }
+    return ExportedModel(config={"architecture": "mlp"}, state=b"never loaded", card=card)
+
+
+def tables(conn: Any) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        names = {r[0] for r in cur.fetchall()}
+    conn.rollback()
+    return names
+
+
+def taken_rows(conn: Any) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, note FROM taken")
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("source", "out", "message"),
+    [
+        ("src; DROP TABLE taken", "out", "source table name"),
+        ('src"', "out", "source table name"),
+        ("src", "out'); DROP TABLE taken; --", "output table name"),
+        ("src", "public.out", "output table name"),
+        ("src", "", "output table name"),
+        ("src", "src", "is the source table"),
+        ("missing", "out", "does not exist"),
+        ("not_source", "out", "needs id and features"),
+        ("src", "taken", "already exists"),
+    ],
+)
+def test_refused_before_anything_is_written(conn: Any, source: str, out: str, message: str) -> None:
+    before = tables(conn)
+    with pytest.raises(UserInputError, match=message):
+        predict_table(conn, source_table=source, out_table=out, model=fake_model([4]))
+    assert tables(conn) == before
+    assert taken_rows(conn) == [(1, "keep me")]
+
+
+def test_bad_batch_size_and_unknown_experiment(conn: Any) -> None:
+    with pytest.raises(UserInputError, match="batch size"):
+        predict_table(conn, source_table="src", out_table="o", model=fake_model([4]), batch_size=0)
+    with pytest.raises(UserInputError, match="no experiment named 'ghost'"):
+        predict_table(conn, source_table="src", out_table="o", model="ghost")
+    assert "o" not in tables(conn)
+
+
+def test_a_failure_part_way_leaves_the_old_table(conn: Any) -> None:
+    # The model takes 3 features, the table has 4: the first batch fails after the
+    # output table was dropped and re-created, and the rollback restores the old one.
+    with pytest.raises(UserInputError, match="do not match"):
+        predict_table(
+            conn, source_table="src", out_table="taken", model=fake_model([3]), replace=True
+        )
+    assert taken_rows(conn) == [(1, "keep me")]
+
+
+def test_cli_needs_exactly_one_model_source(conn: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["predict", "--table", "src", "--out-table", "o"]
+    assert main(base) == 2
+    assert "either an EXPERIMENT" in capsys.readouterr().err
+    assert main(["predict", "exp", "--model", "/tmp/x", "--table", "src", "--out-table", "o"]) == 2
+    assert main(["predict", "exp", "--table", "src;", "--out-table", "o"]) == 2
+    assert "not a plain SQL identifier" in capsys.readouterr().err
+    assert "o" not in tables(conn)
