@@ -112,14 +112,28 @@ def _warm(db_url: str, dataset: str, partitions: int, full: bool, partition: int
         x, y = load_partition(DataRef(db_url, dataset, (), 0), partition, "train")
     # One tiny step pays torch's lazy imports (dynamo) before the clock starts.
     engine.train_partition(
-        model_configs(1)[0], None, x[:64], y[:64], input_shape=x.shape[1:], num_classes=10,
-        epoch=1, seed=0,
+        model_configs(1)[0],
+        None,
+        x[:64],
+        y[:64],
+        input_shape=x.shape[1:],
+        num_classes=10,
+        epoch=1,
+        seed=0,
     )
     return int(x.nbytes + y.nbytes)
 
 
-def _train_whole(db_url: str, dataset: str, partitions: int, config: dict, epochs: int, seed: int,
-                 shape: tuple, classes: int) -> float:
+def _train_whole(
+    db_url: str,
+    dataset: str,
+    partitions: int,
+    config: dict,
+    epochs: int,
+    seed: int,
+    shape: tuple,
+    classes: int,
+) -> float:
     from automl_core.training import engine
 
     x, y = _full_data(db_url, dataset, partitions)
@@ -161,8 +175,14 @@ def run_mop(db_url: str, info, configs: list[dict], epochs: int) -> dict:  # typ
         for p in range(info.partitions):
             held.append(
                 executor.client.submit(
-                    _warm, db_url, info.name, info.partitions, False, p,
-                    workers=[executor.owner(p)], pure=False,
+                    _warm,
+                    db_url,
+                    info.name,
+                    info.partitions,
+                    False,
+                    p,
+                    workers=[executor.owner(p)],
+                    pure=False,
                 ).result()
             )
         sink = _MemorySink()
@@ -189,21 +209,35 @@ def run_cluster(db_url: str, info, configs: list[dict], epochs: int, workers: in
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        memory_limit=0, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit=0,
+        env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
     )
     client = Client(cluster, set_as_default=False)
     try:
         addresses = sorted(client.scheduler_info()["workers"])
         held = [
-            client.submit(_warm, db_url, info.name, info.partitions, True, 0, workers=[a], pure=False).result()
+            client.submit(
+                _warm, db_url, info.name, info.partitions, True, 0, workers=[a], pure=False
+            ).result()
             for a in addresses
         ]
         start = time.time()
         futures = [
             client.submit(
-                _train_whole, db_url, info.name, info.partitions, c, epochs, i,
-                tuple(info.feature_shape), info.num_classes, pure=False,
+                _train_whole,
+                db_url,
+                info.name,
+                info.partitions,
+                c,
+                epochs,
+                i,
+                tuple(info.feature_shape),
+                info.num_classes,
+                pure=False,
             )
             for i, c in enumerate(configs)
         ]
@@ -237,8 +271,20 @@ def main() -> None:
             make_data(npz, args.rows, args.features, 10, seed=0)
             assert automl(["db", "init"]) == 0
             assert automl(["data", "load", f"npz:{npz}", "--table", "bench"]) == 0
-            assert automl(["data", "prepare", "bench", "--partitions", str(args.partitions),
-                           "--validation-fraction", "0.1"]) == 0
+            assert (
+                automl(
+                    [
+                        "data",
+                        "prepare",
+                        "bench",
+                        "--partitions",
+                        str(args.partitions),
+                        "--validation-fraction",
+                        "0.1",
+                    ]
+                )
+                == 0
+            )
         conn = connect(db_url)
         info = dataset_info(conn, "bench")
         conn.close()
@@ -254,8 +300,11 @@ def main() -> None:
     device = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     figures = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {device}",
-        "K": args.models, "P": args.partitions, "E": args.epochs,
-        "rows": info.n_train, "features": args.features,
+        "K": args.models,
+        "P": args.partitions,
+        "E": args.epochs,
+        "rows": info.n_train,
+        "features": args.features,
         "mop_wall_s": round(mop["wall"], 2),
         "mop_utilisation": round(mop["utilisation"], 3),
         "mop_utilisation_incl_driver": round(mop["utilisation_incl_driver"], 3),

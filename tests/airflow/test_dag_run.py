@@ -2,7 +2,8 @@
 
 Each run trains real models (2 partitions, so 2 Dask workers). Budgets are the examples'
 own for Hyperband (R=9: 69 epochs over 17 trials) and cut by the run conf for Hyperopt
-(epochs=2). A re-run of the same DAG run (what clearing it in the UI does) must continue
+(epochs=2). The runs on the test server share one Dask cluster through the ``cluster``
+param; the run on the embedded default lets each training task start its own. A re-run of the same DAG run (what clearing it in the UI does) must continue
 from the database: nothing trained again, no row added.
 """
 
@@ -36,6 +37,18 @@ TABLES = ("experiments", "trials", "trial_epochs", "rungs", "checkpoints", "mop_
 @pytest.fixture(scope="module")
 def dags() -> dict[str, DAG]:
     return DagBag(dag_folder=str(DAGS)).dags
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[str]:
+    """A Dask cluster the runs share through the ``cluster`` param (one worker per
+    partition), so each training task connects instead of starting its own workers."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def run(dag: DAG, conf: dict[str, Any], **kwargs: Any) -> Any:
@@ -103,10 +116,11 @@ def check_hyperband_results(url: str | None, experiment: str, home: Path) -> Non
 
 
 def test_hyperband_example_runs_and_a_rerun_adds_nothing(
-    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
+    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
     dag = dags["automl_hyperband_digits"]
-    first = run(dag, {"seed": 1})
+    conf = {"seed": 1, "cluster": dask_cluster}
+    first = run(dag, conf)
     experiment = first.get_task_instance("create_experiment").xcom_pull(
         task_ids="create_experiment"
     )["name"]
@@ -119,15 +133,16 @@ def test_hyperband_example_runs_and_a_rerun_adds_nothing(
 
     # Clear and re-run the same DAG run (same run id, so the same experiment): every task
     # runs again and finds its work done in the database.
-    again = run(dag, {"seed": 1}, logical_date=first.logical_date)
+    again = run(dag, conf, logical_date=first.logical_date, run_after=first.run_after)
     assert again.run_id == first.run_id
     assert counts(db_url, experiment) == before
 
 
 def test_hyperopt_example_runs_batches_in_sequence(
-    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
+    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
-    run(dags["automl_hyperopt_digits"], {"epochs": 2, "experiment_name": "hyperopt-dagtest"})
+    conf = {"epochs": 2, "experiment_name": "hyperopt-dagtest", "cluster": dask_cluster}
+    run(dags["automl_hyperopt_digits"], conf)
     rows = query(
         db_url,
         "SELECT t.batch, count(*), min(t.status), max(t.status) FROM automl.trials t "

@@ -20,12 +20,13 @@ import pytest
 
 from automl_core.cli import main
 from automl_core.errors import UserInputError
-from automl_core.report import LEADERBOARD_COLUMNS, create_views, leaderboard, write_report
+from automl_core.report import LEADERBOARD_COLUMNS, leaderboard, write_report
 from automl_core.store import connect
 from automl_core.store import repository as repo
 from automl_core.store.dialect import Dialect
 from automl_core.store.migrations import migrate
 from automl_core.store.repository import JobRow, RungEntry, TrialRow
+from automl_core.store.views import create_views
 
 EPOCH_SECONDS = 2.0
 
