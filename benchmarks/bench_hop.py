@@ -99,8 +99,11 @@ def main() -> None:
 
     med = statistics.median
     transfer = max(med(hop) - med(bare), 0.0)
+    import torch
+
+    device = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
     figures = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, cpu",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {device}",
         "state_mb": round(size / 1e6, 2),
         "rows_per_partition": args.rows,
         "sub_epoch_s": round(med(subepoch), 4),

@@ -162,9 +162,9 @@ class DaskExecutor:
     def fetch_state(self, state: Any) -> bytes:
         if isinstance(state, bytes):
             return state
-        return self._client.submit(
-            job_state, state, pure=False, key=f"state-{uuid.uuid4().hex[:12]}"
-        ).result()
+        # Gather the stored result: the worker serves it from memory even while it trains
+        # another model, whereas a task would queue behind that training.
+        return job_state(self._client.gather(state))
 
     def now(self) -> float:
         return time.time()

@@ -247,19 +247,23 @@ class HopperRunner:
     def _carry_out(self, instructions: Iterable[Instruction]) -> None:
         pending = list(instructions)
         while pending:
-            instruction = pending.pop(0)
-            if isinstance(instruction, RunJob):
-                job = instruction.job
-                model = self._models[job.model_id]
-                self._executor.submit(job, model.config, model.state)
-            elif isinstance(instruction, EpochCompleted):
-                self._finish_epoch(instruction.model_id, instruction.epoch)
-            elif isinstance(instruction, ModelCompleted):
-                self.summary.completed.append(instruction.model_id)
-                if self._on_model_done is not None:
-                    pending.extend(
-                        self._add(self._on_model_done(instruction.model_id, instruction.epoch))
-                    )
+            # Start jobs before bookkeeping (checkpoints, database writes, promotions), so
+            # no worker waits on the driver.
+            for instruction in pending:
+                if isinstance(instruction, RunJob):
+                    job = instruction.job
+                    model = self._models[job.model_id]
+                    self._executor.submit(job, model.config, model.state)
+            notifications = [i for i in pending if not isinstance(i, RunJob)]
+            pending = []
+            for instruction in notifications:
+                if isinstance(instruction, EpochCompleted):
+                    self._finish_epoch(instruction.model_id, instruction.epoch)
+                elif isinstance(instruction, ModelCompleted):
+                    self.summary.completed.append(instruction.model_id)
+                    if self._on_model_done is not None:
+                        done = self._on_model_done(instruction.model_id, instruction.epoch)
+                        pending.extend(self._add(done))
 
     def _finish_epoch(self, model_id: int, epoch: int) -> None:
         model = self._models[model_id]
