@@ -92,7 +92,7 @@ class DaskExecutor:
         self._client.wait_for_workers(1, timeout=120)
         self._owner: dict[int, str] = {}
         self._assign_partitions(self._live_workers())
-        self._inflight: dict[str, _InFlight] = {}  # meta future key -> job
+        self._inflight: dict[Any, _InFlight] = {}  # meta future key -> job
         self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
         self._pending_results: list[JobResult] = []
         self._last_poll = 0.0

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Context:
+class ExperimentContext:
     conn: Any
     url: str
     experiment: Any
@@ -44,11 +44,11 @@ def _connection(db_url: str | None) -> Iterator[tuple[Any, str]]:
 
 
 @contextlib.contextmanager
-def _experiment(name: str, db_url: str | None) -> Iterator[_Context]:
+def open_experiment(name: str, db_url: str | None) -> Iterator[ExperimentContext]:
     with _connection(db_url) as (conn, url):
         experiment = repo.get_experiment(conn, name)
         request = SearchRequest.from_spec(experiment.dataset, experiment.seed, experiment.spec)
-        yield _Context(conn, url, experiment, request)
+        yield ExperimentContext(conn, url, experiment, request)
 
 
 def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
 
 def start_bracket(name: str, bracket: int, *, db_url: str | None = None) -> list[int]:
     """Sample rung 0 of ``bracket`` and enter it; returns its trial ids."""
-    with _experiment(name, db_url) as ctx:
+    with open_experiment(name, db_url) as ctx:
         schedule = plan.schedule_of(ctx.request)
         trials = plan.bracket_trials(ctx.request, bracket)
         exp_id = ctx.experiment.id
@@ -93,7 +93,9 @@ def start_bracket(name: str, bracket: int, *, db_url: str | None = None) -> list
         return [t for t, _ in trials]
 
 
-def _rung_items(ctx: _Context, bracket: int, rung: int) -> list[tuple[int, dict[str, Any], int]]:
+def rung_items(
+    ctx: ExperimentContext, bracket: int, rung: int
+) -> list[tuple[int, dict[str, Any], int]]:
     members = repo.get_rung(ctx.conn, ctx.experiment.id, bracket, rung)
     if not members:
         raise UserInputError(
@@ -118,8 +120,8 @@ def train_rung(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train every trial of the rung to the rung's epoch budget."""
-    with _experiment(name, db_url) as ctx:
-        items = _rung_items(ctx, bracket, rung)
+    with open_experiment(name, db_url) as ctx:
+        items = rung_items(ctx, bracket, rung)
         return _train(ctx, items, workers=workers, cluster=cluster, progress=progress)
 
 
@@ -129,10 +131,10 @@ def promote_rung(
     """Pick the top floor(n_i/eta) of the rung and enter them in the next rung."""
     from automl_core.search.hyperband import select_survivors
 
-    with _experiment(name, db_url) as ctx:
+    with open_experiment(name, db_url) as ctx:
         exp_id = ctx.experiment.id
         b = plan.bracket_of(plan.schedule_of(ctx.request), bracket)
-        members = _rung_items(ctx, bracket, rung)
+        members = rung_items(ctx, bracket, rung)
         scores = _metrics_at(ctx, {t: target for t, _, target in members})
         nxt = b.rungs[rung + 1] if rung + 1 < len(b.rungs) else None
         keep = nxt.n_i if nxt is not None else 0
@@ -155,7 +157,7 @@ def promote_rung(
         return {"promoted": survivors, "stopped": stopped if nxt is not None else []}
 
 
-def _metrics_at(ctx: _Context, targets: Mapping[int, int]) -> dict[int, float]:
+def _metrics_at(ctx: ExperimentContext, targets: Mapping[int, int]) -> dict[int, float]:
     """Validation accuracy of each trial at its target epoch (NaN when it has none)."""
     rows = repo.epochs(ctx.conn, ctx.experiment.id, trial_ids=list(targets))
     found = {(r.trial_id, r.epoch): r.valid_accuracy for r in rows}
@@ -171,7 +173,7 @@ def _metrics_at(ctx: _Context, targets: Mapping[int, int]) -> dict[int, float]:
 
 def propose_batch(name: str, batch: int, *, db_url: str | None = None) -> list[int]:
     """The trials of ``batch`` (created on first call; the same ids on every later call)."""
-    with _experiment(name, db_url) as ctx:
+    with open_experiment(name, db_url) as ctx:
         exp_id, request = ctx.experiment.id, ctx.request
         existing = repo.get_trials(ctx.conn, exp_id, batch=batch)
         if existing:
@@ -206,7 +208,7 @@ def train_batch(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train every trial of ``batch`` for the experiment's epochs."""
-    with _experiment(name, db_url) as ctx:
+    with open_experiment(name, db_url) as ctx:
         trials = repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)
         if not trials:
             raise UserInputError(
@@ -221,7 +223,7 @@ def train_batch(
 
 
 def _train(
-    ctx: _Context,
+    ctx: ExperimentContext,
     items: list[tuple[int, dict[str, Any], int]],
     *,
     workers: int | None,

@@ -28,7 +28,7 @@ def run_search(request: SearchRequest, *, progress: bool = True, db_url: str | N
     name = created["name"]
     from automl_core.data.reader import dataset_info
 
-    with api._experiment(name, db_url) as ctx:
+    with api.open_experiment(name, db_url) as ctx:
         info = dataset_info(ctx.conn, ctx.experiment.dataset)
         with open_executor(
             ctx.url, info, seed=request.seed, workers=request.workers, cluster=request.cluster
@@ -109,7 +109,7 @@ class _HyperbandRun:
         """Targets for the first rung from ``rung`` on that still needs training."""
         rungs = plan.bracket_of(self._schedule, bracket).rungs
         while rung < len(rungs):
-            items = api._rung_items(self._ctx, bracket, rung)
+            items = api.rung_items(self._ctx, bracket, rung)
             targets = resume_targets(self._ctx.conn, self._ctx.experiment.id, items, self._info)
             if targets:
                 self._waiting[(bracket, rung)] = {t.trial_id for t in targets}

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from automl_core.experiment.api import _experiment
+from automl_core.experiment.api import open_experiment
 from automl_core.store import repository as repo
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def finalize(
     """Best trial, leaderboard size, and where the export and the report went."""
     from automl_core.report.leaderboard import leaderboard
 
-    with _experiment(name, db_url) as ctx:
+    with open_experiment(name, db_url) as ctx:
         board = leaderboard(ctx.conn, name)
         result: dict[str, Any] = {"name": name, "trials": int(len(board))}
         if len(board):

@@ -8,7 +8,7 @@ two of them ever taking the same id.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,13 +74,13 @@ def random_batch(request: SearchRequest, batch: int) -> list[tuple[int, Config]]
 
 
 def hyperopt_batch(
-    request: SearchRequest, batch: int, history: Sequence[tuple[Mapping[str, Any], float]]
+    request: SearchRequest, batch: int, history: Sequence[tuple[dict[str, Any], float | None]]
 ) -> list[tuple[int, Config]]:
     """Batch ``batch`` proposed by TPE from ``history`` (configs of earlier batches, metric)."""
     from automl_core.search.hyperopt_search import HyperoptSearch
 
     space = SearchSpace.from_dict(request.space)
-    search = HyperoptSearch.from_history(space, list(history), seed=request.seed + batch)
+    search = HyperoptSearch.from_history(space, history, seed=request.seed + batch)
     configs = search.ask_batch(request.batch_size)
     start = batch * request.batch_size
     return [(start + j, c) for j, c in enumerate(configs)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from automl_core.data.reader import DatasetInfo, dataset_info, read_partition
 from automl_core.data.sources import read_source
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
-from automl_core.store.migrations import migrate
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
-    connection = psycopg2.connect(db_url)
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def _load(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,6 @@ from automl_core.data.prepare import prepare_dataset
 from automl_core.data.reader import dataset_info, normalize, read_partition
 from automl_core.data.sources import read_source
 from automl_core.errors import UserInputError
-from automl_core.store.migrations import migrate
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
-    connection = psycopg2.connect(db_url)
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

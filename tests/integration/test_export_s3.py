@@ -25,7 +25,6 @@ from automl_core.data.sources import SourceData, SplitPart
 from automl_core.errors import UserInputError
 from automl_core.export import CARD_FORMAT, export_best, load_exported, package_version
 from automl_core.predict import predict_table
-from automl_core.store import connect
 from automl_core.store import repository as repo
 from automl_core.store.artifacts import (
     ArtifactNotFoundError,
@@ -34,7 +33,6 @@ from automl_core.store.artifacts import (
     S3ArtifactStore,
     artifact_store_for,
 )
-from automl_core.store.migrations import migrate
 from automl_core.store.repository import TrialRow
 
 # --- S3 on loopback ----------------------------------------------------------------------
@@ -182,14 +180,6 @@ def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "te
             repo.save_checkpoint(conn, exp.id, trial, epoch, state=state)
         repo.set_trial_status(conn, exp.id, [trial], "completed")
     return exp.id
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
-    connection = connect(db_url)
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def reference_predictions(conn: Any, exp_id: int, trial: int, table: str) -> list[tuple[Any, ...]]:

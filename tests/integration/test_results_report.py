@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,10 +21,8 @@ import pytest
 from automl_core.cli import main
 from automl_core.errors import UserInputError
 from automl_core.report import LEADERBOARD_COLUMNS, leaderboard, write_report
-from automl_core.store import connect
 from automl_core.store import repository as repo
 from automl_core.store.dialect import Dialect
-from automl_core.store.migrations import migrate
 from automl_core.store.repository import JobRow, RungEntry, TrialRow
 from automl_core.store.views import create_views
 
@@ -45,14 +43,6 @@ class T:
 
 def loss_of(acc: float) -> float:
     return round(2.0 * (1.0 - acc) + 0.1, 6)
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
-    connection = connect(db_url)
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def add_experiment(conn: Any, name: str, method: str, trials: Sequence[T]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -12,19 +11,10 @@ from psycopg2 import sql
 
 from automl_core.errors import UserInputError
 from automl_core.mop.types import JobKind
-from automl_core.store import connect, migrate
 from automl_core.store import repository as repo
 from automl_core.store.repository import JobRow, RungEntry, TrialRow
 
 SPEC = {"space": {"lr": [0.1, 0.01]}, "epochs": 3}
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
-    connection = connect(db_url)
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture
