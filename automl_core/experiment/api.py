@@ -153,7 +153,12 @@ def promote_rung(
             repo.set_trial_status(ctx.conn, exp_id, stopped, "stopped")
         else:
             repo.set_trial_status(ctx.conn, exp_id, [t for t, _, _ in members], "completed")
-        log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
+        if nxt is not None:
+            log.info(
+                "bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped
+            )
+        else:
+            log.info("bracket %d rung %d (last): completed %s", bracket, rung, list(scores))
         return {"promoted": survivors, "stopped": stopped if nxt is not None else []}
 
 

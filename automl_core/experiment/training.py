@@ -92,9 +92,11 @@ def run_targets(
 ) -> RunSummary:
     """Train ``targets`` with the hopper on ``executor``; results go to the database."""
     bar = progress_bar(progress)
-    try:
-        runner = HopperRunner(executor, DatabaseSink(conn, experiment_id), seed=seed, progress=bar)
+    runner = HopperRunner(executor, DatabaseSink(conn, experiment_id), seed=seed, progress=bar)
+    if bar is None:
         return runner.run(targets, on_model_done)
-    finally:
-        if bar is not None:
-            bar.close()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # Per-epoch log lines print above the bar instead of through it.
+    with bar, logging_redirect_tqdm():
+        return runner.run(targets, on_model_done)
