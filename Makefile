@@ -1,11 +1,12 @@
-# The two commands a newcomer needs: `make demo` (set up, then run the main job on the
-# embedded database) and `make test` (every test tier). Everything else is a helper.
+# The two commands a newcomer needs: `make demo` (set up, then run the Hyperband example
+# DAG on the embedded database and print its leaderboard) and `make test` (every tier).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Dask's scratch space and torch's caches stay inside the project folder.
 export TMPDIR := $(CURDIR)/.automl/tmp
 
-.PHONY: setup test test-unit demo lint bench clean-db
+.PHONY: setup setup-browser test test-unit demo lint bench
 
 setup: $(VENV)/.installed
 
@@ -16,7 +17,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -c constraints.txt -e '.[airflow,dev]'
 	@touch $@
 
-test: setup
+# The UI test drives Debian's Chromium (never a downloaded browser).
+setup-browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for tests/e2e"; exit 1; fi; }
+
+test: setup setup-browser
 	@mkdir -p $(TMPDIR)
 	$(PY) -m pytest
 
@@ -25,13 +32,15 @@ test-unit: setup
 
 demo: setup
 	@mkdir -p $(TMPDIR)
-	$(VENV)/bin/automl schedule hyperband --R 9 --eta 3
-	$(VENV)/bin/automl space sample examples/spaces/digits.yaml --method random --n 3 --seed 0
+	scripts/airflow_demo.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy automl_core plugins/automl_airflow
+	$(VENV)/bin/mypy automl_core plugins/automl_airflow dags
 
 bench: setup
 	$(PY) benchmarks/bench_scheduler_scale.py
+	$(PY) benchmarks/bench_hop.py
+	$(PY) benchmarks/bench_mop.py
+	$(PY) benchmarks/bench_data.py

@@ -18,6 +18,7 @@ Implementation notes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -27,6 +28,7 @@ from typing import Any
 
 from automl_core.executors.base import JobResult
 from automl_core.executors.dask_worker import DataRef, job_meta, job_state, run_job
+from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.mop.types import Job, JobKind
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ class DaskExecutor:
     ) -> None:
         from distributed import Client, LocalCluster
 
+        # Local workers are spawned processes; a host program's __main__ (the `airflow`
+        # command in a task) must not be re-run in them, now or when a worker restarts.
+        self._main_guard = contextlib.ExitStack()
         self._data = data
         self._partitions = list(partitions)
         self._seed = seed
@@ -78,6 +83,7 @@ class DaskExecutor:
             self._client = Client(address, set_as_default=False)
         else:
             # One single-threaded worker process per partition; torch uses one thread each.
+            self._main_guard.enter_context(spawn_safe_main())
             self._cluster = LocalCluster(
                 n_workers=n_workers or len(self._partitions),
                 threads_per_worker=1,
@@ -173,6 +179,7 @@ class DaskExecutor:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+        self._main_guard.close()
 
     # --- internals ------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Arguments are keyword-only primitives; the ones a run may change are templated from the
 DAG's params (rendered as text: a template never becomes an import path, code or SQL,
-and :func:`_opt_str`/:func:`_int` turn the text back into values). The database URL
+and :mod:`automl_airflow.task_values` turns the text back into values). The database URL
 comes from :class:`~automl_airflow.hooks.GreenplumHook`, built only when a task runs.
 automl_core is imported inside ``execute()`` so parsing a DAG file stays cheap.
 
@@ -12,7 +12,6 @@ that is retried or cleared continues where the last attempt stopped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from automl_airflow.hooks import GreenplumHook
+from automl_airflow.task_values import as_int, default_experiment_name, opt_str, xcom_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -29,48 +29,6 @@ if TYPE_CHECKING:
 
 # Downstream tasks find the experiment by the name its creation returned.
 EXPERIMENT_NAME = "{{ ti.xcom_pull(task_ids='create_experiment')['name'] }}"
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
-
-
-def _opt_str(value: Any) -> str | None:
-    """A rendered optional text field: an empty rendering means "not given"."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _int(value: Any, field: str) -> int:
-    from automl_core.errors import UserInputError
-
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise UserInputError(
-            f"The value of {field} is {value!r}, but must be an integer."
-        ) from None
-
-
-def default_experiment_name(dag_id: str, run_id: str) -> str:
-    """The experiment a run writes to when the form leaves the name empty.
-
-    Made from the DAG and run ids, so a retried or cleared task of the same run finds
-    the same experiment instead of starting a new one.
-    """
-    return _NAME_UNSAFE.sub("_", f"{dag_id}__{run_id}")[:200]
-
-
-def _small(result: Mapping[str, Any], *, max_items: int = 50) -> dict[str, Any]:
-    """What of a core result goes to XCom: scalars, and short lists of scalars."""
-    out: dict[str, Any] = {}
-    for key, value in result.items():
-        if isinstance(value, str | int | float | bool) or value is None:
-            out[key] = value
-        elif isinstance(value, Sequence) and len(value) <= max_items:
-            out[key] = [v if isinstance(v, str | int | float | bool) else str(v) for v in value]
-        elif isinstance(value, Sequence):
-            out[f"{key}_count"] = len(value)
-    return out
 
 
 class AutomlOperator(BaseOperator):
@@ -116,13 +74,13 @@ class PrepareDataOperator(AutomlOperator):
         self.load_if_missing = load_if_missing
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from automl_airflow.preparation import ensure_prepared
+        from automl_core.data.ensure import ensure_prepared
 
-        return _small(
+        return xcom_summary(
             ensure_prepared(
                 str(self.table),
                 partitions=self.partitions,
-                load_if_missing=_opt_str(self.load_if_missing),
+                load_if_missing=opt_str(self.load_if_missing),
                 db_url=self.db_url,
             )
         )
@@ -161,18 +119,18 @@ class _SearchRequestOperator(AutomlOperator):
     def search_request(self, context: Context) -> SearchRequest:
         from automl_core.experiment import SearchRequest
 
-        budget = dict(self.budget)
-        if _opt_str(self.epochs) is not None:
-            budget["epochs"] = _int(self.epochs, "epochs")
+        budget: dict[str, Any] = dict(self.budget)
+        if opt_str(self.epochs) is not None:
+            budget["epochs"] = as_int(self.epochs, "epochs")
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
         return SearchRequest(
             dataset=str(self.dataset),
             space=self.space,
             method=self.method,
-            name=_opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
-            seed=_int(self.seed, "seed"),
+            name=opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
+            seed=as_int(self.seed, "seed"),
             workers=self.workers,
-            cluster=_opt_str(self.cluster),
+            cluster=opt_str(self.cluster),
             airflow_run_id=run_id,
             **budget,
         )
@@ -225,7 +183,7 @@ class CreateExperimentOperator(_SearchRequestOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from automl_core.experiment import create_experiment
 
-        return _small(create_experiment(self.search_request(context), db_url=self.db_url))
+        return xcom_summary(create_experiment(self.search_request(context), db_url=self.db_url))
 
 
 class _ExperimentStepOperator(AutomlOperator):
@@ -249,7 +207,7 @@ class StartBracketOperator(_ExperimentStepOperator):
         from automl_core.experiment import start_bracket
 
         trials = start_bracket(str(self.experiment), self.bracket, db_url=self.db_url)
-        return _small({"bracket": self.bracket, "trials": trials})
+        return xcom_summary({"bracket": self.bracket, "trials": trials})
 
 
 class _TrainOperator(_ExperimentStepOperator):
@@ -282,10 +240,10 @@ class TrainRungOperator(_TrainOperator):
             self.bracket,
             self.rung,
             workers=self.workers,
-            cluster=_opt_str(self.cluster),
+            cluster=opt_str(self.cluster),
             db_url=self.db_url,
         )
-        return _small(result)
+        return xcom_summary(result)
 
 
 class PromoteRungOperator(_ExperimentStepOperator):
@@ -301,7 +259,7 @@ class PromoteRungOperator(_ExperimentStepOperator):
 
         result = promote_rung(str(self.experiment), self.bracket, self.rung, db_url=self.db_url)
         self.log.info("Promoted %s; stopped %s", result["promoted"], result["stopped"])
-        return _small(result)
+        return xcom_summary(result)
 
 
 class ProposeBatchOperator(_ExperimentStepOperator):
@@ -315,7 +273,7 @@ class ProposeBatchOperator(_ExperimentStepOperator):
         from automl_core.experiment import propose_batch
 
         trials = propose_batch(str(self.experiment), self.batch, db_url=self.db_url)
-        return _small({"batch": self.batch, "trials": trials})
+        return xcom_summary({"batch": self.batch, "trials": trials})
 
 
 class TrainBatchOperator(_TrainOperator):
@@ -332,10 +290,10 @@ class TrainBatchOperator(_TrainOperator):
             str(self.experiment),
             self.batch,
             workers=self.workers,
-            cluster=_opt_str(self.cluster),
+            cluster=opt_str(self.cluster),
             db_url=self.db_url,
         )
-        return _small(result)
+        return xcom_summary(result)
 
 
 class FinalizeOperator(_ExperimentStepOperator):
@@ -378,10 +336,10 @@ class FinalizeOperator(_ExperimentStepOperator):
         # A task's working directory is wherever its worker started, so relative folders
         # are taken inside the project home, where everything else automl writes lives.
         home = project_home()
-        export_to = _opt_str(self.export_to)
+        export_to = opt_str(self.export_to)
         if export_to and not export_to.startswith("s3://") and not Path(export_to).is_absolute():
             export_to = str(home / export_to)
-        report_base = Path(_opt_str(self.report_dir) or "reports")
+        report_base = Path(opt_str(self.report_dir) or "reports")
         report_dir = (report_base if report_base.is_absolute() else home / report_base) / name
         use_conn = bool(export_to and export_to.startswith("s3://") and self.aws_conn_id)
         result = finalize(
@@ -391,7 +349,7 @@ class FinalizeOperator(_ExperimentStepOperator):
             s3_client=self.s3_client() if use_conn else None,
             db_url=self.db_url,
         )
-        summary = _small(result)
+        summary = xcom_summary(result)
         self.log.info("Best trial: %s", {k: v for k, v in summary.items() if k != "report"})
         for key in ("report", "report_url", "export"):
             if summary.get(key):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -95,13 +96,14 @@ def test_a_broken_spec_does_not_hide_the_good_ones(mixed_dag_folder: Path) -> No
     # A spec whose dag_id is readable keeps it, as a paused stand-in with the error.
     broken = bag.dags["automl_random_digits"]
     assert INVALID_SPEC_TAG in broken.tags
-    assert "budget.R" in broken.description and "broken_budget.yaml" in broken.description
+    description = str(broken.description)
+    assert "budget.R" in description and "broken_budget.yaml" in description
     assert broken.is_paused_upon_creation is True
     assert list(broken.task_dict) == ["invalid_spec"]
     # Unreadable YAML and a duplicate dag_id get a stand-in named after the file.
     assert "automl_invalid_spec__not_yaml" in bag.dags
     duplicate = bag.dags["automl_invalid_spec__zz_duplicate"]
-    assert "already used by" in duplicate.description
+    assert "already used by" in str(duplicate.description)
     # The DAG processor logs the warnings; DagBag keeps them per file.
     warnings = " ".join(w for ws in bag.captured_warnings.values() for w in ws)
     assert "broken_budget.yaml: key 'budget.R'" in warnings
@@ -112,6 +114,6 @@ def test_a_broken_spec_does_not_hide_the_good_ones(mixed_dag_folder: Path) -> No
 def test_the_stand_in_task_fails_with_the_spec_error(mixed_dag_folder: Path) -> None:
     with pytest.warns(UserWarning):
         bag = DagBag(dag_folder=str(mixed_dag_folder))
-    task = bag.dags["automl_random_digits"].get_task("invalid_spec")
+    task: Any = bag.dags["automl_random_digits"].get_task("invalid_spec")
     with pytest.raises(SpecError, match="budget.R"):
         task.execute(context={})

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from automl_airflow.hooks import GreenplumHook
-from automl_airflow.operators import _small, default_experiment_name
 from automl_airflow.params import NAME_PATTERN, check_run_params, run_schemas
 from automl_airflow.specs import EXPORT_PATTERN, load_spec
+from automl_airflow.task_values import default_experiment_name, xcom_summary
 
 from automl_core.errors import UserInputError
 from automl_core.experiment.request import NAME_PATTERN as CORE_NAME_PATTERN
@@ -91,8 +95,8 @@ def test_the_default_experiment_name_is_stable_and_valid() -> None:
     assert CORE_NAME_PATTERN.match(default_experiment_name("d", "a run/with spaces?"))
 
 
-def test_small_keeps_scalars_and_short_lists() -> None:
-    out = _small({"a": 1, "b": [1, 2], "c": list(range(100)), "d": {"x": 1}, "e": None})
+def test_xcom_summary_keeps_scalars_and_short_lists() -> None:
+    out = xcom_summary({"a": 1, "b": [1, 2], "c": list(range(100)), "d": {"x": 1}, "e": None})
     assert out == {"a": 1, "b": [1, 2], "c_count": 100, "e": None}
     json.dumps(out)
 
@@ -128,3 +132,110 @@ def test_hook_reads_the_server_kind(db_url: str, monkeypatch: pytest.MonkeyPatch
     assert hook.get_automl_url().endswith(db_url.rsplit("/", 1)[1])
     # The test server is PostgreSQL, not Greenplum.
     assert hook.is_greenplum() is False
+
+
+SPAWN_PROBE = """
+import multiprocessing, sys, time
+if __name__ != "__main__":
+    # What `import airflow` does in a child of a task process: the metadata DB is blocked.
+    raise RuntimeError("the parent's __main__ was re-run in the child")
+sys.path[:0] = sys.argv[1:]
+from automl_core.executors.spawn_safe import spawn_safe_main
+
+def start() -> int:
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    child.start()
+    child.join(60)
+    return child.exitcode
+
+plain = start()
+with spawn_safe_main():
+    safe = start()
+assert sys.modules["__main__"].__file__ == __file__, "__main__ was not restored"
+print(plain, safe)
+"""
+
+
+def test_spawned_workers_do_not_rerun_the_task_main(tmp_path: Path) -> None:
+    # Dask starts local workers with "spawn"; in an Airflow task __main__ is the airflow
+    # command, which cannot be imported again in a child (see spawn_safe_main).
+    script = tmp_path / "task_main.py"
+    script.write_text(SPAWN_PROBE)
+    done = subprocess.run(
+        [sys.executable, str(script), str(REPO), str(REPO / "plugins")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    plain, safe = done.stdout.split()
+    assert plain != "0", "the probe should fail without spawn_safe_main"
+    assert safe == "0", done.stderr[-2000:]
+
+
+def test_finalize_exports_with_the_s3_client_of_its_aws_connection(
+    monkeypatch: pytest.MonkeyPatch, automl_home: Path
+) -> None:
+    import socket
+
+    import boto3
+    from automl_airflow.operators import FinalizeOperator
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        aws = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        conn = {"conn_type": "aws", "login": "key", "password": "secret", "extra": aws}
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_MODELS", json.dumps(conn))
+        monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
+        calls: list[dict] = []
+
+        def fake_finalize(name: str, **kwargs: object) -> dict:
+            # Stands in for automl_core's finalize: uses the client it is given.
+            calls.append({"name": name, **kwargs})
+            client: Any = kwargs["s3_client"]
+            client.create_bucket(Bucket="models")
+            client.put_object(Bucket="models", Key="digits/model.pt", Body=b"weights")
+            return {"name": name, "best_trial": 3, "export": kwargs["export_to"]}
+
+        monkeypatch.setattr("automl_core.experiment.finalize", fake_finalize)
+        op = FinalizeOperator(
+            task_id="finalize",
+            experiment="exp-1",
+            export_to="s3://models/digits",
+            aws_conn_id="aws_models",
+        )
+        summary = op.execute(context={})  # type: ignore[arg-type]
+        check = boto3.client("s3", aws_access_key_id="key", aws_secret_access_key="secret", **aws)
+        assert check.get_object(Bucket="models", Key="digits/model.pt")["Body"].read() == b"weights"
+    finally:
+        server.stop()
+    (call,) = calls
+    assert call["export_to"] == "s3://models/digits"
+    assert call["report_dir"] == automl_home / "reports" / "exp-1"
+    assert summary == {"name": "exp-1", "best_trial": 3, "export": "s3://models/digits"}
+
+
+def test_finalize_keeps_local_exports_inside_the_project_home(
+    monkeypatch: pytest.MonkeyPatch, automl_home: Path
+) -> None:
+    from automl_airflow.operators import FinalizeOperator
+
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
+    calls: list[dict] = []
+
+    def fake_finalize(name: str, **kwargs: object) -> dict:
+        calls.append(kwargs)
+        return {"name": name}
+
+    monkeypatch.setattr("automl_core.experiment.finalize", fake_finalize)
+    FinalizeOperator(task_id="f", experiment="e", export_to="exports/nightly").execute(
+        context={}  # type: ignore[arg-type]
+    )
+    assert calls[0]["export_to"] == str(automl_home / "exports" / "nightly")
+    assert calls[0]["s3_client"] is None

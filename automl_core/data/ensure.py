@@ -1,9 +1,7 @@
-"""The data step of a DAG: make sure the table is packed, loading it first if asked.
+"""Make sure a table is packed, loading it first if asked (the data step of a DAG).
 
-This composes automl_core.data's public functions (``read_source``, ``load_source``,
-``dataset_info``, ``prepare_dataset``); it has no logic of its own beyond deciding what
-is already done. It belongs in ``automl_core.data`` as ``ensure_prepared`` (requested;
-the operator then calls that instead) and imports no Airflow.
+Composes ``read_source``, ``load_source``, ``dataset_info`` and ``prepare_dataset``; it
+decides only what is already done.
 
 Idempotent: a table that is already packed into the requested number of partitions is
 left alone. That matters beyond speed: several DAGs share one table, and re-packing it
@@ -60,7 +58,6 @@ def ensure_prepared(
                 info = dataset_info(conn, table)
             except UserInputError:
                 info = None
-            conn.rollback()  # dataset_info leaves its transaction open
             if info is not None and info.partitions == partitions:
                 log.info("%s is already packed into %d partitions", table, partitions)
                 return _summary(info, loaded=False, packed=False)

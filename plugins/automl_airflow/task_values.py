@@ -1,0 +1,56 @@
+"""Values a task gets from its rendered templates, and what it gives back to XCom.
+
+Templates render params as text (a form value never becomes code); these functions turn
+that text back into values, name the experiment of a run, and keep XCom small.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from automl_core.errors import UserInputError
+
+# Characters automl_core allows in an experiment name (letters, digits, '_.:+-').
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+
+
+def opt_str(value: Any) -> str | None:
+    """A rendered optional text field: an empty rendering means "not given"."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def as_int(value: Any, field: str) -> int:
+    """A rendered integer field; ``UserInputError`` naming the field otherwise."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise UserInputError(
+            f"The value of {field} is {value!r}, but must be an integer."
+        ) from None
+
+
+def default_experiment_name(dag_id: str, run_id: str) -> str:
+    """The experiment a run writes to when the form leaves the name empty.
+
+    Made from the DAG and run ids, so a retried or cleared task of the same run finds
+    the same experiment instead of starting a new one.
+    """
+    return _NAME_UNSAFE.sub("_", f"{dag_id}__{run_id}")[:200]
+
+
+def xcom_summary(result: Mapping[str, Any], *, max_items: int = 50) -> dict[str, Any]:
+    """What of a core result goes to XCom: scalars, and short lists of scalars."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[key] = value
+        elif isinstance(value, Sequence) and len(value) <= max_items:
+            out[key] = [v if isinstance(v, str | int | float | bool) else str(v) for v in value]
+        elif isinstance(value, Sequence):
+            out[f"{key}_count"] = len(value)
+    return out
