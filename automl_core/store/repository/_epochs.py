@@ -1,0 +1,165 @@
+"""Reads and writes of the ``trial_epochs`` and ``checkpoints`` tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+
+from automl_core.store.repository._common import _t, _tx
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    trial_id: int
+    epoch: int
+    train_loss: float | None
+    train_accuracy: float | None
+    valid_loss: float | None
+    valid_accuracy: float | None
+    seconds: float | None
+    samples: int | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The latest saved state of a trial: inline ``state`` bytes and/or an artifact ``uri``."""
+
+    epoch: int
+    state: bytes | None
+    uri: str | None
+
+
+# --- epochs ---------------------------------------------------------------------------
+
+
+def record_epoch(
+    conn: Any,
+    experiment_id: int,
+    trial_id: int,
+    epoch: int,
+    *,
+    train_loss: float | None,
+    train_accuracy: float | None,
+    valid_loss: float | None,
+    valid_accuracy: float | None,
+    seconds: float | None,
+    samples: int | None,
+) -> None:
+    """Upsert the metrics of one (trial, epoch); a re-run of the epoch overwrites them.
+
+    Raises:
+        ValueError: ``epoch`` is below 1 (epochs are 1-based).
+    """
+    if epoch < 1:
+        raise ValueError(f"The value of epoch is {epoch}, but must be 1 or more (1-based).")
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} (experiment_id, trial_id, epoch, train_loss, train_accuracy, "
+                "valid_loss, valid_accuracy, seconds, samples) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (experiment_id, trial_id, epoch) DO UPDATE SET "
+                "train_loss = EXCLUDED.train_loss, train_accuracy = EXCLUDED.train_accuracy, "
+                "valid_loss = EXCLUDED.valid_loss, valid_accuracy = EXCLUDED.valid_accuracy, "
+                "seconds = EXCLUDED.seconds, samples = EXCLUDED.samples, recorded_at = now()"
+            ).format(_t("trial_epochs")),
+            (
+                experiment_id,
+                trial_id,
+                epoch,
+                train_loss,
+                train_accuracy,
+                valid_loss,
+                valid_accuracy,
+                seconds,
+                samples,
+            ),
+        )
+
+
+def epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int] | None = None) -> list[EpochRow]:
+    """The epoch rows of the experiment (of ``trial_ids`` only, if given)."""
+    where = sql.SQL("experiment_id = %s")
+    params: list[Any] = [experiment_id]
+    if trial_ids is not None:
+        where = sql.SQL("{} AND trial_id = ANY(%s::integer[])").format(where)
+        params.append(list(trial_ids))
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT trial_id, epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, "
+                "seconds, samples, recorded_at FROM {} WHERE {} ORDER BY trial_id, epoch"
+            ).format(_t("trial_epochs"), where),
+            params,
+        )
+        return [EpochRow(*r) for r in cur.fetchall()]
+
+
+def last_epoch(conn: Any, experiment_id: int, trial_id: int) -> int:
+    """The highest recorded epoch of the trial; 0 when it has none."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT COALESCE(max(epoch), 0) FROM {} WHERE experiment_id = %s AND trial_id = %s"
+            ).format(_t("trial_epochs")),
+            (experiment_id, trial_id),
+        )
+        return int(cur.fetchone()[0])
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+
+def save_checkpoint(
+    conn: Any,
+    experiment_id: int,
+    trial_id: int,
+    epoch: int,
+    state: bytes | None = None,
+    uri: str | None = None,
+) -> bool:
+    """Keep this as the trial's checkpoint unless a newer epoch is already saved.
+
+    Returns whether it was written: an older epoch never overwrites a newer one (a late,
+    retried task cannot roll a model back); the same epoch overwrites.
+
+    Raises:
+        ValueError: neither ``state`` nor ``uri`` is given, or ``epoch`` is below 1.
+    """
+    if state is None and uri is None:
+        raise ValueError("save_checkpoint needs the state bytes, an artifact uri, or both.")
+    if epoch < 1:
+        raise ValueError(f"The value of epoch is {epoch}, but must be 1 or more (1-based).")
+    blob = None if state is None else bytes(state)
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {t} AS c (experiment_id, trial_id, epoch, state, uri) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+                "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now() "
+                "WHERE c.epoch <= EXCLUDED.epoch"
+            ).format(t=_t("checkpoints")),
+            (experiment_id, trial_id, epoch, blob, uri),
+        )
+        return bool(cur.rowcount)
+
+
+def load_checkpoint(conn: Any, experiment_id: int, trial_id: int) -> Checkpoint | None:
+    """The trial's latest checkpoint, or None when it has none."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT epoch, state, uri FROM {} WHERE experiment_id = %s AND trial_id = %s"
+            ).format(_t("checkpoints")),
+            (experiment_id, trial_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return Checkpoint(int(row[0]), None if row[1] is None else bytes(row[1]), row[2])

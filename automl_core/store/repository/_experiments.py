@@ -1,0 +1,151 @@
+"""Reads and writes of the ``experiments`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extras import Json
+
+from automl_core.errors import UserInputError
+from automl_core.store.repository._common import _checked, _normalised_json, _t, _tx
+
+EXPERIMENT_STATUSES = ("running", "completed", "failed")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    method: str
+    dataset: str
+    spec: dict[str, Any]
+    seed: int
+    status: str
+    airflow_run_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+_EXPERIMENT_COLUMNS = sql.SQL(
+    "id, name, method, dataset, spec, seed, status, airflow_run_id, created_at, finished_at"
+)
+
+
+def _experiment(row: Sequence[Any]) -> Experiment:
+    exp_id, name, method, dataset, spec, seed, status, run_id, created, finished = row
+    return Experiment(
+        int(exp_id), name, method, dataset, spec, int(seed), status, run_id, created, finished
+    )
+
+
+def create_experiment(
+    conn: Any,
+    *,
+    name: str,
+    method: str,
+    dataset: str,
+    spec: dict[str, Any],
+    seed: int,
+    airflow_run_id: str | None = None,
+) -> Experiment:
+    """The experiment ``name``, created if absent (status ``running``).
+
+    Re-running with the same name, method, dataset, spec and seed returns the existing
+    experiment unchanged (its status and airflow_run_id are kept), so a retried task
+    resumes rather than starts over.
+
+    Raises:
+        UserInputError: the name is empty, the spec is not JSON, or the name is taken by
+            an experiment with a different method, dataset, spec or seed.
+    """
+    if not name or not name.strip():
+        raise UserInputError("The experiment name is empty: pass a name with --name.")
+    spec_json = _normalised_json(spec, "The experiment spec")
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} (name, method, dataset, spec, seed, airflow_run_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING {}"
+            ).format(_t("experiments"), _EXPERIMENT_COLUMNS),
+            (name, method, dataset, Json(spec_json), int(seed), airflow_run_id),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return _experiment(row)
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE name = %s").format(
+                _EXPERIMENT_COLUMNS, _t("experiments")
+            ),
+            (name,),
+        )
+        existing = _experiment(cur.fetchone())
+    wanted = {"method": method, "dataset": dataset, "spec": spec_json, "seed": int(seed)}
+    differ = [key for key, value in wanted.items() if getattr(existing, key) != value]
+    if differ:
+        raise UserInputError(
+            f"The experiment name {name!r} is taken by experiment {existing.id} with a "
+            f"different {', '.join(differ)}. Pick another --name, or repeat the original "
+            f"settings to resume it."
+        )
+    return existing
+
+
+def get_experiment(conn: Any, name: str) -> Experiment:
+    """The experiment called ``name``.
+
+    Raises:
+        UserInputError: there is none; the message lists the existing names.
+    """
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE name = %s").format(
+                _EXPERIMENT_COLUMNS, _t("experiments")
+            ),
+            (name,),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return _experiment(row)
+        cur.execute(sql.SQL("SELECT name FROM {} ORDER BY id").format(_t("experiments")))
+        names = [r[0] for r in cur.fetchall()]
+    known = ", ".join(repr(n) for n in names[:20]) if names else "none yet"
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    raise UserInputError(
+        f"There is no experiment named {name!r} in this database (experiments: {known}{more}). "
+        f"Check the name, or AUTOML_DB_URL if the experiment lives in another database."
+    )
+
+
+def list_experiments(conn: Any) -> list[Experiment]:
+    """Every experiment, oldest first."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} ORDER BY id").format(_EXPERIMENT_COLUMNS, _t("experiments"))
+        )
+        return [_experiment(r) for r in cur.fetchall()]
+
+
+def set_experiment_status(
+    conn: Any, experiment_id: int, status: str, finished: bool = False
+) -> None:
+    """Set the status; ``finished_at`` becomes now() when ``finished``, else NULL.
+
+    Raises:
+        ValueError: the status is not one of ``EXPERIMENT_STATUSES``.
+        LookupError: there is no experiment with this id.
+    """
+    text = _checked(status, EXPERIMENT_STATUSES, "status")
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET status = %s, "
+                "finished_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s"
+            ).format(_t("experiments")),
+            (text, finished, experiment_id),
+        )
+        if cur.rowcount == 0:
+            raise LookupError(f"There is no experiment with id {experiment_id}.")

@@ -1,0 +1,73 @@
+"""Reads and writes of the ``mop_jobs`` table (the hopper's sub-epoch jobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from automl_core.store.repository._common import _t, _text, _tx
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One sub-epoch of ``mop_jobs``; times are ``time.time()`` seconds."""
+
+    trial_id: int
+    epoch: int
+    partition: int
+    kind: str
+    worker: str | None
+    started_at: float | None
+    ended_at: float | None
+    attempt: int = 1
+
+
+# --- hopper jobs ----------------------------------------------------------------------
+
+
+def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRow]) -> int:
+    """Upsert sub-epoch rows in batches; a re-run of a job overwrites its row.
+
+    Within one call the last row for a key wins. Returns the number of distinct rows.
+    """
+    latest: dict[tuple[int, int, int, str], JobRow] = {}
+    for job in rows:
+        latest[(job.trial_id, job.epoch, job.partition, _text(job.kind))] = job
+    if not latest:
+        return 0
+    values = [
+        (experiment_id, trial, epoch, part, kind, j.worker, j.started_at, j.ended_at, j.attempt)
+        for (trial, epoch, part, kind), j in latest.items()
+    ]
+    with _tx(conn) as cur:
+        execute_values(
+            cur,
+            sql.SQL(
+                'INSERT INTO {} (experiment_id, trial_id, epoch, "partition", kind, worker, '
+                "started_at, ended_at, attempt) VALUES %s "
+                'ON CONFLICT (experiment_id, trial_id, epoch, "partition", kind) DO UPDATE SET '
+                "worker = EXCLUDED.worker, started_at = EXCLUDED.started_at, "
+                "ended_at = EXCLUDED.ended_at, attempt = EXCLUDED.attempt"
+            ).format(_t("mop_jobs")),
+            values,
+            page_size=1000,
+        )
+    return len(values)
+
+
+def jobs(conn: Any, experiment_id: int) -> list[JobRow]:
+    """The experiment's sub-epoch rows, ordered by start time (then key)."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                'SELECT trial_id, epoch, "partition", kind, worker, started_at, ended_at, attempt '
+                "FROM {} WHERE experiment_id = %s "
+                'ORDER BY started_at NULLS LAST, trial_id, epoch, "partition", kind'
+            ).format(_t("mop_jobs")),
+            (experiment_id,),
+        )
+        return [JobRow(*r) for r in cur.fetchall()]
