@@ -248,10 +248,9 @@ class DaskExecutor:
         results: list[JobResult] = []
         now = time.time()
         for key, flight in list(self._inflight.items()):
-            needs_lost = any(
-                flight.input_state is self._latest[m].future
-                for m in lost_states
-                if m == flight.job.model_id
+            model_id = flight.job.model_id
+            needs_lost = (
+                model_id in lost_states and flight.input_state is self._latest[model_id].future
             )
             if flight.worker in dead or needs_lost:
                 self._client.cancel([flight.meta, flight.result])

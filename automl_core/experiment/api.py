@@ -150,9 +150,9 @@ def promote_rung(
             repo.upsert_rung(
                 ctx.conn, exp_id, bracket, rung + 1, [repo.RungEntry(t, nxt.r_i) for t in survivors]
             )
-            repo.set_trial_status(ctx.conn, exp_id, stopped, "stopped")
+            _set_status_unless_failed(ctx, stopped, "stopped")
         else:
-            repo.set_trial_status(ctx.conn, exp_id, [t for t, _, _ in members], "completed")
+            _set_status_unless_failed(ctx, [t for t, _, _ in members], "completed")
         if nxt is not None:
             log.info(
                 "bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped
@@ -221,10 +221,15 @@ def train_batch(
             )
         items = [(t.trial_id, t.config, ctx.request.epochs) for t in trials]
         summary = _train(ctx, items, workers=workers, cluster=cluster, progress=progress)
-        repo.set_trial_status(
-            ctx.conn, ctx.experiment.id, [t.trial_id for t in trials], "completed"
-        )
+        _set_status_unless_failed(ctx, [t.trial_id for t in trials], "completed")
         return summary
+
+
+def _set_status_unless_failed(ctx: ExperimentContext, trial_ids: list[int], status: str) -> None:
+    """Mark trials ``status``, keeping ``failed`` (a rejected configuration) as it is."""
+    rows = repo.get_trials(ctx.conn, ctx.experiment.id, trial_ids=trial_ids)
+    keep = [t.trial_id for t in rows if t.status != "failed"]
+    repo.set_trial_status(ctx.conn, ctx.experiment.id, keep, status)
 
 
 def _train(

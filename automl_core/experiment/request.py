@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,6 @@ class SearchRequest:
     workers: int | None = None
     cluster: str | None = None
     airflow_run_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise UserInputError naming the first bad field."""

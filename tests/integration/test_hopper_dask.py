@@ -236,3 +236,33 @@ def test_random_and_hyperopt_searches_finish_with_results(digits_url: str, metho
         assert len(repo.epochs(conn, exp.id)) == len(trials)
     finally:
         conn.close()
+
+
+def test_a_rejected_configuration_fails_its_trial_and_the_batch_trains_the_rest(
+    digits_url: str,
+) -> None:
+    from automl_core.experiment import create_experiment, propose_batch, train_batch
+
+    # nesterov needs momentum > 0: the configuration with momentum 0 is rejected up front.
+    space = dict(SMALL_SPACE, hidden=32, lr=0.1, momentum=[0.0, 0.9], nesterov=True)
+    request = SearchRequest(
+        dataset="digits",
+        space=space,
+        method="grid",
+        name="one-bad-config",
+        epochs=1,
+        batch_size=2,
+    )
+    create_experiment(request, db_url=digits_url)
+    assert propose_batch("one-bad-config", 0, db_url=digits_url) == [0, 1]
+    train_batch("one-bad-config", 0, db_url=digits_url)
+    conn = psycopg2.connect(digits_url)
+    try:
+        exp = repo.get_experiment(conn, "one-bad-config")
+        trials = {t.trial_id: t for t in repo.get_trials(conn, exp.id)}
+        assert trials[0].status == "failed"
+        assert "nesterov" in (trials[0].error or "")
+        assert trials[1].status == "completed"
+        assert [(r.trial_id, r.epoch) for r in repo.epochs(conn, exp.id)] == [(1, 1)]
+    finally:
+        conn.close()
