@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Dask's scratch space and torch's caches stay inside the project folder.
 export TMPDIR := $(CURDIR)/.automl/tmp
 
-.PHONY: setup setup-browser test test-unit demo lint bench
+.PHONY: setup setup-browser test test-unit demo lint bench bench-small
 
 setup: $(VENV)/.installed
 
@@ -44,3 +44,10 @@ bench: setup
 	$(PY) benchmarks/bench_hop.py
 	$(PY) benchmarks/bench_mop.py
 	$(PY) benchmarks/bench_data.py
+
+# Many small models (Hyperband R=27 on the built-in signals) against the physical limit and
+# the Optuna peer; needs the bench extra: $(PY) -m pip install -c constraints.txt optuna==5.0.0
+# BENCH_SMALL_ARGS=--airflow also runs the search through airflow standalone + REST.
+bench-small: setup
+	@mkdir -p $(TMPDIR)
+	$(PY) benchmarks/bench_small_models.py $(BENCH_SMALL_ARGS)

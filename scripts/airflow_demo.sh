@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run an example DAG once, in this process, with `airflow dags test` (no scheduler, no
-# web server): the Hyperband search on the digits data by default.
+# Run an example DAG once with `airflow dags test` (no scheduler, no web server): the
+# Hyperband search on the digits data by default. Airflow's log goes to a file; the
+# terminal shows one line per bracket as it advances, then the leaderboard.
 #
 #   scripts/airflow_demo.sh                                   # automl_hyperband_digits
 #   scripts/airflow_demo.sh automl_hyperopt_digits '{"epochs": 2}'
@@ -17,8 +18,25 @@ conf="${2:-${default_conf}}"
 source "$(dirname "${BASH_SOURCE[0]}")/airflow_env.sh"
 automl_airflow_setup
 
-echo "Running ${dag_id} with conf ${conf} (AIRFLOW_HOME=${AIRFLOW_HOME})"
-airflow dags test "${dag_id}" --conf "${conf}"
+log="${AIRFLOW_HOME}/${experiment}.log"
+echo "Running ${dag_id} with conf ${conf}"
+echo "Airflow's full log: ${log}"
+airflow dags test "${dag_id}" --conf "${conf}" >"${log}" 2>&1 &
+run_pid=$!
+if [ "${conf}" = "${default_conf}" ]; then
+  # One line per bracket (or batch) whenever it advances; the training itself is in the log.
+  automl watch "${experiment}" --pid "${run_pid}" || true
+fi
+if ! wait "${run_pid}"; then
+  echo "The DAG run failed; the end of its log (${log}):" >&2
+  tail -n 40 "${log}" >&2
+  exit 1
+fi
+if ! grep -q "DagRun Finished.*state=success" "${log}"; then
+  echo "The DAG run did not succeed; see ${log}" >&2
+  grep -E "ERROR|Task failed" "${log}" | tail -n 20 >&2
+  exit 1
+fi
 if [ "${conf}" = "${default_conf}" ]; then
   echo
   automl leaderboard "${experiment}" --limit 10

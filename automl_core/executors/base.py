@@ -18,14 +18,20 @@ from automl_core.mop.types import Job
 StateRef = Any
 
 
+class StateLostError(RuntimeError):
+    """A model state asked of ``fetch_state`` died with its worker (or never came)."""
+
+
 @dataclass
 class JobResult:
     """How one submitted job ended.
 
     ``state`` is the model's new state after a TRAIN job (None after EVAL or a failure).
     ``metrics`` holds sums (``loss_sum``, ``correct``, ``samples``) so that the runner can
-    add them up over partitions. ``error`` is set when the job did not finish (e.g. its
-    worker died); ``state_lost`` says the input state died with it.
+    add them up over partitions. ``error`` is set when the job did not finish;
+    ``lost`` says why was the cluster's, not the job's (its worker, or the data it read,
+    died; it was cancelled or timed out), so it is retried without counting as a training
+    failure; ``state_lost`` says the input state died with it.
     """
 
     job: Job
@@ -36,6 +42,7 @@ class JobResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
     state_lost: bool = False
+    lost: bool = False
 
 
 class Executor(Protocol):
@@ -43,7 +50,8 @@ class Executor(Protocol):
 
     Contract: ``submit`` never blocks on the job; at most one job per partition is in
     flight (the scheduler guarantees it, the executor checks it); ``wait`` blocks until at
-    least one job has ended and returns every job that has ended since the last call.
+    least one job has ended (or its timeout passed) and returns every job that has ended
+    since the last call.
     """
 
     @property
@@ -53,10 +61,19 @@ class Executor(Protocol):
         """Start ``job`` for the model with ``config`` from ``state`` (None: fresh model)."""
         ...
 
-    def wait(self) -> list[JobResult]: ...
+    def wait(self, timeout: float | None = None) -> list[JobResult]:
+        """Block until a job ends, or at most ``timeout`` seconds (then it may return [])."""
+        ...
 
     def fetch_state(self, state: StateRef | bytes) -> bytes:
-        """The state as bytes on the driver, e.g. to write a checkpoint."""
+        """The state as bytes on the driver, e.g. to write a checkpoint.
+
+        Raises StateLostError when the state died with its worker.
+        """
+        ...
+
+    def forget(self, model_id: int) -> None:
+        """No job will read the model's latest state again: free it."""
         ...
 
     def now(self) -> float:

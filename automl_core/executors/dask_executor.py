@@ -7,33 +7,56 @@ Implementation notes
 - The model state is what moves: a job's result (state, metadata) stays on the worker
   that made it, and the next job of that model takes the future as an argument, so Dask
   copies the state worker to worker. The driver only pulls the small metadata half
-  (a second, tiny task on the same worker) and the state at epoch ends (checkpoints).
-- Worker loss: the executor polls the scheduler for live workers. A partition whose
-  worker died is given to a live worker (it is read again there, lazily). Jobs in flight
-  on the dead worker come back failed; models whose latest state lived there, or whose
-  in-flight job needed it, come back with ``state_lost`` so the runner resets them to
-  their last checkpoint. Dask would otherwise try to recompute the lost state on a
-  worker that no longer exists and wait forever.
+  (a second, tiny task on the same worker) and the state once per epoch: right after the
+  model's train pass, so that a worker dying before the checkpoint is written shows up
+  as a failed job here and not as a lost state in ``fetch_state``.
+- Worker loss. Dask alone never recovers from it here: a task pinned to a dead worker
+  stays in ``no-worker`` forever, a gather of its data waits forever, and a future whose
+  data died makes Dask recompute the whole chain of states on a worker that is gone.
+  So every call into Dask has a deadline, and the executor polls the scheduler for live
+  workers (every ``LIVENESS_POLL_S``). A partition whose worker died goes to a live
+  worker at once (read again there, lazily), and to a fresh worker when one joins. Jobs in
+  flight on the dead worker are cancelled and come back failed; models whose latest state
+  lived there come back with ``state_lost`` (on their in-flight job if they have one), so
+  the runner resets them to their last checkpoint. Lost futures are cancelled, so nothing
+  stays pinned to a dead address, and a job later submitted from one fails at once with
+  ``state_lost``. A job whose metadata cannot be had before its deadline from a worker
+  that still looks alive is cancelled and reported failed: the runner submits it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
 from typing import Any
 
-from automl_core.executors.base import JobResult
-from automl_core.executors.dask_worker import DataRef, job_meta, job_state, run_job
+from automl_core.executors.base import JobResult, StateLostError
+from automl_core.executors.dask_worker import DataRef, job_meta, job_state, run_job, warm_up
 from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.mop.types import Job, JobKind
 
 log = logging.getLogger(__name__)
 
-LIVENESS_POLL_S = 0.5
+LIVENESS_POLL_S = 0.5  # how often wait() asks the scheduler which workers live
+RESULT_SLICE_S = 0.5  # a gather waits this long before it checks its worker still lives
+SCHEDULER_CALL_S = 10.0  # one request to the scheduler (identity, cancel)
+SCHEDULER_SILENCE_S = 60.0  # no answer from the scheduler for this long: give up
+META_DEADLINE_S = 60.0  # a few hundred bytes from a live worker; longer means lost
+STATE_DEADLINE_S = 300.0  # a model state (up to GBs) from a live worker
+CONNECT_TIMEOUT_S = 30.0
+WORKERS_TIMEOUT_S = 120.0
+CLOSE_TIMEOUT_S = 30.0
+_UNUSABLE = ("cancelled", "lost", "error")  # future states whose data will never come
+
+
+class _WorkerGone(Exception):
+    """The worker that holds a result left the cluster while we waited for it."""
 
 
 @dataclass
@@ -54,6 +77,14 @@ class _StateHolder:
     job: Job
 
 
+@dataclass
+class _TrainPass:
+    """Partitions a model has trained on in ``epoch`` (to spot the end of its pass)."""
+
+    epoch: int
+    partitions: set[int] = field(default_factory=set)
+
+
 class DaskExecutor:
     """Runs jobs on a local Dask cluster (default) or an existing one (``address``).
 
@@ -70,7 +101,7 @@ class DaskExecutor:
         address: str | None = None,
         n_workers: int | None = None,
     ) -> None:
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster, as_completed
 
         # Local workers are spawned processes; a host program's __main__ (the `airflow`
         # command in a task) must not be re-run in them, now or when a worker restarts.
@@ -80,7 +111,7 @@ class DaskExecutor:
         self._seed = seed
         self._cluster = None
         if address:
-            self._client = Client(address, set_as_default=False)
+            self._client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
         else:
             # One single-threaded worker process per partition; torch uses one thread each.
             self._main_guard.enter_context(spawn_safe_main())
@@ -95,15 +126,19 @@ class DaskExecutor:
                 env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
             )
             self._client = Client(self._cluster, set_as_default=False)
-        self._client.wait_for_workers(1, timeout=120)
+        self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        self._live: list[str] = []
+        self._heard_from_scheduler = time.monotonic()
         self._owner: dict[int, str] = {}
-        self._assign_partitions(self._live_workers())
         self._inflight: dict[Any, _InFlight] = {}  # meta future key -> job
         self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
+        self._passes: dict[int, _TrainPass] = {}  # model id -> its current train pass
+        # model id -> (key of its state future, the state's bytes), pulled at its pass end
+        self._fetched: dict[int, tuple[Any, bytes]] = {}
+        self._warming: dict[str, tuple[int, Any]] = {}  # worker -> (partition, warm-up)
         self._pending_results: list[JobResult] = []
         self._last_poll = 0.0
-        from distributed import as_completed
-
+        self._assign_partitions(self._live_workers())
         self._completed = as_completed([], loop=self._client.loop, with_results=False)
 
     # --- Executor protocol ---------------------------------------------------------------
@@ -120,12 +155,94 @@ class DaskExecutor:
         """The worker address that holds ``partition`` now."""
         return self._owner[partition]
 
+    def state_worker(self, model_id: int) -> str | None:
+        """The worker holding the model's latest state (None: none, or bytes on the driver)."""
+        holder = self._latest.get(model_id)
+        return holder.worker if holder is not None else None
+
+    def forget(self, model_id: int) -> None:
+        """Let go of the model's latest state (no job will read it again), so Dask frees it."""
+        self._latest.pop(model_id, None)
+        self._fetched.pop(model_id, None)
+        self._passes.pop(model_id, None)
+
     def submit(self, job: Job, config: Mapping[str, Any], state: Any) -> None:
-        worker = self._owner[job.partition]
+        """Start ``job``; a state future that already died fails the job with ``state_lost``."""
         if any(f.job.partition == job.partition for f in self._inflight.values()):
             raise RuntimeError(f"partition {job.partition} already runs a job")
-        holder = self._latest.get(job.model_id)
+        self._move_if_warm(job.partition)
         input_state = state if not isinstance(state, bytes | type(None)) else None
+        holder = self._latest.get(job.model_id)
+        if holder is not None and input_state is not holder.future:
+            # A reset model restarts from checkpoint bytes: its old state is obsolete.
+            self._latest.pop(job.model_id, None)
+        if input_state is None:
+            self._passes.pop(job.model_id, None)  # a fresh start or a reset: a new pass
+        elif input_state.status in _UNUSABLE:
+            # Submitting it would make Dask recompute the state on a dead worker.
+            self._cancel([input_state])
+            now = time.time()
+            worker = self._owner[job.partition]
+            self._pending_results.append(
+                JobResult(
+                    job, worker, now, now, error="input state lost", state_lost=True, lost=True
+                )
+            )
+            return
+        self._start(job, config, state, input_state)
+
+    def wait(self, timeout: float | None = None) -> list[JobResult]:
+        """Every job that ended since the last call; blocks until one has.
+
+        With ``timeout``, returns (maybe []) after at most about that many seconds. Jobs
+        lost with a worker come back failed within about ``LIVENESS_POLL_S`` of the
+        scheduler noticing the loss.
+        """
+        if not self._inflight and not self._pending_results:
+            raise RuntimeError("wait() called with no job in flight")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            results = self._pending_results
+            self._pending_results = []
+            results.extend(self._collect_ready(block=not results))
+            if time.monotonic() - self._last_poll >= LIVENESS_POLL_S:
+                results.extend(self._poll_workers())
+            if results or (deadline is not None and time.monotonic() >= deadline):
+                return results
+
+    def fetch_state(self, state: Any) -> bytes:
+        """The state as bytes; raises StateLostError when it died with its worker."""
+        if isinstance(state, bytes):
+            return state
+        for model_id, (key, early) in self._fetched.items():
+            if key == state.key:
+                del self._fetched[model_id]
+                return early
+        holder = next((h for h in self._latest.values() if h.future is state), None)
+        try:
+            # Gather the stored result: the worker serves it from memory even while it
+            # trains another model, whereas a task would queue behind that training.
+            value = self._await(state, holder.worker if holder else None, STATE_DEADLINE_S)
+        except (_WorkerGone, TimeoutError, CancelledError) as exc:
+            raise StateLostError(f"state {state.key} could not be fetched: {exc!r}") from exc
+        return job_state(value)
+
+    def now(self) -> float:
+        return time.time()
+
+    def close(self) -> None:
+        self._client.close(timeout=CLOSE_TIMEOUT_S)
+        if self._cluster is not None:
+            self._cluster.close(timeout=CLOSE_TIMEOUT_S)
+        self._main_guard.close()
+
+    # --- submitting and collecting ---------------------------------------------------------
+
+    def _model_seed(self, model_id: int) -> int:
+        return (self._seed * 1_000_003 + model_id) % (2**31)
+
+    def _start(self, job: Job, config: Mapping[str, Any], state: Any, input_state: Any) -> None:
+        worker = self._owner[job.partition]
         key = (
             f"{job.kind.value}-m{job.model_id}-e{job.epoch}-p{job.partition}-{uuid.uuid4().hex[:8]}"
         )
@@ -145,65 +262,65 @@ class DaskExecutor:
         )
         meta = self._client.submit(job_meta, result, key=f"meta-{key}", **pinned)
         self._inflight[meta.key] = _InFlight(job, result, meta, worker, input_state)
-        if holder is not None and input_state is not holder.future:
-            # A reset model restarts from checkpoint bytes: its old state is obsolete.
-            self._latest.pop(job.model_id, None)
         self._completed.add(meta)
 
-    def wait(self) -> list[JobResult]:
-        if not self._inflight and not self._pending_results:
-            raise RuntimeError("wait() called with no job in flight")
-        while True:
-            results = self._pending_results
-            self._pending_results = []
-            for meta in self._ready_metas():
-                flight = self._inflight.pop(meta.key, None)
-                if flight is not None:
-                    results.append(self._result_of(flight))
-            if time.monotonic() - self._last_poll >= LIVENESS_POLL_S:
-                results.extend(self._handle_lost_workers())
-            if results:
-                return results
+    def _collect_ready(self, *, block: bool) -> list[JobResult]:
+        """Results of the jobs whose metadata is ready (``block``: wait up to a poll
+        interval for one); a job whose worker is gone stays in flight, for the liveness
+        poll (run at once) to report."""
+        results = []
+        for meta in self._ready_metas(block):
+            flight = self._inflight.pop(meta.key, None)
+            if flight is None:
+                continue  # cancelled and reported already
+            try:
+                results.append(self._result_of(flight))
+            except _WorkerGone:
+                # The poll (now) reports it; watching the meta again keeps the job from
+                # going unnoticed should its worker come back under the same address.
+                self._inflight[meta.key] = flight
+                self._completed.add(meta)
+                self._last_poll = 0.0
+        return results
 
-    def fetch_state(self, state: Any) -> bytes:
-        if isinstance(state, bytes):
-            return state
-        # Gather the stored result: the worker serves it from memory even while it trains
-        # another model, whereas a task would queue behind that training.
-        return job_state(self._client.gather(state))
-
-    def now(self) -> float:
-        return time.time()
-
-    def close(self) -> None:
-        self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-        self._main_guard.close()
-
-    # --- internals ------------------------------------------------------------------------
-
-    def _model_seed(self, model_id: int) -> int:
-        return (self._seed * 1_000_003 + model_id) % (2**31)
-
-    def _ready_metas(self) -> list[Any]:
+    def _ready_metas(self, block: bool) -> list[Any]:
         ac = self._completed
         with ac.thread_condition:
-            if not ac.has_ready():
+            if block and not ac.has_ready():
                 ac.thread_condition.wait(timeout=LIVENESS_POLL_S)
         return list(ac.next_batch(block=False)) if ac.has_ready() else []
 
     def _result_of(self, flight: _InFlight) -> JobResult:
+        """How a job whose metadata is ready ended; raises _WorkerGone when its worker left."""
         job = flight.job
-        if flight.meta.status != "finished":
-            exc = flight.meta.exception()
+        status = flight.meta.status
+        if status == "error":
+            exc = flight.meta.exception(timeout=RESULT_SLICE_S)
             log.warning("job %s failed on %s: %s", job, flight.worker, exc)
-            return JobResult(job, flight.worker, time.time(), time.time(), error=repr(exc))
-        meta = flight.meta.result()
+            return self._failed(flight, repr(exc), lost=False)
+        if status == "cancelled":
+            return self._failed(flight, "cancelled", state_lost=self._input_lost(flight))
+        try:
+            meta = self._await(flight.meta, flight.worker, META_DEADLINE_S)
+            if job.kind is JobKind.TRAIN and self._ends_train_pass(job):
+                # The epoch's checkpoint will want this state: pull it while this job can
+                # still fail, so a worker dying now is a failed job, not a lost checkpoint.
+                value = self._await(flight.result, flight.worker, STATE_DEADLINE_S)
+                self._fetched[job.model_id] = (flight.result.key, job_state(value))
+        except TimeoutError:
+            log.warning("job %s on %s: no result within its deadline", job, flight.worker)
+            self._cancel([flight.meta, flight.result])
+            return self._failed(flight, "timed out waiting for its result")
+        except _WorkerGone:
+            raise
+        except Exception as exc:  # cancelled under us, or the job raised after all
+            log.warning("job %s on %s did not finish: %r", job, flight.worker, exc)
+            return self._failed(flight, repr(exc), state_lost=self._input_lost(flight))
         state = None
         if job.kind is JobKind.TRAIN:
             state = flight.result
             self._latest[job.model_id] = _StateHolder(flight.result, flight.worker, job)
+            self._note_trained(job)
         return JobResult(
             job,
             meta["worker"],
@@ -213,63 +330,194 @@ class DaskExecutor:
             metrics=meta["metrics"],
         )
 
+    def _failed(
+        self, flight: _InFlight, error: str, *, state_lost: bool = False, lost: bool = True
+    ) -> JobResult:
+        """A job that did not finish; ``lost`` unless the job itself raised."""
+        now = time.time()
+        return JobResult(
+            flight.job, flight.worker, now, now, error=error, state_lost=state_lost, lost=lost
+        )
+
+    def _input_lost(self, flight: _InFlight) -> bool:
+        return flight.input_state is not None and flight.input_state.status in _UNUSABLE
+
+    def _await(self, future: Any, worker: str | None, deadline_s: float) -> Any:
+        """``future``'s value within ``deadline_s`` (TimeoutError after it).
+
+        One gather runs on the client's event loop while this thread checks every
+        ``RESULT_SLICE_S`` that ``worker`` (where the data lives; None: unknown) is still
+        in the cluster, and raises _WorkerGone as soon as it is not: Dask would wait for
+        ever. (One gather, not one per slice: every cancelled gather leaves a task behind
+        whose error the event loop logs, traceback and all.)
+        """
+        loop: Any = self._client.loop  # tornado's IOLoop over an asyncio loop
+        gather = self._client.gather(future, asynchronous=True)
+        pending = asyncio.run_coroutine_threadsafe(gather, loop.asyncio_loop)
+        deadline = time.monotonic() + deadline_s
+        try:
+            while True:
+                try:
+                    return pending.result(timeout=RESULT_SLICE_S)
+                except TimeoutError:
+                    if pending.done():
+                        raise  # the gather itself raised it
+                    if worker is not None and worker not in self._live_workers():
+                        raise _WorkerGone(worker) from None
+                    if time.monotonic() >= deadline:
+                        raise
+        finally:
+            pending.cancel()
+
+    def _ends_train_pass(self, job: Job) -> bool:
+        """True when ``job`` is the model's last train visit of its epoch."""
+        seen = self._passes.get(job.model_id)
+        done = seen.partitions if seen is not None and seen.epoch == job.epoch else set()
+        return (done | {job.partition}) >= set(self._partitions)
+
+    def _note_trained(self, job: Job) -> None:
+        seen = self._passes.get(job.model_id)
+        if seen is None or seen.epoch != job.epoch:
+            seen = self._passes[job.model_id] = _TrainPass(job.epoch)
+        seen.partitions.add(job.partition)
+        early = self._fetched.get(job.model_id)
+        if early is not None and early[0] != self._latest[job.model_id].future.key:
+            del self._fetched[job.model_id]  # bytes of an older state: never asked for now
+
+    # --- cluster calls with deadlines ----------------------------------------------------
+
+    def _sync(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the client coroutine ``fn`` with the scheduler-call deadline."""
+        return self._client.sync(fn, *args, callback_timeout=SCHEDULER_CALL_S, **kwargs)
+
+    def _cancel(self, futures: Iterable[Any]) -> None:
+        """Cancel ``futures`` (and what depends on them) so nothing waits on a dead worker."""
+        futures = [f for f in futures if f is not None]
+        if futures:
+            try:
+                # Client.cancel takes no timeout; its coroutine does the same work.
+                self._sync(self._client._cancel, futures, reason="worker lost")
+            except TimeoutError:
+                log.warning("the Dask scheduler did not take a cancel in time")
+
     def _live_workers(self) -> list[str]:
-        return sorted(self._client.scheduler_info(n_workers=-1)["workers"])
+        """Addresses of the workers the scheduler knows now.
+
+        A slow answer keeps the last known list; raises RuntimeError when the scheduler
+        has not answered for ``SCHEDULER_SILENCE_S``.
+        """
+        try:
+            scheduler = self._client.scheduler
+            if scheduler is None:
+                raise OSError("the client is not connected to a scheduler")
+            info = self._sync(scheduler.identity, n_workers=-1)
+        except (TimeoutError, OSError) as exc:
+            silent = time.monotonic() - self._heard_from_scheduler
+            if silent > SCHEDULER_SILENCE_S:
+                raise RuntimeError(
+                    f"the Dask scheduler has not answered for {silent:.0f} s"
+                ) from exc
+            log.warning("the Dask scheduler did not answer in time: %r", exc)
+            return self._live
+        self._heard_from_scheduler = time.monotonic()
+        self._live = sorted(info["workers"])
+        return self._live
+
+    # --- worker loss -----------------------------------------------------------------------
+
+    def _load(self, live: Iterable[str]) -> dict[str, int]:
+        """How many partitions each live worker holds."""
+        load = dict.fromkeys(live, 0)
+        for w in self._owner.values():
+            if w in load:
+                load[w] += 1
+        return load
 
     def _assign_partitions(self, live: list[str]) -> None:
         """Give every partition without a live owner to the least loaded live worker."""
         if not live:
             raise RuntimeError("the Dask cluster has no live worker")
-        load = {w: 0 for w in live}
-        for w in self._owner.values():
-            if w in load:
-                load[w] += 1
+        load = self._load(live)
         for p in self._partitions:
             if self._owner.get(p) not in load:
                 target = min(live, key=lambda w: (load[w], live.index(w)))
                 self._owner[p] = target
                 load[target] += 1
 
-    def _handle_lost_workers(self) -> list[JobResult]:
+    def _warm_idle_workers(self, live: list[str]) -> None:
+        """Ready a worker that holds no partition (a restarted one) to take one over from
+        a worker that holds several; the partition moves at its next submit once ready."""
+        for w, (_, future) in list(self._warming.items()):
+            if w not in live or future.status in _UNUSABLE:
+                del self._warming[w]
+                self._cancel([future])
+        load = self._load(live)
+        warming = {p for p, _ in self._warming.values()}
+        for idle in [w for w in live if load[w] == 0 and w not in self._warming]:
+            crowded = [p for p in self._partitions if load[self._owner[p]] > 1]
+            candidates = [p for p in crowded if p not in warming]
+            if not candidates:
+                return
+            p = max(candidates, key=lambda q: load[self._owner[q]])
+            pinned = {"workers": [idle], "allow_other_workers": False, "pure": False}
+            self._warming[idle] = (p, self._client.submit(warm_up, self._data, p, **pinned))
+            warming.add(p)
+
+    def _move_if_warm(self, partition: int) -> None:
+        """Move ``partition`` (no job of it in flight) to a worker warmed up for it."""
+        for w, (p, future) in list(self._warming.items()):
+            if p != partition or future.status != "finished":
+                continue
+            del self._warming[w]
+            if self._load(self._live).get(self._owner[p], 0) > 1 and w in self._live:
+                log.info("partition %d moves to worker %s", p, w)
+                self._owner[p] = w
+
+    def _poll_workers(self) -> list[JobResult]:
+        """Failed results for the work lost with workers that left; reassigns partitions."""
         self._last_poll = time.monotonic()
-        live = self._live_workers()
-        dead = {w for w in self._owner.values() if w not in live}
-        if not dead:
-            return []
-        if self._cluster is not None and len(live) < len(self._partitions):
-            # The nanny restarts a killed worker; give it a moment to come back.
-            deadline = time.monotonic() + 10
-            while len(live) < len(self._partitions) and time.monotonic() < deadline:
-                time.sleep(0.2)
-                live = self._live_workers()
-        log.warning("lost Dask workers %s; reassigning their partitions", sorted(dead))
-        self._assign_partitions(live)
-        lost_states = {k for k, h in self._latest.items() if h.worker in dead}
+        live = set(self._live_workers())
+        used = set(self._owner.values()) | {f.worker for f in self._inflight.values()}
+        dead = {w for w in used | {h.worker for h in self._latest.values()} if w not in live}
+        if dead:
+            log.warning("lost Dask workers %s; rerunning their work elsewhere", sorted(dead))
+        self._assign_partitions(sorted(live))
+        self._warm_idle_workers(sorted(live))
+        return self._fail_lost_work(dead) if dead else []
+
+    def _fail_lost_work(self, dead: set[str]) -> list[JobResult]:
+        """Cancel what lived on ``dead`` workers and report it: in-flight jobs failed,
+        lost states as ``state_lost`` (on the model's in-flight job if it has one)."""
+        # Bytes already pulled for a lost state stay: the runner may still ask for them
+        # (its epoch ended in the same batch of results), and they are the right ones.
+        lost = {m: h for m, h in self._latest.items() if h.worker in dead}
+        for m in lost:
+            del self._latest[m]
         results: list[JobResult] = []
-        now = time.time()
+        doomed: list[Any] = [h.future for h in lost.values()]
         for key, flight in list(self._inflight.items()):
-            model_id = flight.job.model_id
-            needs_lost = (
-                model_id in lost_states and flight.input_state is self._latest[model_id].future
-            )
-            if flight.worker in dead or needs_lost:
-                self._client.cancel([flight.meta, flight.result])
+            held = lost.get(flight.job.model_id)
+            reads_lost = held is not None and flight.input_state is held.future
+            if flight.worker in dead or reads_lost:
                 del self._inflight[key]
+                doomed += [flight.meta, flight.result]
                 results.append(
-                    JobResult(
-                        flight.job,
-                        flight.worker,
-                        now,
-                        now,
-                        error=f"worker {flight.worker} lost",
-                        state_lost=needs_lost,
-                    )
+                    self._failed(flight, f"worker {flight.worker} lost", state_lost=reads_lost)
                 )
-                lost_states.discard(flight.job.model_id)
-        for model_id in lost_states:
-            holder = self._latest.pop(model_id)
-            self._client.cancel([holder.future])
+                if reads_lost:
+                    del lost[flight.job.model_id]
+        for holder in lost.values():
+            now = time.time()
             results.append(
-                JobResult(holder.job, holder.worker, now, now, error="state lost", state_lost=True)
+                JobResult(
+                    holder.job,
+                    holder.worker,
+                    now,
+                    now,
+                    error="state lost",
+                    state_lost=True,
+                    lost=True,
+                )
             )
+        self._cancel(doomed)
         return results

@@ -69,6 +69,24 @@ def load_partition(data: DataRef, partition: int, split: str) -> tuple[np.ndarra
         return arrays
 
 
+def warm_up(data: DataRef, partition: int) -> str:
+    """Make this worker ready to take ``partition``: torch set up, its rows cached.
+
+    Run on a fresh (e.g. restarted) worker before a partition moves to it, so the jobs
+    that follow do not pay the start-up; returns the worker's address.
+    """
+    from distributed import get_worker
+
+    _prepare_torch(partition)
+    import torch
+
+    # The first optimiser built in a process imports torch._dynamo (1-2 s): pay it here.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    for split in ("train", "valid"):
+        load_partition(data, partition, split)
+    return str(get_worker().address)
+
+
 def cached_partitions() -> list[tuple[str, int, str]]:
     """(dataset, partition, split) of every partition this worker holds."""
     return [(k[1], k[2], k[3]) for k in _PARTITIONS]

@@ -119,8 +119,13 @@ class SimulatedExecutor:
         heapq.heappush(self._heap, (self._clock + seconds, self._seq, self._clock, job, failed))
         self._seq += 1
 
-    def wait(self) -> list[JobResult]:
+    def forget(self, model_id: int) -> None:
+        """Nothing to free: simulated states are tokens."""
+
+    def wait(self, timeout: float | None = None) -> list[JobResult]:
         """Advance the clock to the earliest end; return every job ending then.
+
+        ``timeout`` is ignored: simulated time jumps straight to the next end.
 
         Raises RuntimeError when no job is in flight (a real executor would block forever).
         """

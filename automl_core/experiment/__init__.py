@@ -1,31 +1,37 @@
-"""Orchestration: experiments, brackets, batches, training and finalisation.
+"""Orchestration: experiments, the search plan, the training engine, finalisation.
 
-The functions here are what `automl run` and the Airflow operators call; each opens
-its own connection and is idempotent (see docs/architecture.md).
+`automl run` and the Airflow tasks call the functions here; each step opens its own
+connection and is idempotent (see docs/architecture.md).
 """
 
 from automl_core.experiment.api import (
+    complete_batch,
     create_experiment,
     promote_rung,
     propose_batch,
-    start_bracket,
-    train_batch,
-    train_rung,
+    request_progress,
+    submit_batch,
+    submit_rung,
 )
-from automl_core.experiment.driver import run_search
+from automl_core.experiment.driver import run_engine, run_search
 from automl_core.experiment.finalize import finalize
+from automl_core.experiment.plan import SearchPlan, search_plan
 from automl_core.experiment.request import METHODS, SearchRequest, batch_count
 
 __all__ = [
     "METHODS",
+    "SearchPlan",
     "SearchRequest",
     "batch_count",
+    "complete_batch",
     "create_experiment",
     "finalize",
     "promote_rung",
     "propose_batch",
+    "request_progress",
+    "run_engine",
     "run_search",
-    "start_bracket",
-    "train_batch",
-    "train_rung",
+    "search_plan",
+    "submit_batch",
+    "submit_rung",
 ]

@@ -1,21 +1,23 @@
-"""The orchestration API: what `automl run` and each Airflow task call.
+"""The steps of a search: what the engine's driver and each Airflow task call.
 
-Every function opens its own connection, rebuilds what it needs from the database and
-writes with keyed upserts, so any of them can be killed and run again.
+Every step rebuilds what it needs from the database and writes with keyed upserts, so it
+can be killed and run again, by any process, and gives the same answer: submitting a
+rung twice queues nothing new; promoting a rung that is already decided returns the
+recorded decision. Each public step opens its own connection; the ``*_in`` variants take
+an open ``ExperimentContext`` (the engine's driver reuses its connection).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from automl_core.errors import UserInputError
 from automl_core.experiment import plan
 from automl_core.experiment.request import SearchRequest
-from automl_core.experiment.training import open_executor, resume_targets, run_targets
 from automl_core.store import repository as repo
 
 log = logging.getLogger(__name__)
@@ -79,87 +81,97 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
 # --- Hyperband ------------------------------------------------------------------------------
 
 
-def start_bracket(name: str, bracket: int, *, db_url: str | None = None) -> list[int]:
-    """Sample rung 0 of ``bracket`` and enter it; returns its trial ids."""
-    with open_experiment(name, db_url) as ctx:
-        schedule = plan.schedule_of(ctx.request)
-        trials = plan.bracket_trials(ctx.request, bracket)
-        exp_id = ctx.experiment.id
-        repo.upsert_trials(
-            ctx.conn, exp_id, [repo.TrialRow(t, c, bracket=bracket) for t, c in trials]
-        )
-        r0 = plan.bracket_of(schedule, bracket).rungs[0].r_i
-        repo.upsert_rung(ctx.conn, exp_id, bracket, 0, [repo.RungEntry(t, r0) for t, _ in trials])
-        return [t for t, _ in trials]
+def start_bracket_in(ctx: ExperimentContext, bracket: int) -> list[int]:
+    """Sample rung 0 of ``bracket`` and enter it (once); returns its trial ids."""
+    trials = plan.bracket_trials(ctx.request, bracket)
+    exp_id = ctx.experiment.id
+    repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, bracket=bracket) for t, c in trials])
+    r0 = plan.search_plan(ctx.request).group("bracket", bracket).rungs[0].target_epoch
+    repo.upsert_rung(ctx.conn, exp_id, bracket, 0, [repo.RungEntry(t, r0) for t, _ in trials])
+    return [t for t, _ in trials]
 
 
-def rung_items(
-    ctx: ExperimentContext, bracket: int, rung: int
-) -> list[tuple[int, dict[str, Any], int]]:
-    members = repo.get_rung(ctx.conn, ctx.experiment.id, bracket, rung)
+def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]:
+    """Ask the engine to train every trial of the rung to the rung's epochs.
+
+    Rung 0 is sampled first if the bracket has not started. Returns the rung's trial ids.
+    Raises UserInputError when rung > 0 has no trials yet (its promotion has not run).
+    """
+    exp_id = ctx.experiment.id
+    members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
+    if not members and rung == 0:
+        start_bracket_in(ctx, bracket)
+        members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
     if not members:
         raise UserInputError(
             f"Rung {rung} of bracket {bracket} of experiment {ctx.experiment.name!r} has no "
-            "trials yet: run start_bracket / the previous promotion first."
+            "trials yet: the promotion of the rung before it has not run."
         )
-    ids = [m.trial_id for m in members]
-    configs = {
-        t.trial_id: t.config for t in repo.get_trials(ctx.conn, ctx.experiment.id, trial_ids=ids)
-    }
-    return [(m.trial_id, configs[m.trial_id], m.target_epochs) for m in members]
+    requests = [
+        repo.TrainingRequest(m.trial_id, m.target_epochs, bracket=bracket, rung=rung)
+        for m in members
+    ]
+    _submit(ctx, requests)
+    return [m.trial_id for m in members]
 
 
-def train_rung(
-    name: str,
-    bracket: int,
-    rung: int,
-    *,
-    workers: int | None = None,
-    cluster: str | None = None,
-    db_url: str | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Train every trial of the rung to the rung's epoch budget."""
-    with open_experiment(name, db_url) as ctx:
-        items = rung_items(ctx, bracket, rung)
-        return _train(ctx, items, workers=workers, cluster=cluster, progress=progress)
+def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str, Any]:
+    """Pick the top floor(n_i/eta) of the rung and enter them in the next rung.
 
-
-def promote_rung(
-    name: str, bracket: int, rung: int, *, db_url: str | None = None
-) -> dict[str, Any]:
-    """Pick the top floor(n_i/eta) of the rung and enter them in the next rung."""
+    A rung that is already decided keeps its decision (and returns it). Raises
+    UserInputError while a request of the rung is still unfinished.
+    """
     from automl_core.search.hyperband import select_survivors
 
-    with open_experiment(name, db_url) as ctx:
-        exp_id = ctx.experiment.id
-        b = plan.bracket_of(plan.schedule_of(ctx.request), bracket)
-        members = rung_items(ctx, bracket, rung)
-        scores = _metrics_at(ctx, {t: target for t, _, target in members})
-        nxt = b.rungs[rung + 1] if rung + 1 < len(b.rungs) else None
-        keep = nxt.n_i if nxt is not None else 0
-        survivors = select_survivors(list(scores.items()), keep, mode="max")
-        chosen = set(survivors)
-        results = [
-            (t, scores[t], t in chosen, f"top {keep} of {len(members)} by validation accuracy")
-            for t, _, _ in members
-        ]
-        repo.set_rung_results(ctx.conn, exp_id, bracket, rung, results)
-        stopped = [t for t, _, _ in members if t not in chosen]
-        if nxt is not None:
-            repo.upsert_rung(
-                ctx.conn, exp_id, bracket, rung + 1, [repo.RungEntry(t, nxt.r_i) for t in survivors]
-            )
-            _set_status_unless_failed(ctx, stopped, "stopped")
-        else:
-            _set_status_unless_failed(ctx, [t for t, _, _ in members], "completed")
-        if nxt is not None:
-            log.info(
-                "bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped
-            )
-        else:
-            log.info("bracket %d rung %d (last): completed %s", bracket, rung, list(scores))
-        return {"promoted": survivors, "stopped": stopped if nxt is not None else []}
+    exp_id = ctx.experiment.id
+    steps = plan.search_plan(ctx.request).group("bracket", bracket).rungs
+    members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
+    nxt = steps[rung + 1] if rung + 1 < len(steps) else None
+    if members and all(m.promoted is not None for m in members):
+        return _recorded_decision(members, last=nxt is None)
+    unfinished = unfinished_trials(ctx, bracket=bracket, rung=rung)
+    if not members or unfinished:
+        raise UserInputError(
+            f"Rung {rung} of bracket {bracket} of experiment {ctx.experiment.name!r} cannot "
+            f"be promoted yet: trials {unfinished or 'none'} have not finished training."
+        )
+    scores = _metrics_at(ctx, {m.trial_id: m.target_epochs for m in members})
+    keep = nxt.n if nxt is not None else 0
+    survivors = select_survivors(list(scores.items()), keep, mode="max")
+    chosen = set(survivors)
+    reason = f"top {keep} of {len(members)} by validation accuracy"
+    repo.set_rung_results(
+        ctx.conn,
+        exp_id,
+        bracket,
+        rung,
+        [(t, scores[t], t in chosen, reason) for t in scores],
+    )
+    ids = [m.trial_id for m in members]
+    stopped = [t for t in ids if t not in chosen]
+    if nxt is not None:
+        repo.upsert_rung(
+            ctx.conn,
+            exp_id,
+            bracket,
+            rung + 1,
+            [repo.RungEntry(t, nxt.target_epoch) for t in survivors],
+        )
+        _set_status_unless_failed(ctx, stopped, "stopped")
+        log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
+        return {"promoted": survivors, "stopped": stopped}
+    _set_status_unless_failed(ctx, ids, "completed")
+    log.info("bracket %d rung %d (last): completed %s", bracket, rung, ids)
+    return {"promoted": [], "stopped": []}
+
+
+def _recorded_decision(members: Sequence[repo.RungRow], *, last: bool) -> dict[str, Any]:
+    if last:
+        return {"promoted": [], "stopped": []}
+    return {
+        "promoted": [m.trial_id for m in members if m.promoted],
+        "stopped": [m.trial_id for m in members if not m.promoted],
+    }
 
 
 def _metrics_at(ctx: ExperimentContext, targets: Mapping[int, int]) -> dict[int, float]:
@@ -176,53 +188,111 @@ def _metrics_at(ctx: ExperimentContext, targets: Mapping[int, int]) -> dict[int,
 # --- batches: grid, random, hyperopt --------------------------------------------------------
 
 
-def propose_batch(name: str, batch: int, *, db_url: str | None = None) -> list[int]:
+def propose_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
     """The trials of ``batch`` (created on first call; the same ids on every later call)."""
-    with open_experiment(name, db_url) as ctx:
-        exp_id, request = ctx.experiment.id, ctx.request
-        existing = repo.get_trials(ctx.conn, exp_id, batch=batch)
-        if existing:
-            return [t.trial_id for t in existing]
-        if request.method == "grid":
-            trials = plan.grid_batch(request, batch)
-        elif request.method == "random":
-            trials = plan.random_batch(request, batch)
-        elif request.method == "hyperopt":
-            first = batch * request.batch_size
-            history = [
-                (f.config, f.last_valid_accuracy)
-                for f in repo.finished_trials(ctx.conn, exp_id)
-                if f.trial_id < first and f.last_valid_accuracy is not None
-            ]
-            trials = plan.hyperopt_batch(request, batch, history)
-        else:
-            raise UserInputError(
-                f"Experiment {name!r} uses Hyperband: it has brackets, not batches."
-            )
-        repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, batch=batch) for t, c in trials])
-        return [t for t, _ in trials]
+    exp_id, request = ctx.experiment.id, ctx.request
+    existing = repo.get_trials(ctx.conn, exp_id, batch=batch)
+    if existing:
+        return [t.trial_id for t in existing]
+    if request.method == "grid":
+        trials = plan.grid_batch(request, batch)
+    elif request.method == "random":
+        trials = plan.random_batch(request, batch)
+    elif request.method == "hyperopt":
+        first = batch * request.batch_size
+        history = [
+            (f.config, f.last_valid_accuracy)
+            for f in repo.finished_trials(ctx.conn, exp_id)
+            if f.trial_id < first and f.last_valid_accuracy is not None
+        ]
+        trials = plan.hyperopt_batch(request, batch, history)
+    else:
+        raise UserInputError(
+            f"Experiment {ctx.experiment.name!r} uses Hyperband: it has brackets, not batches."
+        )
+    repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, batch=batch) for t, c in trials])
+    return [t for t, _ in trials]
 
 
-def train_batch(
-    name: str,
-    batch: int,
+def submit_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
+    """Ask the engine to train every trial of ``batch`` for the experiment's epochs."""
+    trials = repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)
+    if not trials:
+        raise UserInputError(
+            f"Batch {batch} of experiment {ctx.experiment.name!r} has no trials: propose it first."
+        )
+    epochs = ctx.request.epochs
+    _submit(ctx, [repo.TrainingRequest(t.trial_id, epochs, batch=batch) for t in trials])
+    return [t.trial_id for t in trials]
+
+
+def complete_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
+    """Mark the batch's trained trials completed; returns the batch's trial ids."""
+    ids = [t.trial_id for t in repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)]
+    _set_status_unless_failed(ctx, ids, "completed")
+    return ids
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def _submit(ctx: ExperimentContext, requests: Sequence[repo.TrainingRequest]) -> None:
+    """Queue the requests; a configuration the trainer would reject fails its trial at once.
+
+    Checking here, before anything trains, keeps a bad configuration (say, an architecture
+    that cannot take the data's shape) from stopping the search.
+    """
+    from automl_core.data.reader import dataset_info
+    from automl_core.training.engine import validate_config
+    from automl_core.training.plugins import import_architecture_modules
+
+    exp_id = ctx.experiment.id
+    queued = repo.submit_requests(ctx.conn, exp_id, requests)
+    if not queued:
+        return
+    import_architecture_modules()
+    info = dataset_info(ctx.conn, ctx.experiment.dataset)
+    trials = repo.get_trials(ctx.conn, exp_id, trial_ids=[r.trial_id for r in queued])
+    for trial in trials:
+        try:
+            validate_config(trial.config, info.feature_shape, info.num_classes)
+        except UserInputError as exc:
+            log.warning("trial %d failed: %s", trial.trial_id, exc)
+            repo.fail_requests(ctx.conn, exp_id, [trial.trial_id], str(exc))
+            repo.set_trial_status(ctx.conn, exp_id, [trial.trial_id], "failed", error=str(exc))
+
+
+def unfinished_trials(
+    ctx: ExperimentContext,
     *,
-    workers: int | None = None,
-    cluster: str | None = None,
+    bracket: int | None = None,
+    rung: int | None = None,
+    batch: int | None = None,
+) -> list[int]:
+    """Trials whose request in the rung or batch is still queued or running."""
+    rows = repo.get_requests(ctx.conn, ctx.experiment.id, bracket=bracket, rung=rung, batch=batch)
+    return [r.trial_id for r in rows if r.state in repo.UNFINISHED_STATES]
+
+
+def request_progress(
+    name: str,
+    *,
+    bracket: int | None = None,
+    rung: int | None = None,
+    batch: int | None = None,
     db_url: str | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Train every trial of ``batch`` for the experiment's epochs."""
-    with open_experiment(name, db_url) as ctx:
-        trials = repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)
-        if not trials:
-            raise UserInputError(
-                f"Batch {batch} of experiment {name!r} has no trials: propose it first."
-            )
-        items = [(t.trial_id, t.config, ctx.request.epochs) for t in trials]
-        summary = _train(ctx, items, workers=workers, cluster=cluster, progress=progress)
-        _set_status_unless_failed(ctx, [t.trial_id for t in trials], "completed")
-        return summary
+) -> dict[str, int]:
+    """How many requests of a rung or batch are in each state (what a waiting task watches)."""
+    with _connection(db_url) as (conn, _):
+        experiment = repo.get_experiment(conn, name)
+        rows = repo.get_requests(conn, experiment.id, bracket=bracket, rung=rung, batch=batch)
+        lease = repo.get_engine(conn, experiment.id)
+    counts = {state.value: 0 for state in repo.RequestState}
+    for r in rows:
+        counts[r.state.value] += 1
+    counts["engine_starts"] = lease.starts if lease else 0
+    counts["engine_heartbeat_age_s"] = int(lease.heartbeat_age_s) if lease else -1
+    return counts
 
 
 def _set_status_unless_failed(ctx: ExperimentContext, trial_ids: list[int], status: str) -> None:
@@ -232,29 +302,31 @@ def _set_status_unless_failed(ctx: ExperimentContext, trial_ids: list[int], stat
     repo.set_trial_status(ctx.conn, ctx.experiment.id, keep, status)
 
 
-def _train(
-    ctx: ExperimentContext,
-    items: list[tuple[int, dict[str, Any], int]],
-    *,
-    workers: int | None,
-    cluster: str | None,
-    progress: bool,
-) -> dict[str, Any]:
-    from automl_core.data.reader import dataset_info
+# --- one connection per call: what the Airflow tasks call ---------------------------------
 
-    exp_id = ctx.experiment.id
-    info = dataset_info(ctx.conn, ctx.experiment.dataset)
-    targets = resume_targets(ctx.conn, exp_id, items, info)
-    result: dict[str, Any] = {"trials": [t for t, _, _ in items], "epochs_trained": 0}
-    if not targets:
-        log.info("nothing left to train: every trial is at its target epoch")
-        return result
-    repo.set_trial_status(ctx.conn, exp_id, [t.trial_id for t in targets], "running")
-    with open_executor(
-        ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
-    ) as executor:
-        summary = run_targets(
-            ctx.conn, exp_id, executor, targets, seed=ctx.request.seed, progress=progress
-        )
-    result.update(epochs_trained=summary.epochs_trained, jobs=summary.jobs, resets=summary.resets)
-    return result
+
+def submit_rung(name: str, bracket: int, rung: int, *, db_url: str | None = None) -> list[int]:
+    with open_experiment(name, db_url) as ctx:
+        return submit_rung_in(ctx, bracket, rung)
+
+
+def promote_rung(
+    name: str, bracket: int, rung: int, *, db_url: str | None = None
+) -> dict[str, Any]:
+    with open_experiment(name, db_url) as ctx:
+        return promote_rung_in(ctx, bracket, rung)
+
+
+def propose_batch(name: str, batch: int, *, db_url: str | None = None) -> list[int]:
+    with open_experiment(name, db_url) as ctx:
+        return propose_batch_in(ctx, batch)
+
+
+def submit_batch(name: str, batch: int, *, db_url: str | None = None) -> list[int]:
+    with open_experiment(name, db_url) as ctx:
+        return submit_batch_in(ctx, batch)
+
+
+def complete_batch(name: str, batch: int, *, db_url: str | None = None) -> list[int]:
+    with open_experiment(name, db_url) as ctx:
+        return complete_batch_in(ctx, batch)

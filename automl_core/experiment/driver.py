@@ -1,149 +1,219 @@
-"""A whole search in one process (`automl run`): every trial shares one pool of workers.
+"""One engine per search: the driver walks the search plan while the engine trains.
 
-Hyperband's brackets run concurrently: all rung-0 trials start together and, as soon as
-the last trial of a rung finishes, the rung is promoted and its survivors join the
-running hopper with the state they already have on the workers. Workers therefore stay
-busy while brackets thin out. Grid and random train all their trials at once; Hyperopt
-trains batch after batch, each proposed from every earlier result.
+``run_engine`` is the whole of training for a search, in whichever process runs it: the
+`automl run` command, or the one long-running engine task of an Airflow DAG run. It owns
+the workers (one Dask cluster, or the one given) and a ``TrainingEngine``; the
+``SearchDriver`` walks the plan (``plan.search_plan``) from the database rows and takes
+each next step with the same functions the Airflow tasks call (``api``): it starts
+brackets, submits rungs and batches, promotes a rung as soon as its last request is
+done, and proposes the next Hyperopt batch. Every step is idempotent, so an Airflow task
+that takes the same step (a training task submitting its rung, a promotion task deciding
+it) changes nothing the driver did, and gets the same answer.
+
+Hyperband's brackets therefore run concurrently on one pool of workers: while one
+bracket waits for its promotion (milliseconds here), the others keep every worker busy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from automl_core.experiment import api, plan
+from automl_core.experiment import api
+from automl_core.experiment.engine import TrainingEngine
 from automl_core.experiment.finalize import finalize
-from automl_core.experiment.request import SearchRequest, batch_count
-from automl_core.experiment.training import open_executor, resume_targets, run_targets
-from automl_core.mop.runner import TrainingTarget
+from automl_core.experiment.plan import PlanGroup, search_plan
+from automl_core.experiment.request import SearchRequest
+from automl_core.experiment.training import open_executor, progress_bar
 from automl_core.store import repository as repo
 
 log = logging.getLogger(__name__)
 
+POLL_S = 0.25  # how long the engine waits for a job or a new request before looking again
+HEARTBEAT_S = 5.0
+IDLE_TIMEOUT_S = 600.0  # no job, no request and the plan not complete: something is wrong
 
-def run_search(request: SearchRequest, *, progress: bool = True, db_url: str | None = None) -> str:
-    """Run the search end to end (resuming one of the same name) and finalise it."""
-    created = api.create_experiment(request, db_url=db_url)
-    name = created["name"]
+
+class EngineStalledError(RuntimeError):
+    """The engine had nothing to train for too long while the search was not complete."""
+
+
+class SearchDriver:
+    """Takes the next step of each group of the plan once the database says it is due."""
+
+    def __init__(
+        self, ctx: api.ExperimentContext, release: Callable[[list[int]], None] | None = None
+    ) -> None:
+        self._ctx = ctx
+        self._plan = search_plan(ctx.request)
+        self._release = release or (lambda ids: None)
+        self._complete: set[str] = set()
+
+    @property
+    def complete(self) -> bool:
+        return len(self._complete) == len(self._plan.groups)
+
+    def advance(self, groups: Iterable[tuple[str, int]] | None = None) -> None:
+        """Take every step that is due in ``groups`` (kind, index), or in all of them.
+
+        A group that completes lets the groups that wait for it start.
+        """
+        todo = (
+            list(self._plan.groups)
+            if groups is None
+            else [self._plan.group(kind, index) for kind, index in set(groups)]
+        )
+        while todo:
+            group = todo.pop(0)
+            if group.group_id in self._complete or not self._ready(group):
+                continue
+            done = self._advance_bracket(group) if group.promotes else self._advance_batch(group)
+            if done:
+                self._complete.add(group.group_id)
+                log.info("%s complete", group.group_id.replace("_", " "))
+                todo += [g for g in self._plan.groups if g.after == group.index]
+
+    def _ready(self, group: PlanGroup) -> bool:
+        after = group.after
+        return after is None or f"{group.kind}_{after}" in self._complete
+
+    def _advance_bracket(self, group: PlanGroup) -> bool:
+        """Submit or promote the bracket's current rung; True when the bracket is done."""
+        ctx, s = self._ctx, group.index
+        for step in group.rungs:
+            members = repo.get_rung(ctx.conn, ctx.experiment.id, s, step.rung)
+            if step.rung > 0 and not members:
+                return True  # no survivors: the bracket ended early
+            if members and all(m.promoted is not None for m in members):
+                continue
+            api.submit_rung_in(ctx, s, step.rung)
+            if api.unfinished_trials(ctx, bracket=s, rung=step.rung):
+                return False
+            decision = api.promote_rung_in(ctx, s, step.rung)
+            last = step.rung == group.rungs[-1].rung
+            self._release([m.trial_id for m in members] if last else decision["stopped"])
+        return True
+
+    def _advance_batch(self, group: PlanGroup) -> bool:
+        """Propose and submit the batch; True once all its trials are trained."""
+        ctx, b = self._ctx, group.index
+        api.propose_batch_in(ctx, b)
+        ids = api.submit_batch_in(ctx, b)
+        if api.unfinished_trials(ctx, batch=b):
+            return False
+        api.complete_batch_in(ctx, b)
+        self._release(ids)
+        return True
+
+
+def groups_of(requests: Iterable[repo.TrainingRequest]) -> set[tuple[str, int]]:
+    """The plan groups (kind, index) the requests belong to."""
+    out: set[tuple[str, int]] = set()
+    for r in requests:
+        if r.bracket is not None:
+            out.add(("bracket", r.bracket))
+        elif r.batch is not None:
+            out.add(("batch", r.batch))
+    return out
+
+
+def run_engine(
+    name: str,
+    *,
+    workers: int | None = None,
+    cluster: str | None = None,
+    db_url: str | None = None,
+    progress: bool = False,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Train the whole search ``name`` on one pool of workers; resumes after a crash.
+
+    Returns a summary (epochs trained, jobs, engine starts). Raises EngineStalledError
+    when nothing can train for ``idle_timeout_s`` seconds although the search is not
+    complete, and TrainingError when a job keeps failing.
+    """
     from automl_core.data.reader import dataset_info
 
     with api.open_experiment(name, db_url) as ctx:
+        exp_id = ctx.experiment.id
+        starts = repo.start_engine(ctx.conn, exp_id, host=socket.gethostname(), pid=os.getpid())
+        requeued = repo.requeue_running(ctx.conn, exp_id)
+        log.info(
+            "engine of %s started (start %d%s)",
+            name,
+            starts,
+            f"; {requeued} requests back in the queue" if requeued else "",
+        )
         info = dataset_info(ctx.conn, ctx.experiment.dataset)
+        bar = progress_bar(progress)
         with open_executor(
-            ctx.url, info, seed=request.seed, workers=request.workers, cluster=request.cluster
+            ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
         ) as executor:
-            if request.method == "hyperband":
-                _HyperbandRun(ctx, executor, info, progress).run()
-            else:
-                _run_batches(ctx, executor, info, progress)
+            engine = TrainingEngine(ctx.conn, exp_id, executor, seed=ctx.request.seed, progress=bar)
+            driver = SearchDriver(ctx, release=engine.release)
+            _loop(ctx, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar)
+        repo.stop_engine(ctx.conn, exp_id)
+        summary = engine.summary
+    return {
+        "epochs_trained": summary.epochs_trained,
+        "jobs": summary.jobs,
+        "resets": summary.resets,
+        "engine_starts": starts,
+    }
+
+
+def _loop(
+    ctx: api.ExperimentContext,
+    engine: TrainingEngine,
+    driver: SearchDriver,
+    *,
+    idle_timeout_s: float,
+    bar: Any,
+) -> None:
+    def go() -> None:
+        driver.advance()
+        last_beat = idle_since = time.monotonic()
+        while not driver.complete:
+            started = engine.claim()
+            finished = engine.step(POLL_S)
+            if finished:
+                driver.advance(groups_of(finished))
+            now = time.monotonic()
+            if started or finished or engine.busy:
+                idle_since = now
+            elif now - idle_since > idle_timeout_s:
+                raise EngineStalledError(
+                    f"The engine of experiment {ctx.experiment.name!r} had nothing to train "
+                    f"for {idle_timeout_s:.0f} s, but the search is not complete. Check the "
+                    "training_requests table for failed requests, then rerun."
+                )
+            if now - last_beat >= HEARTBEAT_S:
+                repo.engine_heartbeat(ctx.conn, ctx.experiment.id)
+                last_beat = now
+
+    if bar is None:
+        go()
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # Per-epoch log lines print above the bar instead of through it.
+    with bar, logging_redirect_tqdm():
+        go()
+
+
+def run_search(request: SearchRequest, *, progress: bool = True, db_url: str | None = None) -> str:
+    """Run the search end to end (resuming one of the same name) and finalise it."""
+    name = api.create_experiment(request, db_url=db_url)["name"]
+    run_engine(
+        name,
+        workers=request.workers,
+        cluster=request.cluster,
+        db_url=db_url,
+        progress=progress,
+    )
     finalize(name, db_url=db_url)
     return name
-
-
-def _run_batches(ctx: Any, executor: Any, info: Any, progress: bool) -> None:
-    request, exp_id = ctx.request, ctx.experiment.id
-    # Hyperopt batches depend on earlier results; grid and random batches do not, so
-    # they all train together.
-    groups = (
-        [[b] for b in range(request.batches)]
-        if request.method == "hyperopt"
-        else [list(range(batch_count(request)))]
-    )
-    for group in groups:
-        items = []
-        for batch in group:
-            api.propose_batch(ctx.experiment.name, batch, db_url=ctx.url)
-            trials = repo.get_trials(ctx.conn, exp_id, batch=batch)
-            items += [(t.trial_id, t.config, request.epochs) for t in trials]
-        targets = resume_targets(ctx.conn, exp_id, items, info)
-        repo.set_trial_status(ctx.conn, exp_id, [t.trial_id for t in targets], "running")
-        run_targets(ctx.conn, exp_id, executor, targets, seed=request.seed, progress=progress)
-        repo.set_trial_status(ctx.conn, exp_id, [t.trial_id for t in targets], "completed")
-
-
-class _HyperbandRun:
-    """Drives all brackets through their rungs on one shared hopper."""
-
-    def __init__(self, ctx: Any, executor: Any, info: Any, progress: bool) -> None:
-        self._ctx = ctx
-        self._info = info
-        self._executor = executor
-        self._progress = progress
-        self._name = ctx.experiment.name
-        self._schedule = plan.schedule_of(ctx.request)
-        self._rung_of: dict[int, tuple[int, int]] = {}
-        self._waiting: dict[tuple[int, int], set[int]] = {}
-        self._held: set[int] = set()  # trials whose state the hopper holds
-
-    def run(self) -> None:
-        targets: list[TrainingTarget] = []
-        for bracket in self._schedule.brackets:
-            api.start_bracket(self._name, bracket.s, db_url=self._ctx.url)
-            targets += self._advance(bracket.s, self._current_rung(bracket.s))
-        run_targets(
-            self._ctx.conn,
-            self._ctx.experiment.id,
-            self._executor,
-            targets,
-            seed=self._ctx.request.seed,
-            progress=self._progress,
-            on_model_done=self._on_model_done,
-        )
-
-    def _current_rung(self, bracket: int) -> int:
-        """The first rung of the bracket whose promotion has not been decided."""
-        rung = 0
-        while True:
-            rows = repo.get_rung(self._ctx.conn, self._ctx.experiment.id, bracket, rung)
-            decided = rows and all(r.promoted is not None for r in rows)
-            has_next = bool(
-                repo.get_rung(self._ctx.conn, self._ctx.experiment.id, bracket, rung + 1)
-            )
-            if decided and has_next:
-                rung += 1
-                continue
-            return rung
-
-    def _advance(self, bracket: int, rung: int) -> list[TrainingTarget]:
-        """Targets for the first rung from ``rung`` on that still needs training."""
-        rungs = plan.bracket_of(self._schedule, bracket).rungs
-        while rung < len(rungs):
-            items = api.rung_items(self._ctx, bracket, rung)
-            targets = resume_targets(self._ctx.conn, self._ctx.experiment.id, items, self._info)
-            if targets:
-                self._waiting[(bracket, rung)] = {t.trial_id for t in targets}
-                for t in targets:
-                    self._rung_of[t.trial_id] = (bracket, rung)
-                repo.set_trial_status(
-                    self._ctx.conn,
-                    self._ctx.experiment.id,
-                    [t.trial_id for t in targets],
-                    "running",
-                )
-                # A trial the hopper already holds continues from the state on its worker.
-                return [
-                    TrainingTarget(t.trial_id, t.config, t.start_epoch, t.target_epoch, None)
-                    if t.trial_id in self._held
-                    else t
-                    for t in targets
-                ]
-            promoted = api.promote_rung(self._name, bracket, rung, db_url=self._ctx.url)
-            if not promoted["promoted"]:
-                return []
-            rung += 1
-        return []
-
-    def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
-        self._held.add(trial_id)
-        key = self._rung_of.pop(trial_id)
-        waiting = self._waiting[key]
-        waiting.discard(trial_id)
-        if waiting:
-            return []
-        del self._waiting[key]
-        bracket, rung = key
-        promoted = api.promote_rung(self._name, bracket, rung, db_url=self._ctx.url)
-        if not promoted["promoted"]:
-            return []
-        return self._advance(bracket, rung + 1)

@@ -1,4 +1,9 @@
-"""Which trials a bracket or a batch holds: deterministic from the experiment's seed.
+"""The shape of a search and which trials each part holds, from the request alone.
+
+``search_plan`` lists the groups of a search (a bracket per Hyperband bracket, a batch per
+batch of the other methods), the rungs each one trains and which group must finish
+before another starts. The DAG factory maps it to tasks and the engine's driver walks
+it; neither holds search logic of its own.
 
 Trial ids are fixed by position (bracket offsets, batch offsets), so brackets and
 batches can be created in any order, concurrently, and again after a crash, without
@@ -9,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,6 +24,92 @@ from automl_core.search.hyperband import HyperbandSchedule, hyperband_schedule, 
 from automl_core.space import SearchSpace
 
 Config = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RungStep:
+    """Train ``n`` trials to ``target_epoch`` epochs in total (rung ``rung`` of a group)."""
+
+    rung: int
+    n: int
+    target_epoch: int
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """A bracket (Hyperband: rungs with a promotion after each) or a batch (one rung).
+
+    ``after`` is the index of the group that must complete before this one is proposed
+    (Hyperopt learns from every earlier batch); None when it can start at once.
+    """
+
+    kind: Literal["bracket", "batch"]
+    index: int
+    rungs: tuple[RungStep, ...]
+    after: int | None = None
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.kind}_{self.index}"
+
+    @property
+    def promotes(self) -> bool:
+        """True when survivors are picked between rungs (Hyperband brackets)."""
+        return self.kind == "bracket"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Every group of one search, in the order they are listed to a user."""
+
+    method: str
+    groups: tuple[PlanGroup, ...]
+
+    def group(self, kind: str, index: int) -> PlanGroup:
+        for g in self.groups:
+            if g.kind == kind and g.index == index:
+                return g
+        raise KeyError(f"{kind} {index} is not in this search's plan")
+
+
+def search_plan(request: SearchRequest) -> SearchPlan:
+    """The groups of the search ``request`` describes (pure: no database, no torch)."""
+    if request.method == "hyperband":
+        groups = tuple(
+            PlanGroup(
+                "bracket",
+                b.s,
+                tuple(RungStep(r.i, r.n_i, r.r_i) for r in b.rungs),
+            )
+            for b in schedule_of(request).brackets
+        )
+        return SearchPlan(request.method, groups)
+    from automl_core.experiment.request import batch_count
+
+    sequential = request.method == "hyperopt"
+    count = batch_count(request)
+    sizes = _batch_sizes(request, count)
+    groups = tuple(
+        PlanGroup(
+            "batch",
+            b,
+            (RungStep(0, sizes[b], request.epochs),),
+            after=b - 1 if sequential and b > 0 else None,
+        )
+        for b in range(count)
+    )
+    return SearchPlan(request.method, groups)
+
+
+def _batch_sizes(request: SearchRequest, count: int) -> list[int]:
+    if request.method == "hyperopt":
+        return [request.batch_size] * count
+    total = request.n if request.method == "random" else _grid_size(request)
+    return [len(batch_ids(request, b, total)) for b in range(count)]
+
+
+def _grid_size(request: SearchRequest) -> int:
+    return SearchSpace.from_dict(request.space).grid_size()
 
 
 def schedule_of(request: SearchRequest) -> HyperbandSchedule:

@@ -2,9 +2,17 @@
 
 It is the only place where the pure scheduler meets the world: it submits jobs, feeds
 their results back as events, adds up per-epoch metrics, and writes the job log, the
-per-epoch metrics and a checkpoint after every epoch through a ``ResultSink``. New work
-can arrive while it runs (``on_model_done`` returns more targets), which is how Hyperband
-rungs of different brackets share the workers.
+per-epoch metrics and a checkpoint after every epoch through a ``ResultSink``.
+
+Two ways to drive it. ``run()`` trains a fixed set of targets (plus whatever
+``on_model_done`` returns) to completion. The training engine instead calls ``add()``
+whenever new work arrives and ``step()`` in its own loop, so work from every bracket and
+batch of a search shares the workers while the runner keeps going.
+
+A trial that completed a target stays *held*: its latest state stays on its worker, so a
+promoted trial continues from it without a trip through the database. ``release()`` drops
+held trials that no rung needs again. A held state that died with a worker is forgotten,
+and the trial restarts from its checkpoint when it is added again.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from automl_core.executors.base import Executor, JobResult
+from automl_core.executors.base import Executor, JobResult, StateLostError
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
     EpochCompleted,
@@ -132,6 +140,7 @@ class HopperRunner:
         evaluate: bool = True,
         progress: Any = None,
         max_failures: int = 3,
+        on_model_done: DoneCallback | None = None,
     ) -> None:
         self._executor = executor
         self._sink = sink
@@ -141,19 +150,58 @@ class HopperRunner:
         self._failures: defaultdict[Job, int] = defaultdict(int)
         self._max_failures = max_failures
         self._progress = progress
-        self._on_model_done: DoneCallback | None = None
+        self._on_model_done = on_model_done
         self.summary = RunSummary()
+
+    @property
+    def busy(self) -> bool:
+        """True while a model is training or a dropped job is still draining on a worker."""
+        return not self._scheduler.done or bool(self._scheduler.draining)
+
+    def is_training(self, trial_id: int) -> bool:
+        """True while the trial has not reached its current target."""
+        return trial_id in self._scheduler.active_models
 
     def run(
         self, targets: Iterable[TrainingTarget], on_model_done: DoneCallback | None = None
     ) -> RunSummary:
         """Train every target (and whatever ``on_model_done`` adds) to its target epoch."""
-        self._on_model_done = on_model_done
-        self._carry_out(self._add(targets))
-        while not self._scheduler.done:
-            for result in self._executor.wait():
-                self._on_result(result)
+        if on_model_done is not None:
+            self._on_model_done = on_model_done
+        self.add(targets)
+        while self.busy:
+            self.step()
         return self.summary
+
+    def add(self, targets: Iterable[TrainingTarget]) -> None:
+        """Start training ``targets`` now, beside whatever is already running.
+
+        A target with ``state=None`` and ``start_epoch > 0`` continues from the state the
+        runner holds for that trial, else from the sink's checkpoint.
+        """
+        self._carry_out(self._add(targets))
+
+    def step(self, timeout: float | None = None) -> int:
+        """Wait for jobs to end (at most ``timeout`` seconds) and act on them.
+
+        Returns how many job results were handled (0 when the wait timed out or nothing
+        runs). Raises TrainingError when a job keeps failing for a reason other than a
+        lost worker.
+        """
+        if not self.busy:
+            return 0
+        results = self._executor.wait() if timeout is None else self._executor.wait(timeout)
+        for result in results:
+            self._on_result(result)
+        return len(results)
+
+    def release(self, trial_ids: Iterable[int]) -> None:
+        """Forget held trials that no rung will train again, so their states can be freed."""
+        active = self._scheduler.active_models
+        for trial_id in trial_ids:
+            if trial_id not in active:
+                self._models.pop(trial_id, None)
+                self._executor.forget(trial_id)
 
     # --- events in ------------------------------------------------------------------------
 
@@ -165,9 +213,7 @@ class HopperRunner:
         """
         instructions: list[Instruction] = []
         for t in targets:
-            held = self._models.get(t.trial_id)
-            state = t.state if t.state is not None or held is None else held.state
-            self._models[t.trial_id] = _ModelRun(t.config, state)
+            self._models[t.trial_id] = _ModelRun(t.config, self._start_state(t))
             if self._progress is not None:
                 per_epoch = len(self._executor.partitions) * (2 if self._evaluate else 1)
                 self._progress.total = (self._progress.total or 0) + per_epoch * max(
@@ -187,7 +233,8 @@ class HopperRunner:
         current = self._scheduler.is_current(job)
         if result.error is not None:
             self.summary.failed_jobs += 1
-            self._failures[job] += 1
+            # A job lost with its worker is retried without counting against the job.
+            self._failures[job] += 0 if result.lost else 1
             if self._failures[job] > self._max_failures:
                 raise TrainingError(
                     f"trial {job.model_id}: {job.kind.value} job of epoch {job.epoch} on "
@@ -198,6 +245,10 @@ class HopperRunner:
             # not retried from the lost state (see MopScheduler's notes).
             if result.state_lost and job.model_id in self._scheduler.active_models:
                 self._reset(job.model_id)
+            elif result.state_lost:
+                # A held trial (waiting for its promotion) lost its state: it restarts from
+                # its checkpoint if it is added again.
+                model.state = None
             if current or self._scheduler.draining.get(job.partition) == job:
                 self._feed(JobFailed(job))
             return
@@ -226,6 +277,21 @@ class HopperRunner:
         if self._progress is not None:
             self._progress.update(1)
         self._feed(JobFinished(job))
+
+    def _start_state(self, target: TrainingTarget) -> Any:
+        """The state a target starts from: given, held on a worker, or the checkpoint."""
+        if target.state is not None or target.start_epoch == 0:
+            return target.state
+        held = self._models.get(target.trial_id)
+        if held is not None and held.state is not None:
+            return held.state
+        epoch, state = self._sink.load_checkpoint(target.trial_id)
+        if epoch != target.start_epoch or state is None:
+            raise TrainingError(
+                f"trial {target.trial_id}: no state at epoch {target.start_epoch} to continue "
+                f"from (its checkpoint is at epoch {epoch})"
+            )
+        return state
 
     def _reset(self, model_id: int) -> None:
         """Redo the model's current epoch from its last checkpoint."""
@@ -267,7 +333,16 @@ class HopperRunner:
 
     def _finish_epoch(self, model_id: int, epoch: int) -> None:
         model = self._models[model_id]
-        state = self._executor.fetch_state(model.state)
+        try:
+            state = self._executor.fetch_state(model.state)
+        except StateLostError as exc:
+            # Rare: the executor pulls an epoch's last state as soon as it exists. The
+            # scheduler has moved on, so the epoch cannot be redone here; a rerun resumes
+            # from the checkpoint before it.
+            raise TrainingError(
+                f"trial {model_id}: the state after epoch {epoch} was lost with its worker "
+                "before it was saved; run the search again to resume from its checkpoint"
+            ) from exc
         train, valid = model.train, model.valid
         metrics = EpochMetrics(
             train_loss=train.loss / max(train.samples, 1),

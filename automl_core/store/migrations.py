@@ -159,9 +159,54 @@ def _v1_initial_schema(cur: Any, dialect: Dialect) -> None:
         cur.execute(statement)
 
 
+def _v3_training_requests(cur: Any, dialect: Dialect) -> None:
+    """The training engine's work queue and its lease (docs/architecture.md, the engine).
+
+    A request asks the engine to train one trial to ``target_epoch``; it belongs to one
+    rung of a bracket (Hyperband) or to one batch. ``engines`` holds one row per
+    experiment whose engine has started: who runs it and when it last said so.
+    """
+    experiments_fk = dialect.references(_t("experiments"), "id")
+    by_experiment = dialect.distributed_by("experiment_id")
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                target_epoch integer NOT NULL CHECK (target_epoch >= 1),
+                bracket integer,
+                rung integer,
+                batch integer,
+                state text NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'running', 'done', 'failed')),
+                error text,
+                requested_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, trial_id, target_epoch),
+                CHECK ((bracket IS NULL) = (rung IS NULL)),
+                CHECK ((bracket IS NULL) <> (batch IS NULL))
+            ){dist}"""
+        ).format(t=_t("training_requests"), fk=experiments_fk, dist=by_experiment)
+    )
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint PRIMARY KEY{fk},
+                host text NOT NULL,
+                pid integer NOT NULL,
+                starts integer NOT NULL DEFAULT 1,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                heartbeat_at timestamptz NOT NULL DEFAULT now(),
+                stopped_at timestamptz
+            ){dist}"""
+        ).format(t=_t("engines"), fk=experiments_fk, dist=by_experiment)
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "leaderboard views", create_views),
+    Migration(3, "training requests and engines", _v3_training_requests),
 )
 
 

@@ -2,19 +2,21 @@
 
 Every DAG starts with the same three steps and ends with one::
 
-    validate_conf >> prepare_data >> create_experiment >> [search] >> finalize
+    validate_conf >> prepare_data >> create_experiment >> [engine, groups...] >> finalize
 
-and the search in between depends on the method:
+``engine`` is the search's one training engine (it owns the workers, takes the training
+pool's slot, and trains every rung and batch together). Beside it, the groups map the
+core's search plan (``automl_core.experiment.plan.search_plan``) to tasks:
 
-* Hyperband: a task group per bracket ``s`` (brackets are independent, so they run
-  concurrently): ``start_bracket >> train_rung_0 >> promote_rung_0 >> train_rung_1 >>
-  ...``. The promotion after the last rung records its results and completes its trials.
+* Hyperband: a task group per bracket ``s``: ``train_rung_0 >> promote_rung_0 >>
+  train_rung_1 >> ...``. A training task asks the engine for its rung and waits,
+  deferred, holding no worker slot; a promotion task records the survivors.
 * Hyperopt: a task group per batch, ``propose >> train``, in sequence: each batch is
   proposed from every result before it.
 * Grid and random: the same groups, independent of one another.
 
-The shape (brackets, rungs, batches) is computed from the spec at parse time with
-automl_core's pure functions; nothing here touches a database or imports torch.
+The shape is computed from the spec at parse time with automl_core's pure functions;
+nothing here touches a database or imports torch, and no search logic lives here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup, chain
 
@@ -34,13 +36,16 @@ from automl_airflow.operators import (
     PrepareDataOperator,
     PromoteRungOperator,
     ProposeBatchOperator,
-    StartBracketOperator,
     TrainBatchOperator,
+    TrainingEngineOperator,
     TrainRungOperator,
     ValidateConfOperator,
 )
 from automl_airflow.params import build_params, run_schemas
 from automl_airflow.specs import DagSpec, SpecError, load_spec
+
+if TYPE_CHECKING:
+    from automl_core.experiment.plan import PlanGroup, SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +103,11 @@ def build_dag(spec: DagSpec) -> DAG:
             report_dir=spec.report_dir,
             aws_conn_id=spec.aws_conn_id,
         )
-        chain(validate, prepare, create)
-        groups = _bracket_groups(spec) if spec.method == "hyperband" else _batch_groups(spec)
-        if spec.method == "hyperopt":
+        engine = TrainingEngineOperator(task_id="engine", **_engine_args(spec))
+        chain(validate, prepare, create, engine, finalize)
+        plan = _plan(spec)
+        groups = [_bracket_group(g) if g.promotes else _batch_group(g) for g in plan.groups]
+        if any(g.after is not None for g in plan.groups):
             chain(create, *groups, finalize)
         else:
             # mypy cannot see that a list of groups is a valid dependency target.
@@ -123,8 +130,8 @@ def _request_args(spec: DagSpec) -> dict[str, Any]:
     }
 
 
-def _training_args(spec: DagSpec) -> dict[str, Any]:
-    """Routing and retries of a training task: one pool slot each, optional queue."""
+def _engine_args(spec: DagSpec) -> dict[str, Any]:
+    """The engine: the training pool's slot, the training queue, retries that resume."""
     args: dict[str, Any] = {
         "pool": spec.pool,
         "pool_slots": 1,
@@ -132,58 +139,57 @@ def _training_args(spec: DagSpec) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
         "cluster": "{{ params.cluster or '' }}",
         "workers": spec.workers,
+        # Queued before the groups' tasks, which wait for it.
+        "priority_weight": 1000,
+        "weight_rule": "absolute",
     }
     if spec.queue:
         args["queue"] = spec.queue
     return args
 
 
-def _bracket_groups(spec: DagSpec) -> list[TaskGroup]:
-    from automl_core.search.hyperband import hyperband_schedule
-
-    schedule = hyperband_schedule(
-        spec.budget_value("R"), spec.budget_value("eta"), spec.budget_value("skip_last")
-    )
-    groups = []
-    for bracket in schedule.brackets:
-        s = bracket.s
-        plan = ", ".join(f"{r.n_i}x{r.r_i}" for r in bracket.rungs)
-        with TaskGroup(
-            group_id=f"bracket_{s}",
-            tooltip=f"bracket s={s}: configurations x epochs per rung: {plan}",
-        ) as group:
-            steps: list[BaseOperator] = [StartBracketOperator(task_id="start_bracket", bracket=s)]
-            for rung in bracket.rungs:
-                steps.append(
-                    TrainRungOperator(
-                        task_id=f"train_rung_{rung.i}",
-                        bracket=s,
-                        rung=rung.i,
-                        **_training_args(spec),
-                    )
-                )
-                steps.append(
-                    PromoteRungOperator(task_id=f"promote_rung_{rung.i}", bracket=s, rung=rung.i)
-                )
-            chain(*steps)
-        groups.append(group)
-    return groups
-
-
-def _batch_groups(spec: DagSpec) -> list[TaskGroup]:
-    from automl_core.experiment.request import SearchRequest, batch_count
+def _plan(spec: DagSpec) -> SearchPlan:
+    from automl_core.experiment.plan import search_plan
+    from automl_core.experiment.request import SearchRequest
 
     request = SearchRequest(
         dataset=spec.dataset, space=spec.space, method=spec.method, **spec.budget
     )
-    groups = []
-    for batch in range(batch_count(request)):
-        with TaskGroup(group_id=f"batch_{batch}", tooltip=f"batch {batch}") as group:
-            propose = ProposeBatchOperator(task_id="propose", batch=batch)
-            train = TrainBatchOperator(task_id="train", batch=batch, **_training_args(spec))
-            propose >> train
-        groups.append(group)
-    return groups
+    return search_plan(request)
+
+
+def _bracket_group(group: PlanGroup) -> TaskGroup:
+    shape = ", ".join(f"{r.n}x{r.target_epoch}" for r in group.rungs)
+    with TaskGroup(
+        group_id=group.group_id,
+        tooltip=f"bracket s={group.index}: configurations x epochs per rung: {shape}",
+    ) as task_group:
+        steps: list[BaseOperator] = []
+        for rung in group.rungs:
+            steps.append(
+                TrainRungOperator(
+                    task_id=f"train_rung_{rung.rung}", bracket=group.index, rung=rung.rung
+                )
+            )
+            steps.append(
+                PromoteRungOperator(
+                    task_id=f"promote_rung_{rung.rung}", bracket=group.index, rung=rung.rung
+                )
+            )
+        chain(*steps)
+    return task_group
+
+
+def _batch_group(group: PlanGroup) -> TaskGroup:
+    rung = group.rungs[0]
+    with TaskGroup(
+        group_id=group.group_id,
+        tooltip=f"batch {group.index}: {rung.n} configurations x {rung.target_epoch} epochs",
+    ) as task_group:
+        propose = ProposeBatchOperator(task_id="propose", batch=group.index)
+        train = TrainBatchOperator(task_id="train", batch=group.index)
+        propose >> train
+    return task_group
 
 
 def build_invalid_spec_dag(path: Path, error: Exception, dag_id: str | None = None) -> DAG:

@@ -196,22 +196,17 @@ class _ExperimentStepOperator(AutomlOperator):
         self.experiment = experiment
 
 
-class StartBracketOperator(_ExperimentStepOperator):
-    """Hyperband: sample rung 0 of one bracket."""
+class TrainingEngineOperator(_ExperimentStepOperator):
+    """The search's one training engine: it owns the workers and trains every request.
 
-    def __init__(self, *, bracket: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bracket = bracket
+    It runs beside the bracket (or batch) groups for the whole search, walking the same
+    plan they show, and ends when the search is complete. A retry resumes from the
+    database and the checkpoints.
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from automl_core.experiment import start_bracket
-
-        trials = start_bracket(str(self.experiment), self.bracket, db_url=self.db_url)
-        return xcom_summary({"bracket": self.bracket, "trials": trials})
-
-
-class _TrainOperator(_ExperimentStepOperator):
-    """Base of the training steps: where the workers are."""
+    :param cluster: a Dask scheduler address from the deployment; empty for a local
+        cluster with one worker per partition.
+    :param workers: local workers (default: one per partition).
+    """
 
     template_fields: Sequence[str] = ("experiment", "cluster")
     ui_color = "#e8fde9"
@@ -223,27 +218,97 @@ class _TrainOperator(_ExperimentStepOperator):
         self.cluster = cluster
         self.workers = workers
 
+    def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.experiment import run_engine
 
-class TrainRungOperator(_TrainOperator):
-    """Hyperband: train every trial of one rung to the rung's epoch budget."""
+        result = run_engine(
+            str(self.experiment),
+            workers=self.workers,
+            cluster=opt_str(self.cluster),
+            db_url=self.db_url,
+        )
+        self.log.info("Search trained: %s", result)
+        return xcom_summary(result)
+
+
+class _AwaitTrainingOperator(_ExperimentStepOperator):
+    """Base of the training steps: ask the engine for a rung or batch, wait deferrably.
+
+    ``execute`` submits the requests (a second submit adds nothing) and, unless they are
+    done already, defers to :class:`RequestsDoneTrigger`, which ends the task from the
+    triggerer: no worker slot is held while the engine trains. Before the engine task has
+    started, the task reschedules itself instead of deferring, so ``dag.test()``, which
+    runs one task at a time, reaches the engine.
+
+    :param timeout_s: how long to wait for the engine before the task fails.
+    """
+
+    ui_color = "#e8fde9"
+    ENGINE_START_RECHECK_S = 2
+
+    def __init__(self, *, timeout_s: int = 24 * 3600, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout_s = timeout_s
+
+    def where(self) -> dict[str, int]:
+        """The rung (``bracket``, ``rung``) or ``batch`` this task trains."""
+        raise NotImplementedError
+
+    def submit(self) -> list[int]:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from datetime import UTC, datetime, timedelta
+
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
+        from automl_airflow.triggers import RequestsDoneTrigger
+        from automl_core.experiment import request_progress
+
+        trials = self.submit()
+        counts = request_progress(str(self.experiment), db_url=self.db_url, **self.where())
+        self.log.info("Asked the engine to train trials %s (%s)", trials, counts)
+        if counts["queued"] + counts["running"] == 0:
+            return {"done": counts["done"], "failed": counts["failed"]}
+        if counts["engine_starts"] == 0:
+            recheck = datetime.now(UTC) + timedelta(seconds=self.ENGINE_START_RECHECK_S)
+            raise AirflowRescheduleException(recheck)
+        self.defer(
+            trigger=RequestsDoneTrigger(
+                experiment=str(self.experiment), automl_conn_id=self.automl_conn_id, **self.where()
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout_s),
+        )
+        raise AssertionError("defer() returns only by raising")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        if isinstance(event, Mapping) and event.get("status") == "engine_lost":
+            raise RuntimeError(
+                f"The training engine of {self.experiment} stopped writing its heartbeat; "
+                "clear the engine task to resume it, then this task."
+            )
+        return event
+
+
+class TrainRungOperator(_AwaitTrainingOperator):
+    """Hyperband: the engine trains every trial of one rung to the rung's epochs.
+
+    Rung 0 samples the bracket's configurations first.
+    """
 
     def __init__(self, *, bracket: int, rung: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bracket = bracket
         self.rung = rung
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from automl_core.experiment import train_rung
+    def where(self) -> dict[str, int]:
+        return {"bracket": self.bracket, "rung": self.rung}
 
-        result = train_rung(
-            str(self.experiment),
-            self.bracket,
-            self.rung,
-            workers=self.workers,
-            cluster=opt_str(self.cluster),
-            db_url=self.db_url,
-        )
-        return xcom_summary(result)
+    def submit(self) -> list[int]:
+        from automl_core.experiment import submit_rung
+
+        return submit_rung(str(self.experiment), self.bracket, self.rung, db_url=self.db_url)
 
 
 class PromoteRungOperator(_ExperimentStepOperator):
@@ -276,24 +341,20 @@ class ProposeBatchOperator(_ExperimentStepOperator):
         return xcom_summary({"batch": self.batch, "trials": trials})
 
 
-class TrainBatchOperator(_TrainOperator):
-    """Grid, random, hyperopt: train every trial of one batch."""
+class TrainBatchOperator(_AwaitTrainingOperator):
+    """Grid, random, hyperopt: the engine trains every trial of one batch."""
 
     def __init__(self, *, batch: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from automl_core.experiment import train_batch
+    def where(self) -> dict[str, int]:
+        return {"batch": self.batch}
 
-        result = train_batch(
-            str(self.experiment),
-            self.batch,
-            workers=self.workers,
-            cluster=opt_str(self.cluster),
-            db_url=self.db_url,
-        )
-        return xcom_summary(result)
+    def submit(self) -> list[int]:
+        from automl_core.experiment import submit_batch
+
+        return submit_batch(str(self.experiment), self.batch, db_url=self.db_url)
 
 
 class FinalizeOperator(_ExperimentStepOperator):

@@ -53,7 +53,7 @@ DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 # Built-in data sets a DAG may load when its table is missing (automl_core.data sources
 # that need no path). A closed list: a spec or a form value names one, never a file.
-LOADERS = ("digits",)
+LOADERS = ("digits", "signals")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 SPACE_SUFFIXES = (".yaml", ".yml", ".json")
 # Shared with the run form (params.py) so a spec and a conf obey the same rule.

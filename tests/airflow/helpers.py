@@ -14,4 +14,5 @@ EXAMPLE_DAG_IDS = {
     "automl_grid_digits",
     "automl_random_digits",
     "automl_nightly_hyperband_digits",
+    "automl_hyperband_signals",
 }

@@ -3,8 +3,9 @@
 Each run trains real models (2 partitions, so 2 Dask workers). Budgets are the examples'
 own for Hyperband (R=9: 69 epochs over 17 trials) and cut by the run conf for Hyperopt
 (epochs=2). The runs on the test server share one Dask cluster through the ``cluster``
-param; the run on the embedded default lets each training task start its own. A re-run of the same DAG run (what clearing it in the UI does) must continue
-from the database: nothing trained again, no row added.
+param; on the embedded default the engine task starts its own. A re-run of the same DAG
+run (what clearing it in the UI does) must continue from the database: nothing trained
+again, no row added.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ HYPERBAND_RUNGS = {
     (1, 1): (1, 9),
     (0, 0): (3, 9),
 }
-TABLES = ("experiments", "trials", "trial_epochs", "rungs", "checkpoints", "mop_jobs")
+TABLES = (
+    "experiments",
+    "trials",
+    "trial_epochs",
+    "rungs",
+    "checkpoints",
+    "mop_jobs",
+    "training_requests",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +124,7 @@ def check_hyperband_results(url: str | None, experiment: str, home: Path) -> Non
     assert reports, f"no HTML report under {home / 'reports' / experiment}"
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
 def test_hyperband_example_runs_and_a_rerun_adds_nothing(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
@@ -138,6 +148,7 @@ def test_hyperband_example_runs_and_a_rerun_adds_nothing(
     assert counts(db_url, experiment) == before
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
 def test_hyperopt_example_runs_batches_in_sequence(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
@@ -169,6 +180,7 @@ def test_hyperopt_example_runs_batches_in_sequence(
         assert start > end
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
 def test_a_conf_key_that_is_no_param_fails_before_anything_is_written(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
 ) -> None:
@@ -201,6 +213,7 @@ def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
 def test_hyperband_example_runs_on_the_embedded_default(
     dags: dict[str, DAG], airflow_db: Path, embedded_home: Path
 ) -> None:

@@ -61,7 +61,7 @@ def test_hyperband_has_a_group_per_bracket_and_train_promote_per_rung() -> None:
     rungs = {"bracket_2": 3, "bracket_1": 2, "bracket_0": 1}
     assert sorted(group_ids(dag)) == sorted(rungs)
     for group, n in rungs.items():
-        ids = [f"{group}.start_bracket"]
+        ids = []
         for i in range(n):
             ids += [f"{group}.train_rung_{i}", f"{group}.promote_rung_{i}"]
         group_node: Any = dag.task_group.children[group]
@@ -74,12 +74,26 @@ def test_hyperband_has_a_group_per_bracket_and_train_promote_per_rung() -> None:
             promote = task(dag, f"{group}.promote_rung_{i}")
             assert (train.bracket, train.rung) == (int(group[-1]), i)
             assert (promote.bracket, promote.rung) == (int(group[-1]), i)
-    # Brackets are independent: nothing in one bracket waits for another.
+    # Brackets are independent: nothing in one bracket waits for another; the engine
+    # runs beside them all.
     assert dag.get_task("finalize").upstream_task_ids == {
-        f"{g}.promote_rung_{n - 1}" for g, n in rungs.items()
+        "engine",
+        *(f"{g}.promote_rung_{n - 1}" for g, n in rungs.items()),
     }
-    chain_of(dag, ["validate_conf", "prepare_data", "create_experiment"])
-    assert len(dag.tasks) == 4 + sum(1 + 2 * n for n in rungs.values())
+    chain_of(dag, ["validate_conf", "prepare_data", "create_experiment", "engine"])
+    assert len(dag.tasks) == 5 + sum(2 * n for n in rungs.values())
+
+
+def test_one_engine_task_per_run_beside_the_groups() -> None:
+    for name in ("hyperband_digits.yaml", "hyperopt_digits.yaml", "random_digits.yaml"):
+        dag = example(name)
+        engines = [t for t in dag.tasks if type(t).__name__ == "TrainingEngineOperator"]
+        assert [t.task_id for t in engines] == ["engine"]
+        assert dag.get_task("engine").downstream_task_ids == {"finalize"}
+        # Queued before the groups' tasks, which wait for it.
+        assert dag.get_task("engine").priority_weight > max(
+            t.priority_weight for t in dag.tasks if t.task_id != "engine"
+        )
 
 
 def test_skip_last_drops_the_last_rungs(tmp_path: Path) -> None:
@@ -92,23 +106,27 @@ def test_skip_last_drops_the_last_rungs(tmp_path: Path) -> None:
     assert "bracket_1.train_rung_1" not in dag.task_dict
 
 
-def test_training_tasks_use_the_pool_retries_and_queue(tmp_path: Path) -> None:
+def test_the_engine_takes_the_pool_retries_and_queue_and_waiting_tasks_do_not(
+    tmp_path: Path,
+) -> None:
     dag = spec_dag(tmp_path, queue="gpu", retries=3, retry_delay_seconds=5)
-    train = dag.get_task("bracket_2.train_rung_1")
-    assert train.pool == "automl_training"
-    assert train.pool_slots == 1
-    assert train.queue == "gpu"
-    assert train.retries == 3
-    assert train.retry_delay == timedelta(seconds=5)
-    promote = dag.get_task("bracket_2.promote_rung_1")
-    assert promote.pool != "automl_training"
-    assert promote.queue != "gpu"
+    engine = task(dag, "engine")
+    assert engine.pool == "automl_training"
+    assert engine.pool_slots == 1
+    assert engine.queue == "gpu"
+    assert engine.retries == 3
+    assert engine.retry_delay == timedelta(seconds=5)
+    assert engine.cluster == "{{ params.cluster or '' }}"
+    for task_id in ("bracket_2.train_rung_1", "bracket_2.promote_rung_1"):
+        waiting = dag.get_task(task_id)
+        assert waiting.pool != "automl_training"
+        assert waiting.queue != "gpu"
     assert dag.get_task("validate_conf").retries == 0
 
 
 def test_default_queue_when_the_spec_sets_none() -> None:
     dag = example("hyperband_digits.yaml")
-    assert dag.get_task("bracket_0.train_rung_0").queue == dag.get_task("finalize").queue
+    assert dag.get_task("engine").queue == dag.get_task("finalize").queue
 
 
 def test_hyperband_params_leave_out_the_shape_knobs() -> None:
@@ -135,7 +153,7 @@ def test_params_carry_types_bounds_enums_titles_and_descriptions() -> None:
     epochs = params.get_param("epochs")
     assert epochs.value == 3
     assert (epochs.schema["minimum"], epochs.schema["maximum"]) == (1, 1000)
-    assert params.get_param("load_if_missing").schema["enum"] == [None, "digits"]
+    assert params.get_param("load_if_missing").schema["enum"] == [None, "digits", "signals"]
     assert params.get_param("export_to").schema["type"] == ["null", "string"]
     for name in params:
         assert params.get_param(name).schema.get("title"), name
@@ -200,9 +218,9 @@ def test_hyperopt_batches_run_in_sequence() -> None:
             "batch_1.train",
             "batch_2.propose",
             "batch_2.train",
-            "finalize",
         ],
     )
+    assert dag.get_task("finalize").upstream_task_ids == {"engine", "batch_2.train"}
     assert [task(dag, f"batch_{b}.train").batch for b in range(3)] == [0, 1, 2]
 
 
@@ -213,9 +231,9 @@ def test_grid_and_random_batches_are_independent(name: str, batches: int) -> Non
     assert sorted(group_ids(dag)) == batch_ids(batches)
     for b in range(batches):
         chain_of(dag, ["create_experiment", f"batch_{b}.propose", f"batch_{b}.train"])
-        assert dag.get_task(f"batch_{b}.train").pool == "automl_training"
     assert dag.get_task("finalize").upstream_task_ids == {
-        f"batch_{b}.train" for b in range(batches)
+        "engine",
+        *(f"batch_{b}.train" for b in range(batches)),
     }
 
 

@@ -49,6 +49,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.timeout(300)  # a fresh interpreter importing airflow (its own limit: 120 s)
 def test_parsing_imports_no_torch_and_opens_no_database() -> None:
     done = subprocess.run(
         [sys.executable, "-c", PARSE_PROBE, str(DAGS)],

@@ -81,6 +81,7 @@ AIRFLOW_SERVICES = (
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
+    "airflow-triggerer",
 )
 
 

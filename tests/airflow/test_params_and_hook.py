@@ -156,6 +156,7 @@ print(plain, safe)
 """
 
 
+@pytest.mark.timeout(300)  # a fresh interpreter importing airflow (its own limit: 120 s)
 def test_spawned_workers_do_not_rerun_the_task_main(tmp_path: Path) -> None:
     # Dask starts local workers with "spawn"; in an Airflow task __main__ is the airflow
     # command, which cannot be imported again in a child (see spawn_safe_main).

@@ -33,6 +33,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """True when the intervals (start, end) share some time."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def describe(pids: list[int]) -> list[str]:
     """``pid: command line`` of each process, for messages."""
     out = []
@@ -216,6 +221,20 @@ class AirflowStandalone:
             "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}
         )
         return {t["task_id"]: t["state"] for t in reply.json().get("task_instances", [])}
+
+    def task_spans(self, dag_id: str, run_id: str) -> dict[str, tuple[float, float]]:
+        """Task id -> (start, end) in epoch seconds, for the tasks that ran."""
+        from datetime import datetime
+
+        reply = self.api(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}
+        )
+        spans = {}
+        for t in reply.json().get("task_instances", []):
+            if t.get("start_date") and t.get("end_date"):
+                start = datetime.fromisoformat(t["start_date"]).timestamp()
+                spans[t["task_id"]] = (start, datetime.fromisoformat(t["end_date"]).timestamp())
+        return spans
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         reply = self.api(

@@ -9,12 +9,39 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.airflow_server import HYPERBAND_DAG, AirflowStandalone
+from tests.e2e.airflow_server import HYPERBAND_DAG, AirflowStandalone, overlap
 
 # Hyperband R=9, eta=3: 9 + 5 + 3 configurations in brackets s = 2, 1, 0.
 HYPERBAND_TRIALS = 17
 
 
+def engine_and_jobs(url: str, experiment: str) -> tuple[tuple[int, bool], list[tuple]]:
+    """(engine starts, engine stopped) and the job log as (bracket, trial, worker, start, end)."""
+    from automl_core.store.connection import connect
+
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT g.starts, g.stopped_at IS NOT NULL FROM automl.engines g "
+                "JOIN automl.experiments e ON e.id = g.experiment_id WHERE e.name = %s",
+                (experiment,),
+            )
+            engine = cur.fetchone()
+            cur.execute(
+                "SELECT t.bracket, j.trial_id, j.worker, j.started_at, j.ended_at "
+                "FROM automl.mop_jobs j JOIN automl.experiments e ON e.id = j.experiment_id "
+                "JOIN automl.trials t ON t.experiment_id = j.experiment_id "
+                "AND t.trial_id = j.trial_id WHERE e.name = %s",
+                (experiment,),
+            )
+            return (engine[0], engine[1]), cur.fetchall()
+    finally:
+        conn.close()
+
+
+# The first e2e test also pays for starting airflow standalone (several minutes).
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize(
     ("conf", "field"),
     [
@@ -36,6 +63,7 @@ def test_a_bad_conf_is_rejected_with_400(
     assert after == before, "a rejected conf still created a run"
 
 
+@pytest.mark.timeout(900)
 def test_a_conf_key_that_is_no_param_fails_the_run_before_training(
     airflow_server: AirflowStandalone,
 ) -> None:
@@ -53,6 +81,7 @@ def test_a_conf_key_that_is_no_param_fails_the_run_before_training(
     assert "conf field 'R' is not a parameter" in log
 
 
+@pytest.mark.timeout(1200)  # the run may take up to 600 s
 def test_a_run_triggered_through_the_api_succeeds_with_its_results_in_the_tables(
     airflow_server: AirflowStandalone, automl_db: str
 ) -> None:
@@ -62,11 +91,25 @@ def test_a_run_triggered_through_the_api_succeeds_with_its_results_in_the_tables
     run_id = reply.json()["dag_run_id"]
     assert reply.json()["conf"] == conf
 
-    # Measured ~70 s on 2 cores (19 tasks, training serialised by the 1-slot pool).
     run = airflow_server.wait_for_run(HYPERBAND_DAG, run_id, timeout=600)
     states = airflow_server.task_states(HYPERBAND_DAG, run_id)
     assert run["state"] == "success", states
-    assert len(states) == 19 and set(states.values()) == {"success"}
+    assert len(states) == 17 and set(states.values()) == {"success"}
+
+    # Brackets train at the same time: their rung tasks wait side by side, and jobs of
+    # different brackets interleave on the workers of the one engine's one cluster.
+    spans = airflow_server.task_spans(HYPERBAND_DAG, run_id)
+    rung_0 = [spans[f"bracket_{s}.train_rung_0"] for s in (2, 1, 0)]
+    assert any(overlap(a, b) for i, a in enumerate(rung_0) for b in rung_0[i + 1 :]), spans
+    engine, jobs = engine_and_jobs(automl_db, "rest-hyperband")
+    assert engine == (1, True), "one engine, started once, ended"
+    assert len({worker for _, _, worker, _, _ in jobs}) == 2, "one cluster: two workers"
+    brackets = {(b, start, end) for b, _, _, start, end in jobs}
+    assert any(
+        b1 != b2 and overlap((s1, e1), (s2, e2))
+        for b1, s1, e1 in brackets
+        for b2, s2, e2 in brackets
+    ), "no two brackets trained at the same time"
 
     from automl_core.report.leaderboard import leaderboard
     from automl_core.store.connection import connect

@@ -84,6 +84,7 @@ def submit(page: Any, dialog: Any) -> Any:
     return answer.value
 
 
+@pytest.mark.timeout(1200)  # standalone's start-up and a run of up to 600 s
 def test_trigger_form_renders_the_params_and_runs_the_dag(
     page: Any,
     airflow_server: AirflowStandalone,

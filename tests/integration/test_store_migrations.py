@@ -23,6 +23,8 @@ PRIMARY_KEYS = {
     "rungs": ["experiment_id", "bracket", "rung", "trial_id"],
     "checkpoints": ["experiment_id", "trial_id"],
     "mop_jobs": ["experiment_id", "trial_id", "epoch", "partition", "kind"],
+    "training_requests": ["experiment_id", "trial_id", "target_epoch"],
+    "engines": ["experiment_id"],
 }
 
 
@@ -100,8 +102,10 @@ def test_column_types_follow_the_contract(conn: Any) -> None:
     )
     assert [r[0] for r in cascades] == [
         "checkpoints",
+        "engines",
         "mop_jobs",
         "rungs",
+        "training_requests",
         "trial_epochs",
         "trials",
     ]

@@ -1,4 +1,4 @@
-"""Source readers: digits, CSV, npz and CIFAR-10 batches (written here, in the real format)."""
+"""Source readers: digits, signals, CSV, npz and CIFAR-10 batches (written here, in the real format)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from automl_core.data.safe_pickle import UnsafePickleError, restricted_loads
-from automl_core.data.sources import CIFAR_TEST, CIFAR_TRAIN, read_source
+from automl_core.data.sources import CIFAR_TEST, CIFAR_TRAIN, make_signals, read_source
 from automl_core.errors import UserInputError
 
 
@@ -23,7 +23,40 @@ def test_digits_is_all_train() -> None:
     assert sorted(set(data.parts[0].labels.tolist())) == list(range(10))
 
 
-@pytest.mark.parametrize("spec", ["mnist", "csv", "csv:", "s3://bucket/x.csv", "digits:x", "npy:a"])
+def test_signals_shapes_and_balanced_classes() -> None:
+    data = read_source("signals")
+    assert data.source == "signals"
+    assert data.feature_shape == (40,)
+    assert data.label_type == "integer"
+    assert [p.split for p in data.parts] == ["train"]
+    x, labels = data.parts[0].x, data.parts[0].labels
+    assert x.shape == (4000, 40) and x.dtype == np.float32
+    assert np.bincount(labels.astype(np.int64)).tolist() == [400] * 10
+
+
+def test_signals_are_deterministic_for_a_seed() -> None:
+    a = read_source("signals").parts[0]
+    b = read_source("signals").parts[0]
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    x1, y1 = make_signals(503, seed=7)
+    x2, y2 = make_signals(503, seed=7)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    x3, _ = make_signals(503, seed=8)
+    assert not np.array_equal(x1, x3)
+    # 503 rows over 10 classes: the counts differ by at most one.
+    assert sorted(set(np.bincount(y1).tolist())) == [50, 51]
+
+
+def test_signals_refuse_fewer_rows_than_classes() -> None:
+    with pytest.raises(ValueError, match="at least num_classes"):
+        make_signals(5)
+
+
+@pytest.mark.parametrize(
+    "spec", ["mnist", "csv", "csv:", "s3://bucket/x.csv", "digits:x", "signals:1", "npy:a"]
+)
 def test_unknown_or_incomplete_source_is_refused(spec: str) -> None:
     with pytest.raises(UserInputError, match="source|path"):
         read_source(spec)

@@ -108,10 +108,11 @@ def test_references_and_segment_id() -> None:
 
 
 def ddl(dialect: Dialect) -> dict[str, str]:
-    """Migration 1 as run on ``dialect``, by table name."""
+    """Every migration as run on ``dialect``: each CREATE TABLE by table name."""
     cur = RecordingCursor()
     _bootstrap(cur, dialect)
-    MIGRATIONS[0].apply(cur, dialect)
+    for migration in MIGRATIONS:
+        migration.apply(cur, dialect)
     tables = {}
     for statement in cur.statements:
         match = re.match(r'CREATE TABLE "automl"\."(\w+)"', statement)
@@ -120,7 +121,15 @@ def ddl(dialect: Dialect) -> dict[str, str]:
     return tables
 
 
-EXPERIMENT_TABLES = ("trials", "trial_epochs", "rungs", "checkpoints", "mop_jobs")
+EXPERIMENT_TABLES = (
+    "trials",
+    "trial_epochs",
+    "rungs",
+    "checkpoints",
+    "mop_jobs",
+    "training_requests",
+    "engines",
+)
 
 
 def test_greenplum_ddl_distributes_every_table() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
 
+from automl_core.executors.base import JobResult
 from automl_core.executors.simulated import SimulatedExecutor, check_job_log
 from automl_core.mop.runner import (
     EpochMetrics,
@@ -105,3 +107,70 @@ def test_a_job_that_keeps_failing_stops_the_run_with_its_error() -> None:
     executor = SimulatedExecutor([0, 1], cost, fail=lambda job: job.model_id == 1)
     with pytest.raises(TrainingError, match="trial 1"):
         HopperRunner(executor, MemorySink(), seed=0, max_failures=2).run(targets(2, 1))
+
+
+def test_work_added_while_the_runner_steps_shares_the_workers() -> None:
+    # What the engine does: add a rung's targets, step, add more when others finish.
+    sink = MemorySink()
+    executor = SimulatedExecutor([0, 1], cost)
+    runner = HopperRunner(executor, sink, seed=2)
+    runner.add(targets(2, 1))
+    runner.step()
+    runner.add([TrainingTarget(5, {"lr": 0.1}, 0, 2)])
+    assert runner.is_training(5)
+    while runner.busy:
+        runner.step(timeout=1.0)
+    assert not runner.is_training(5)
+    assert set(sink.epochs) == {(0, 1), (1, 1), (5, 1), (5, 2)}
+    assert runner.step() == 0  # nothing left: returns at once
+
+
+def test_a_promoted_trial_continues_from_its_held_state_and_a_released_one_from_its_checkpoint() -> (
+    None
+):
+    sink = MemorySink()
+    executor = SimulatedExecutor([0, 1], cost)
+    runner = HopperRunner(executor, sink, seed=0)
+    runner.run(targets(2, 1))
+    sink.checkpoints[1] = (1, b"checkpoint of trial 1")
+    loaded: list[int] = []
+    load = sink.load_checkpoint
+
+    def counting_load(trial_id: int) -> tuple[int, bytes | None]:
+        loaded.append(trial_id)
+        return load(trial_id)
+
+    sink.load_checkpoint = counting_load  # type: ignore[method-assign]
+    runner.release([1])
+    runner.run([TrainingTarget(0, {"lr": 0.1}, 1, 2), TrainingTarget(1, {"lr": 0.1}, 1, 2)])
+    # Trial 0's state was still held on a worker; trial 1 was released, so it came back
+    # from its checkpoint.
+    assert loaded == [1]
+    assert {(0, 2), (1, 2)} <= set(sink.epochs)
+
+
+def test_a_target_past_epoch_zero_without_any_state_is_refused() -> None:
+    runner = HopperRunner(SimulatedExecutor([0], cost), MemorySink(), seed=0)
+    with pytest.raises(TrainingError, match="no state at epoch 2"):
+        runner.add([TrainingTarget(7, {"lr": 0.1}, 2, 3)])
+
+
+def test_jobs_lost_with_their_worker_do_not_count_as_training_failures() -> None:
+    class LosingExecutor(SimulatedExecutor):
+        def wait(self, timeout: float | None = None) -> list[JobResult]:
+            return [
+                dataclasses.replace(r, lost=True) if r.error else r for r in super().wait(timeout)
+            ]
+
+    lost: set[Job] = set()
+
+    def lose_each_job_once(job: Job) -> bool:
+        fresh = job not in lost
+        lost.add(job)
+        return fresh
+
+    executor = LosingExecutor([0, 1], cost, fail=lose_each_job_once)
+    # Every job fails once; with no failure allowed, only not counting the losses finishes.
+    summary = HopperRunner(executor, MemorySink(), seed=0, max_failures=0).run(targets(2, 1))
+    assert summary.failed_jobs == 2 * 2 * 2
+    assert sorted(summary.completed) == [0, 1]

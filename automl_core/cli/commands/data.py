@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     load.add_argument(
         "source",
         metavar="SOURCE",
-        help="digits | csv:PATH | npz:PATH (arrays x, y[, x_test, y_test]) | cifar10:DIR",
+        help="digits | signals (built-in 1-d signals) | csv:PATH | npz:PATH (arrays x, y[, x_test, y_test]) | cifar10:DIR",
     )
     load.add_argument("--table", required=True, metavar="NAME", help="the table to create")
     load.add_argument(

@@ -150,6 +150,19 @@ def save_checkpoint(
         return bool(cur.rowcount)
 
 
+def checkpoint_epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int]) -> dict[int, int]:
+    """The checkpoint epoch of each trial that has one (the states are not read)."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT trial_id, epoch FROM {} WHERE experiment_id = %s "
+                "AND trial_id = ANY(%s::integer[])"
+            ).format(_t("checkpoints")),
+            (experiment_id, list(trial_ids)),
+        )
+        return {int(t): int(e) for t, e in cur.fetchall()}
+
+
 def load_checkpoint(conn: Any, experiment_id: int, trial_id: int) -> Checkpoint | None:
     """The trial's latest checkpoint, or None when it has none."""
     with _tx(conn) as cur:

@@ -1,0 +1,81 @@
+"""``automl watch``: follow a search's brackets and batches as they train."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+POLL_S = 1.0
+
+
+def register(subparsers: Any) -> None:
+    watch = subparsers.add_parser(
+        "watch",
+        help="print a search's progress, one line per bracket or batch, as it changes",
+        description="Poll the database every second and print each bracket's (or batch's) "
+        "rung and trained trials when they change, until EXPERIMENT is completed or failed, "
+        "the process --pid ends, or --timeout seconds have passed (exit code 3).",
+    )
+    watch.add_argument("experiment", metavar="EXPERIMENT")
+    watch.add_argument("--pid", type=int, help="stop when this process (the search) ends")
+    watch.add_argument(
+        "--timeout", type=float, default=3600.0, metavar="S", help="give up after S seconds"
+    )
+    watch.set_defaults(handler=_watch)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from automl_core.experiment.progress import group_lines
+    from automl_core.store import repository as repo
+    from automl_core.store.connection import connect, database_url
+
+    start = time.monotonic()
+    deadline = start + args.timeout
+    shown: dict[str, str] = {}
+    conn = connect(database_url())
+    try:
+        while time.monotonic() < deadline:
+            experiment = _find(conn, repo, args.experiment)
+            if experiment is not None:
+                for group, line in group_lines(conn, experiment).items():
+                    if shown.get(group) != line:
+                        elapsed = time.monotonic() - start
+                        print(f"[{elapsed:6.1f}s] {group.replace('_', ' '):<10} {line}", flush=True)
+                        shown[group] = line
+                if experiment.status != "running":
+                    print(f"experiment {experiment.name}: {experiment.status}", flush=True)
+                    return 0
+            if not _alive(args.pid):
+                return 0
+            time.sleep(POLL_S)
+    finally:
+        conn.close()
+    print(f"automl watch: still running after {args.timeout:.0f} s; stopped watching.")
+    return 3
+
+
+def _find(conn: Any, repo: Any, name: str) -> Any:
+    """The experiment, or None while it does not exist yet (the search is starting)."""
+    from automl_core.errors import UserInputError
+    from automl_core.store.migrations import current_version
+
+    if current_version(conn) < 3:
+        return None
+    try:
+        return repo.get_experiment(conn, name)
+    except UserInputError:
+        return None

@@ -1,0 +1,118 @@
+"""The training engine of one search: one pool of workers trains every request.
+
+Implementation notes
+====================
+
+Work arrives as rows in ``automl.training_requests`` (trial, target epoch, and the rung of
+a bracket or the batch it belongs to), put there by the engine's own driver, an Airflow
+training task, or any other process. ``claim()`` moves queued requests to *running* and
+adds them to the one ``HopperRunner`` of the search, beside whatever already trains, so
+brackets and batches share every worker. When a trial reaches a target, its requests up
+to that epoch become *done* and ``step()`` returns them, so the driver can promote or
+propose at once.
+
+Where a trial starts. From the state the runner still holds on a worker when it trained
+the rung before (a promoted trial does not travel through the database); otherwise from
+its checkpoint; otherwise fresh. After a crash, a new engine puts every *running* request
+back in the queue (``requeue_running``) and each trial resumes from its checkpoint, so at
+most the epochs in flight are trained again, with keyed upserts overwriting their rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from automl_core.experiment.sink import DatabaseSink
+from automl_core.mop.runner import HopperRunner, TrainingTarget
+from automl_core.store import repository as repo
+
+log = logging.getLogger(__name__)
+
+
+class TrainingEngine:
+    """Trains the requests of experiment ``experiment_id`` on ``executor``'s workers."""
+
+    def __init__(
+        self, conn: Any, experiment_id: int, executor: Any, *, seed: int, progress: Any = None
+    ) -> None:
+        self._conn = conn
+        self._experiment_id = experiment_id
+        self._finished: list[repo.TrainingRequest] = []
+        self._deferred: list[repo.TrainingRequest] = []  # its trial is still training
+        self._runner = HopperRunner(
+            executor,
+            DatabaseSink(conn, experiment_id),
+            seed=seed,
+            progress=progress,
+            on_model_done=self._on_model_done,
+        )
+
+    @property
+    def busy(self) -> bool:
+        """True while any job runs or drains on a worker."""
+        return self._runner.busy
+
+    @property
+    def summary(self) -> Any:
+        return self._runner.summary
+
+    def claim(self) -> int:
+        """Take every queued request and start training it; returns how many started."""
+        taken = repo.claim_requests(self._conn, self._experiment_id) + self._deferred
+        self._deferred = []
+        if not taken:
+            return 0
+        # One target per trial at a time: the lowest first, the rest wait for it.
+        taken.sort(key=lambda r: (r.trial_id, r.target_epoch))
+        first: dict[int, repo.TrainingRequest] = {}
+        for request in taken:
+            if request.trial_id in first or self._runner.is_training(request.trial_id):
+                self._deferred.append(request)
+            else:
+                first[request.trial_id] = request
+        if not first:
+            return 0
+        ids = sorted(first)
+        configs = {
+            t.trial_id: t.config
+            for t in repo.get_trials(self._conn, self._experiment_id, trial_ids=ids)
+        }
+        done_epochs = repo.checkpoint_epochs(self._conn, self._experiment_id, ids)
+        targets = []
+        for trial_id in ids:
+            request, start = first[trial_id], done_epochs.get(trial_id, 0)
+            if start >= request.target_epoch:
+                self._finished += repo.finish_requests(
+                    self._conn, self._experiment_id, trial_id, start
+                )
+                continue
+            targets.append(TrainingTarget(trial_id, configs[trial_id], start, request.target_epoch))
+        if targets:
+            repo.set_trial_status(
+                self._conn, self._experiment_id, [t.trial_id for t in targets], "running"
+            )
+            self._runner.add(targets)
+        return len(targets)
+
+    def step(self, timeout: float) -> list[repo.TrainingRequest]:
+        """Wait up to ``timeout`` seconds for jobs to end; return the requests now done.
+
+        With nothing to train it just waits for new requests to be queued.
+        """
+        if not self._finished:
+            if self._runner.busy:
+                self._runner.step(timeout)
+            else:
+                time.sleep(timeout)
+        finished, self._finished = self._finished, []
+        return finished
+
+    def release(self, trial_ids: list[int]) -> None:
+        """Drop the states of trials that no rung will train again."""
+        self._runner.release(trial_ids)
+
+    def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
+        self._finished += repo.finish_requests(self._conn, self._experiment_id, trial_id, epoch)
+        return []

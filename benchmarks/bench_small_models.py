@@ -1,0 +1,737 @@
+"""Many small models: Hyperband (R=27, eta=3, 49 configurations) against its physical limit.
+
+    .venv/bin/python benchmarks/bench_small_models.py [--airflow] [--db-url URL]
+
+One run, on a fresh database (or ``--db-url``), with the built-in ``signals`` data
+(4,000 rows x 40 steps, 10 classes) loaded and prepared into 2 partitions:
+
+1. ``automl run`` (Hyperband, seed 0, examples/spaces/signals.yaml, 2 workers) in a
+   subprocess: wall seconds, and the peak PSS of its process tree (sampled every 0.5 s).
+2. With ``--airflow``: the same search through ``airflow standalone`` and its REST API
+   (DAG ``automl_hyperband_signals``), timed from the trigger to success.
+3. A peer: Optuna (TPESampler + HyperbandPruner(1, 27, 3), 49 trials, 2 threads, one torch
+   thread each) with plain training loops over the same packed rows and the same models.
+4. Pricing, in a separate subprocess after the searches: one epoch (a training pass over all
+   training rows + evaluation over the validation rows, with the hopper's training
+   functions) of every configuration that was trained, alone, on one torch thread.
+   limit = sum over the trained (trial, epoch) rows of that epoch time / 2 workers.
+
+Prints one table: wall, limit, wall/limit, and for the automl paths the utilisation from
+the job log (busy worker-seconds in automl.mop_jobs / (2 x wall), and over the log's span),
+and "job time / priced" = busy worker-seconds / the same epochs priced alone.
+The automl and Airflow paths are driven only through the CLI, the REST API and the tables
+automl.experiments, automl.trials, automl.trial_epochs and automl.mop_jobs.
+
+Optuna is an optional extra: ``.venv/bin/pip install -c constraints.txt optuna==5.0.0``
+(or ``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ADMIN_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AUTOML = str(Path(sys.executable).with_name("automl"))
+DATASET = "signals"
+SPACE = ROOT / "examples" / "spaces" / "signals.yaml"
+DAG_ID = "automl_hyperband_signals"
+R, ETA, SEED, WORKERS = 27, 3, 0, 2
+N_TRIALS = 49  # what Hyperband R=27, eta=3 samples: brackets of 27, 12, 6 and 4
+PRICE_EPOCHS = 3  # epochs timed per configuration; the median is its epoch time
+OPTUNA_HINT = (
+    "Optuna is missing: install the benchmark extra with\n"
+    "    .venv/bin/pip install -c constraints.txt optuna==5.0.0\n"
+    "(or `.venv/bin/pip install -c constraints.txt -e '.[bench]'`), or pass --no-optuna."
+)
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def create_database(prefix: str) -> str:
+    """A fresh, empty database on the server at ADMIN_URL (as tests/conftest.py makes them)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn.close()
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    """Drop a database made by :func:`create_database`, even with sessions still open."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        name = sql.Identifier(url.rsplit("/", 1)[1])
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    conn.close()
+
+
+def query(db_url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """All rows of one read-only statement."""
+    import psycopg2
+
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def load_arrays(db_url: str) -> dict[str, Any]:
+    """The packed, normalised rows of every partition: train and valid, and the data's shape."""
+    import numpy as np
+    import psycopg2
+
+    from automl_core.data.reader import dataset_info, read_partition
+
+    conn = psycopg2.connect(db_url)
+    try:
+        info = dataset_info(conn, DATASET)
+        out: dict[str, Any] = {"shape": tuple(info.feature_shape), "classes": info.num_classes}
+        for split in ("train", "valid"):
+            parts = [
+                read_partition(conn, DATASET, p, split, info=info) for p in range(info.partitions)
+            ]
+            out[split] = (
+                np.concatenate([x for x, _ in parts]),
+                np.concatenate([y for _, y in parts]),
+            )
+    finally:
+        conn.close()
+    return out
+
+
+# --- memory: PSS of a process tree -------------------------------------------------------------
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants, from the parent pids in /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: fields start after the last ")".
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of one process (0 when it is gone or unreadable)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class PssSampler:
+    """Samples the PSS of a process tree every ``interval`` s in a thread; keeps the peak.
+
+    PSS, not RSS: the Dask workers and the driver share torch's pages, and RSS would count
+    them once per process.
+    """
+
+    def __init__(self, root: int, interval: float = 0.5) -> None:
+        self.root, self.interval, self.peak = root, interval, 0
+        # The machine's 1-minute load average while sampling: on a shared 2-core machine
+        # it says how much of a wall time was other people's work.
+        self.loads: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(pss_bytes(p) for p in tree_pids(self.root)))
+            self.loads.append(os.getloadavg()[0])
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed_subprocess(cmd: list[str], env: Mapping[str, str], log: Path) -> dict[str, float | None]:
+    """Run ``cmd`` to the end (output to ``log``); wall seconds, peak tree PSS in MB, mean load."""
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        with PssSampler(proc.pid) as sampler:
+            rc = proc.wait()
+        wall = time.perf_counter() - start
+    if rc != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{' '.join(cmd[:3])} ... failed (exit {rc}):\n{tail}")
+    return {"wall": wall, "peak_pss_mb": sampler.peak / 1e6, "load": _mean(sampler.loads)}
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# --- the automl paths (CLI, REST API, tables only) ----------------------------------------------
+
+
+def automl_env(db_url: str, tmp: Path) -> dict[str, str]:
+    """The environment of an ``automl`` subprocess: the benchmark's database, TMPDIR inside."""
+    env = dict(os.environ)
+    env.update({"AUTOML_DB_URL": db_url, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def prepare_data(db_url: str, tmp: Path) -> None:
+    """Create the schema, load the built-in signals and pack them into 2 partitions."""
+    env = automl_env(db_url, tmp)
+    for args in (
+        ["db", "init"],
+        ["data", "load", DATASET, "--table", DATASET, "--replace"],
+        ["data", "prepare", DATASET, "--partitions", str(WORKERS)],
+    ):
+        done = subprocess.run([AUTOML, *args], env=env, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            raise SystemExit(f"automl {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def run_automl(db_url: str, name: str, tmp: Path) -> dict[str, Any]:
+    """``automl run`` Hyperband in a subprocess: wall seconds and peak PSS of its tree."""
+    cmd = [
+        AUTOML, "run", "--data", DATASET, "--space", str(SPACE), "--method", "hyperband",
+        "--R", str(R), "--eta", str(ETA), "--seed", str(SEED), "--workers", str(WORKERS),
+        "--no-progress", "--name", name,
+    ]  # fmt: skip
+    result: dict[str, Any] = dict(
+        timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "automl_run.log")
+    )
+    return result
+
+
+def experiment_figures(db_url: str, name: str) -> dict[str, Any]:
+    """What the tables say about one experiment: its trained epochs and its job log."""
+    rows = query(
+        db_url,
+        "SELECT id, created_at, finished_at, status FROM automl.experiments WHERE name = %s",
+        (name,),
+    )
+    if not rows:
+        raise SystemExit(f"no experiment named {name!r} in automl.experiments")
+    exp_id, created, finished, status = rows[0]
+    epochs = query(
+        db_url,
+        """SELECT t.trial_id, t.config::text, count(*)
+           FROM automl.trial_epochs e JOIN automl.trials t USING (experiment_id, trial_id)
+           WHERE e.experiment_id = %s GROUP BY t.trial_id, t.config::text""",
+        (exp_id,),
+    )
+    busy, first, last, jobs = query(
+        db_url,
+        """SELECT sum(ended_at - started_at), min(started_at), max(ended_at), count(*)
+           FROM automl.mop_jobs WHERE experiment_id = %s""",
+        (exp_id,),
+    )[0]
+    best = query(
+        db_url,
+        "SELECT max(valid_accuracy) FROM automl.trial_epochs WHERE experiment_id = %s",
+        (exp_id,),
+    )[0][0]
+    return {
+        "experiment_id": exp_id,
+        "status": status,
+        "experiment_s": (finished - created).total_seconds() if finished else None,
+        # (trial, config, epochs trained) for pricing; configs as canonical JSON.
+        "trained": [(t, _canonical(json.loads(c)), int(n)) for t, c, n in epochs],
+        "busy_s": float(busy or 0.0),
+        "span_s": float(last - first) if jobs else 0.0,
+        "jobs": int(jobs),
+        "best_valid_accuracy": best,
+    }
+
+
+def _canonical(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True)
+
+
+def run_airflow(db_url: str, name: str, tmp: Path, timeout: float) -> dict[str, Any]:
+    """The same search through ``airflow standalone`` and its REST API, then a clean stop.
+
+    Set up as tests/e2e/conftest.py does: PostgreSQL metadata in a fresh database, the
+    results database as the ``automl_db`` connection, the ``automl_training`` pool.
+    """
+    from tests.e2e.airflow_server import AirflowStandalone, session_processes
+
+    metadata = create_database("automl_bench_airflow")
+    home = Path(tempfile.mkdtemp(prefix="airflow-", dir=tmp))
+    server = AirflowStandalone(
+        home=home,
+        metadata_url=metadata.replace("postgresql://", "postgresql+psycopg2://", 1),
+        env_extra={"AIRFLOW_CONN_AUTOML_DB": db_url, "AUTOML_HOME": str(tmp / "automl_home")},
+    )
+    out: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        server.start()
+        server.wait_for_dag(DAG_ID)
+        server.unpause(DAG_ID)
+        out["startup_s"] = time.perf_counter() - started
+        out.update(_trigger_and_wait(server, name, timeout))
+    finally:
+        stragglers = server.stop()
+        left = session_processes(server.process.pid) if server.process else []
+        drop_database(metadata)
+    out["needed_sigkill"] = stragglers
+    if left:
+        raise SystemExit(f"processes of airflow standalone left running: {left}")
+    return out
+
+
+def _trigger_and_wait(server: Any, name: str, timeout: float) -> dict[str, Any]:
+    """Trigger the DAG with a conf and poll every second until the run ends."""
+    start = time.perf_counter()
+    reply = server.trigger(DAG_ID, {"seed": SEED, "experiment_name": name})
+    if reply.status_code not in (200, 201):
+        raise SystemExit(f"trigger failed: {reply.status_code} {reply.text}")
+    run_id = reply.json()["dag_run_id"]
+    with PssSampler(server.process.pid) as sampler:
+        while True:
+            run = server.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+            if run.get("state") in ("success", "failed"):
+                break
+            if time.perf_counter() - start > timeout:
+                raise SystemExit(
+                    f"run {run_id} not done after {timeout} s: {server.task_states(DAG_ID, run_id)}"
+                )
+            time.sleep(1)
+    wall = time.perf_counter() - start
+    if run["state"] != "success":
+        raise SystemExit(f"run {run_id} failed: {server.task_states(DAG_ID, run_id)}")
+    run_s = (_iso(run["end_date"]) - _iso(run["start_date"])).total_seconds()
+    return {
+        "wall": wall,
+        "run_s": run_s,
+        "peak_pss_mb": sampler.peak / 1e6,
+        "load": _mean(sampler.loads),
+        "run_id": run_id,
+    }
+
+
+def _iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- the Optuna peer (runs as a subprocess: --role optuna) ----------------------------------------
+
+
+def suggest_config(trial: Any, space: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration from the YAML space, through Optuna's suggest API.
+
+    Understands the shapes examples/spaces/signals.yaml uses: a list of mappings is a
+    conditional choice (its keys are suggested under the chosen option's name, so TPE keeps
+    their distributions apart), a list of scalars is categorical, ``{uniform: [a, b]}`` and
+    ``{loguniform: [a, b]}`` are floats, anything else is fixed.
+    """
+    config: dict[str, Any] = {}
+    for key, value in space.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            # Each option is named by its first value ("mlp", "cnn1d", "sgd", ...).
+            names = [str(next(iter(v.values()))) for v in value]
+            name = trial.suggest_categorical(key, names)
+            config.update(_suggest_flat(trial, value[names.index(name)], name))
+        else:
+            config.update(_suggest_flat(trial, {key: value}, ""))
+    return config
+
+
+def _suggest_flat(trial: Any, items: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, list):
+            out[key] = trial.suggest_categorical(name, value) if len(value) > 1 else value[0]
+        elif isinstance(value, dict) and set(value) == {"uniform"}:
+            out[key] = trial.suggest_float(name, *value["uniform"])
+        elif isinstance(value, dict) and set(value) == {"loguniform"}:
+            out[key] = trial.suggest_float(name, *value["loguniform"], log=True)
+        else:
+            out[key] = value
+    return out
+
+
+def optuna_main(db_url: str, out_path: Path) -> None:
+    """Optuna TPE + HyperbandPruner over the signals space, 49 trials on 2 threads."""
+    import optuna
+    import torch
+    import yaml
+
+    torch.set_num_threads(1)
+    data = load_arrays(db_url)
+    space = yaml.safe_load(SPACE.read_text())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=SEED),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=ETA),
+    )
+    # Pay torch's lazy imports (dynamo, on the first optimizer) before the clock starts, as
+    # the automl workers do once per process.
+    _train_trial({"architecture": "mlp", "hidden": 8, "depth": 1}, data, 1, None)
+    start = time.perf_counter()
+    study.optimize(
+        lambda trial: _train_trial(suggest_config(trial, space), data, R, trial),
+        n_trials=N_TRIALS,
+        n_jobs=WORKERS,
+    )
+    wall = time.perf_counter() - start
+    trials = [
+        {
+            "number": t.number,
+            "config": t.user_attrs["config"],
+            "epochs": t.user_attrs.get("epochs", 0),
+            "state": t.state.name,
+        }
+        for t in study.trials
+    ]
+    out_path.write_text(
+        json.dumps({"optimize_s": wall, "best": study.best_value, "trials": trials})
+    )
+
+
+def _train_trial(config: dict[str, Any], data: Mapping[str, Any], epochs: int, trial: Any) -> float:
+    """A plain training loop (no state bytes, no hopping); reports accuracy each epoch."""
+    import optuna
+    import torch
+    import torch.nn.functional as F
+
+    from automl_core.training.optimizers import build_optimizer
+    from automl_core.training.registry import build_model
+
+    config = {"batch_size": 32, **config}
+    x, y = (torch.from_numpy(a) for a in data["train"])
+    xv, yv = (torch.from_numpy(a) for a in data["valid"])
+    model = build_model(config, data["shape"], data["classes"])
+    opt = build_optimizer(config, model.parameters())
+    gen = torch.Generator().manual_seed(trial.number if trial is not None else 0)
+    batch, accuracy = int(config["batch_size"]), 0.0
+    if trial is not None:
+        trial.set_user_attr("config", config)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for idx in torch.randperm(x.shape[0], generator=gen).split(batch):
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = sum(
+                (model(xb).argmax(1) == yb).sum().item()
+                for xb, yb in zip(xv.split(1024), yv.split(1024), strict=True)
+            ) / len(yv)
+        if trial is not None:
+            trial.set_user_attr("epochs", epoch)  # kept when the trial is pruned below
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+    return accuracy
+
+
+def run_optuna(db_url: str, tmp: Path) -> dict[str, Any]:
+    """The Optuna peer in its own process: wall, peak PSS, and what it trained."""
+    out = tmp / "optuna.json"
+    cmd = [sys.executable, __file__, "--role", "optuna", "--db-url", db_url, "--out", str(out)]
+    result: dict[str, Any] = dict(
+        timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "optuna.log")
+    )
+    result.update(json.loads(out.read_text()))
+    return result
+
+
+# --- pricing: one epoch per configuration, alone, one thread (--role price) ----------------------
+
+
+def price_main(db_url: str, in_path: Path, out_path: Path) -> None:
+    """Median seconds of one epoch (train over all training rows + evaluate) per config."""
+    import torch
+
+    from automl_core.training import engine
+
+    torch.set_num_threads(1)
+    data = load_arrays(db_url)
+    (x, y), (xv, yv) = data["train"], data["valid"]
+    shape, classes = data["shape"], data["classes"]
+    configs: list[str] = json.loads(in_path.read_text())
+    engine.train_partition(
+        {"architecture": "mlp"},
+        None,
+        x[:64],
+        y[:64],
+        input_shape=shape,
+        num_classes=classes,
+        epoch=1,
+        seed=0,
+    )
+    prices: dict[str, float] = {}
+    for key in configs:
+        config, state, times = json.loads(key), None, []
+        for epoch in range(1, PRICE_EPOCHS + 1):
+            start = time.perf_counter()
+            state, _ = engine.train_partition(
+                config, state, x, y, input_shape=shape, num_classes=classes, epoch=epoch, seed=SEED
+            )
+            engine.evaluate_partition(config, state, xv, yv, input_shape=shape, num_classes=classes)
+            times.append(time.perf_counter() - start)
+        prices[key] = statistics.median(times)
+    out_path.write_text(json.dumps(prices))
+
+
+def price(db_url: str, configs: set[str], tmp: Path) -> dict[str, float]:
+    """Epoch seconds per canonical config, measured in a fresh subprocess."""
+    in_path, out_path = tmp / "price_in.json", tmp / "price_out.json"
+    in_path.write_text(json.dumps(sorted(configs)))
+    cmd = [
+        sys.executable,
+        __file__,
+        "--role",
+        "price",
+        "--db-url",
+        db_url,
+        "--in",
+        str(in_path),
+        "--out",
+        str(out_path),
+    ]
+    done = timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "price.log")
+    # The prices are the denominator of every ratio: say how busy the machine was.
+    print(f"pricing: {done['wall']:.1f} s, mean load {done['load'] or 0:.1f}", flush=True)
+    return dict(json.loads(out_path.read_text()))
+
+
+def limit_of(trained: list[tuple[str, int]], prices: Mapping[str, float]) -> float:
+    """Total training work (epoch price x epochs trained) over the workers."""
+    return sum(prices[c] * n for c, n in trained) / WORKERS
+
+
+# --- the table -------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table (a missing figure is '-')."""
+
+    def f(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        "| path | wall s | limit s | wall/limit | util. (2 x wall) | util. (job-log span) "
+        "| job time / priced | trained epochs | best valid acc. | peak PSS MB | mean load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['path']} | {f(r['wall'], '.1f')} | {f(r['limit'], '.1f')} | "
+            f"{f(r['wall'] / r['limit'], '.2f')}x | {f(r.get('util_wall'), '.3f')} | "
+            f"{f(r.get('util_span'), '.3f')} | {f(r.get('inflation'), '.2f')} | {r['epochs']} | {f(r.get('best'), '.3f')} | "
+            f"{f(r.get('peak_pss_mb'), '.0f')} | {f(r.get('load'), '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def automl_row(
+    path: str,
+    wall: float,
+    figures: Mapping[str, Any],
+    prices: Mapping[str, float],
+    sampled: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One table row of an automl path from its wall time and its experiment's tables.
+
+    ``sampled`` holds what was sampled during the run (``peak_pss_mb``, ``load``), if any.
+    """
+    trained = [(c, n) for _, c, n in figures["trained"]]
+    limit = limit_of(trained, prices)
+    return {
+        "path": path,
+        "wall": wall,
+        "limit": limit,
+        "util_wall": figures["busy_s"] / (WORKERS * wall),
+        "util_span": figures["busy_s"] / (WORKERS * figures["span_s"])
+        if figures["span_s"]
+        else None,
+        # Busy job seconds over the same work priced alone: how much slower each job ran
+        # in the hopper than in a plain process (wall/limit = this / util. (2 x wall)).
+        "inflation": figures["busy_s"] / (WORKERS * limit),
+        "epochs": sum(n for _, n in trained),
+        "best": figures["best_valid_accuracy"],
+        "peak_pss_mb": sampled.get("peak_pss_mb"),
+        "load": sampled.get("load"),
+    }
+
+
+@contextlib.contextmanager
+def benchmark_database(url: str | None) -> Iterator[str]:
+    """``url`` as given, or a fresh database dropped at the end."""
+    if url:
+        yield url
+        return
+    made = create_database("automl_bench")
+    try:
+        yield made
+    finally:
+        drop_database(made)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", help="use this (empty) database instead of a fresh one")
+    parser.add_argument(
+        "--airflow",
+        action="store_true",
+        help="also run the search through airflow standalone + REST",
+    )
+    parser.add_argument(
+        "--airflow-timeout", type=float, default=1800, help="seconds to wait for the DAG run"
+    )
+    parser.add_argument("--no-optuna", action="store_true", help="skip the Optuna peer")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    # Internal: the subprocesses this script starts for the peer and for pricing.
+    parser.add_argument(
+        "--role", choices=("main", "optuna", "price"), default="main", help=argparse.SUPPRESS
+    )
+    parser.add_argument("--in", dest="in_path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.role == "optuna":
+        return optuna_main(args.db_url, args.out)
+    if args.role == "price":
+        return price_main(args.db_url, args.in_path, args.out)
+    if not args.no_optuna:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise SystemExit(OPTUNA_HINT) from None
+    tmp_root = Path(os.environ.get("TMPDIR") or ROOT / ".automl" / "tmp")
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-small-", dir=tmp_root))
+    tag = uuid.uuid4().hex[:6]
+    with benchmark_database(args.db_url) as db_url:
+        prepare_data(db_url, tmp)
+        runs: dict[str, Any] = {"automl": run_automl(db_url, f"bench-small-cli-{tag}", tmp)}
+        runs["automl"]["figures"] = experiment_figures(db_url, f"bench-small-cli-{tag}")
+        print(f"automl run: {runs['automl']['wall']:.1f} s", flush=True)
+        if args.airflow:
+            runs["airflow"] = run_airflow(
+                db_url, f"bench-small-af-{tag}", tmp, args.airflow_timeout
+            )
+            runs["airflow"]["figures"] = experiment_figures(db_url, f"bench-small-af-{tag}")
+            print(f"airflow REST: {runs['airflow']['wall']:.1f} s", flush=True)
+        if not args.no_optuna:
+            runs["optuna"] = run_optuna(db_url, tmp)
+            print(f"optuna: {runs['optuna']['wall']:.1f} s", flush=True)
+        configs = {
+            c
+            for k in ("automl", "airflow")
+            if k in runs
+            for _, c, _ in runs[k]["figures"]["trained"]
+        }
+        configs |= {_canonical(t["config"]) for t in runs.get("optuna", {}).get("trials", [])}
+        prices = price(db_url, configs, tmp)
+    report(args, runs, prices)
+
+
+def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[str, float]) -> None:
+    """Print the table (and the figures as JSON with --json)."""
+    a = runs["automl"]
+    rows = [automl_row("automl run (CLI subprocess)", a["wall"], a["figures"], prices, a)]
+    if "airflow" in runs:
+        af = runs["airflow"]
+        rows.append(
+            automl_row(
+                "airflow REST (trigger to success)",
+                af["wall"],
+                af["figures"],
+                prices,
+                af,
+            )
+        )
+        rows.append(
+            automl_row("airflow REST (run start to end)", af["run_s"], af["figures"], prices, {})
+        )
+    if "optuna" in runs:
+        o = runs["optuna"]
+        trained = [(_canonical(t["config"]), t["epochs"]) for t in o["trials"]]
+        base = {
+            "limit": limit_of(trained, prices),
+            "epochs": sum(n for _, n in trained),
+            "best": o["best"],
+        }
+        rows.append(
+            {
+                "path": "optuna (subprocess)",
+                "wall": o["wall"],
+                "peak_pss_mb": o["peak_pss_mb"],
+                "load": o.get("load"),
+                **base,
+            }
+        )
+        rows.append({"path": "optuna (study.optimize only)", "wall": o["optimize_s"], **base})
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} cores; Hyperband R={R} eta={ETA} seed {SEED}, {WORKERS} workers; "
+        f"{len(prices)} configurations priced, epoch {min(prices.values()):.3f}-{max(prices.values()):.3f} s"
+    )
+    print(
+        f"automl run: experiment {a['figures']['experiment_s'] or 0:.1f} s of {a['wall']:.1f} s wall, "
+        f"{a['figures']['jobs']} jobs, job-log span {a['figures']['span_s']:.1f} s"
+    )
+    print(table(rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"runs": runs, "prices": prices, "rows": rows}, indent=2, default=str)
+        )
+
+
+if __name__ == "__main__":
+    main()

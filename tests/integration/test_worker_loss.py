@@ -1,0 +1,176 @@
+"""Losing a Dask worker mid-search: the work reruns elsewhere, nothing hangs or repeats.
+
+A worker is killed (SIGKILL; its nanny starts a fresh one at a new address) at several
+points of a small Hyperband-shaped run: three trials train one epoch (rung 0), then two
+are promoted and continue from their held states to epoch 3 (rung 1). Each run must end
+in seconds with exactly the job log and epoch rows of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import psycopg2
+import pytest
+
+from automl_core.executors.dask_executor import DaskExecutor
+from automl_core.executors.dask_worker import DataRef
+from automl_core.mop.joblog import check_job_log
+from automl_core.mop.runner import EpochMetrics, HopperRunner, JobRecord, TrainingTarget
+from automl_core.store import repository as repo
+
+CONFIG = {"architecture": "mlp", "hidden": 512, "optimizer": "sgd", "lr": 0.05, "batch_size": 32}
+RUNG0, PROMOTED, TARGET = [0, 1, 2], [0, 1], 3
+EXPECTED_MODELS = [(t, 0, 1) for t in RUNG0] + [(t, 1, TARGET) for t in PROMOTED]
+EXPECTED_EPOCHS = sorted(
+    [(t, 1) for t in RUNG0] + [(t, e) for t in PROMOTED for e in range(2, TARGET + 1)]
+)
+# in the first epoch | right after an epoch of a promoted trial ends | right after a rung ends
+KILL_POINTS = ["first-epoch", "epoch-end", "rung-end"]
+
+
+class _Sink:
+    """The runner's results in the database (the same rows the experiment's sink writes)."""
+
+    def __init__(self, conn: Any, experiment_id: int) -> None:
+        self.conn, self.experiment_id = conn, experiment_id
+        self.after_epoch: Callable[[int, int], None] = lambda trial, epoch: None
+
+    def record_jobs(self, rows: Sequence[JobRecord]) -> None:
+        repo.record_jobs(
+            self.conn,
+            self.experiment_id,
+            [
+                repo.JobRow(
+                    trial_id=r.trial_id,
+                    epoch=r.epoch,
+                    partition=r.partition,
+                    kind=r.kind,
+                    worker=r.worker,
+                    started_at=r.started_at,
+                    ended_at=r.ended_at,
+                    attempt=r.attempt,
+                )
+                for r in rows
+            ],
+        )
+
+    def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
+        repo.record_epoch(
+            self.conn,
+            self.experiment_id,
+            trial_id,
+            epoch,
+            train_loss=metrics.train_loss,
+            train_accuracy=metrics.train_accuracy,
+            valid_loss=metrics.valid_loss,
+            valid_accuracy=metrics.valid_accuracy,
+            seconds=metrics.seconds,
+            samples=metrics.samples,
+        )
+        repo.save_checkpoint(self.conn, self.experiment_id, trial_id, epoch, state=state)
+        self.after_epoch(trial_id, epoch)
+
+    def load_checkpoint(self, trial_id: int) -> tuple[int, bytes | None]:
+        checkpoint = repo.load_checkpoint(self.conn, self.experiment_id, trial_id)
+        return (0, None) if checkpoint is None else (checkpoint.epoch, checkpoint.state)
+
+
+class _Killer:
+    """Kills one worker process, once; remembers which and when."""
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        # Asked while every worker is alive and idle, so the call returns at once.
+        self._pids: dict[str, int] = executor.client.run(os.getpid)
+        self.killed: list[str] = []
+        self.at = 0.0
+
+    def kill(self, worker: str | None) -> None:
+        if self.killed or worker is None:
+            return
+        self.killed.append(worker)
+        self.at = time.monotonic()
+        os.kill(self._pids[worker], signal.SIGKILL)  # its nanny starts a fresh worker
+
+
+def _arm(when: str, executor: DaskExecutor, sink: _Sink, killer: _Killer) -> Callable:
+    """Set the kill up at ``when``; returns the on_model_done callback (the promotion)."""
+    rung0_done: list[int] = []
+
+    if when == "first-epoch":
+        wait = executor.wait
+
+        def wait_then_kill(timeout: float | None = None) -> list:
+            results = wait(timeout)
+            if results:  # a job of epoch 1 ended; others run on both workers
+                killer.kill(executor.owner(1))
+            return results
+
+        executor.wait = wait_then_kill  # type: ignore[method-assign]
+    elif when == "epoch-end":
+        # Epoch 2 of a promoted trial is written: its state, which epoch 3 starts from, dies.
+        def kill_after(trial: int, epoch: int) -> None:
+            if epoch == 2:
+                killer.kill(executor.state_worker(trial))
+
+        sink.after_epoch = kill_after
+
+    def on_model_done(trial: int, epoch: int) -> Iterable[TrainingTarget]:
+        if epoch != 1:
+            return []
+        if when == "rung-end" and not rung0_done:
+            # The trial's held state dies while it waits for its promotion.
+            killer.kill(executor.state_worker(trial))
+        rung0_done.append(trial)
+        if sorted(rung0_done) != RUNG0:
+            return []
+        return [TrainingTarget(t, CONFIG, 1, TARGET) for t in PROMOTED]
+
+    return on_model_done
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("when", KILL_POINTS)
+def test_losing_a_worker_mid_run_reruns_its_work_elsewhere(digits_url: str, when: str) -> None:
+    conn = psycopg2.connect(digits_url)
+    exp = repo.create_experiment(
+        conn,
+        name=f"worker-loss-{when}",
+        method="hyperband",
+        dataset="digits",
+        spec={"space": CONFIG},
+        seed=0,
+    )
+    from automl_core.data.reader import dataset_info
+
+    info = dataset_info(conn, "digits")
+    data = DataRef(digits_url, "digits", tuple(info.feature_shape), info.num_classes)
+    repo.upsert_trials(conn, exp.id, [repo.TrialRow(t, CONFIG) for t in RUNG0])
+    sink = _Sink(conn, exp.id)
+    executor = DaskExecutor(data, [0, 1], seed=0)
+    try:
+        killer = _Killer(executor)
+        on_model_done = _arm(when, executor, sink, killer)
+        started = time.monotonic()
+        runner = HopperRunner(executor, sink, seed=0)
+        summary = runner.run([TrainingTarget(t, CONFIG, 0, 1) for t in RUNG0], on_model_done)
+        elapsed = time.monotonic() - started
+    finally:
+        executor.close()
+    assert killer.killed, f"no worker was killed at {when}"
+    assert summary.failed_jobs + summary.resets > 0
+    assert sorted(summary.completed) == sorted(RUNG0 + PROMOTED)
+    rows = [
+        (j.trial_id, j.epoch, j.partition, j.kind, j.worker, j.started_at, j.ended_at)
+        for j in repo.jobs(conn, exp.id)
+    ]
+    epochs = sorted((r.trial_id, r.epoch) for r in repo.epochs(conn, exp.id))
+    conn.close()
+    check_job_log(rows, models=EXPECTED_MODELS, partitions=[0, 1], evaluate=True)
+    assert epochs == EXPECTED_EPOCHS
+    assert len(rows) == len(EXPECTED_EPOCHS) * 2 * 2  # epochs x partitions x (train + eval)
+    assert elapsed < 60, f"the run took {elapsed:.1f} s after losing {killer.killed}"
