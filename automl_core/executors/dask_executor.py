@@ -4,12 +4,14 @@ Implementation notes
 - Partitions never move while their worker lives: every job of partition p is submitted
   with ``workers=[owner(p)], allow_other_workers=False``; the worker reads p once and
   caches it (``dask_worker.load_partition``).
-- The model state is what moves: a job's result (state, metadata) stays on the worker
-  that made it, and the next job of that model takes the future as an argument, so Dask
-  copies the state worker to worker. The driver only pulls the small metadata half
-  (a second, tiny task on the same worker) and the state once per epoch: right after the
-  model's train pass, so that a worker dying before the checkpoint is written shows up
-  as a failed job here and not as a lost state in ``fetch_state``.
+- The model state is what moves: a job's output (the state and the visits of its epoch)
+  stays on the worker that made it, and the next job of that model takes the future as
+  an argument, so Dask copies it worker to worker. One job is one Dask task; the driver
+  learns that it ended from the future's status alone and pulls nothing until the
+  model's epoch ends. Then it pulls the output at once (state bytes for the checkpoint,
+  the epoch's visits for the job log and metrics), so that a worker dying before the
+  checkpoint is written shows up as a failed job here and not as a lost state in
+  ``fetch_epoch``.
 - Worker loss. Dask alone never recovers from it here: a task pinned to a dead worker
   stays in ``no-worker`` forever, a gather of its data waits forever, and a future whose
   data died makes Dask recompute the whole chain of states on a worker that is gone.
@@ -20,7 +22,7 @@ Implementation notes
   lived there come back with ``state_lost`` (on their in-flight job if they have one), so
   the runner resets them to their last checkpoint. Lost futures are cancelled, so nothing
   stays pinned to a dead address, and a job later submitted from one fails at once with
-  ``state_lost``. A job whose metadata cannot be had before its deadline from a worker
+  ``state_lost``. A job whose epoch output cannot be had before its deadline from a worker
   that still looks alive is cancelled and reported failed: the runner submits it again.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -36,8 +39,8 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl_core.executors.base import JobResult, StateLostError
-from automl_core.executors.dask_worker import DataRef, job_meta, job_state, run_job, warm_up
+from automl_core.executors.base import JobResult, StateLostError, Visit
+from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
 from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.mop.types import Job, JobKind
 
@@ -47,7 +50,6 @@ LIVENESS_POLL_S = 0.5  # how often wait() asks the scheduler which workers live
 RESULT_SLICE_S = 0.5  # a gather waits this long before it checks its worker still lives
 SCHEDULER_CALL_S = 10.0  # one request to the scheduler (identity, cancel)
 SCHEDULER_SILENCE_S = 60.0  # no answer from the scheduler for this long: give up
-META_DEADLINE_S = 60.0  # a few hundred bytes from a live worker; longer means lost
 STATE_DEADLINE_S = 300.0  # a model state (up to GBs) from a live worker
 CONNECT_TIMEOUT_S = 30.0
 WORKERS_TIMEOUT_S = 120.0
@@ -62,10 +64,10 @@ class _WorkerGone(Exception):
 @dataclass
 class _InFlight:
     job: Job
-    result: Any  # Future of (state, meta)
-    meta: Any  # Future of meta
+    result: Any  # Future of the job's output: (state bytes, visits of its epoch)
     worker: str
     input_state: Any  # Future the job reads, or None
+    submitted_at: float
 
 
 @dataclass
@@ -78,11 +80,11 @@ class _StateHolder:
 
 
 @dataclass
-class _TrainPass:
-    """Partitions a model has trained on in ``epoch`` (to spot the end of its pass)."""
+class _EpochVisits:
+    """The (partition, kind) visits a model has made in ``epoch`` (to spot its end)."""
 
     epoch: int
-    partitions: set[int] = field(default_factory=set)
+    done: set[tuple[int, JobKind]] = field(default_factory=set)
 
 
 class DaskExecutor:
@@ -100,41 +102,57 @@ class DaskExecutor:
         seed: int = 0,
         address: str | None = None,
         n_workers: int | None = None,
+        replicate_validation: bool = False,
     ) -> None:
+        """``replicate_validation``: every worker holds every validation partition, and
+        an epoch's last training visit evaluates the whole validation set there, instead
+        of a pass of evaluation jobs (half the jobs; meant for small validation sets)."""
         from distributed import Client, LocalCluster, as_completed
 
         # Local workers are spawned processes; a host program's __main__ (the `airflow`
         # command in a task) must not be re-run in them, now or when a worker restarts.
         self._main_guard = contextlib.ExitStack()
-        self._data = data
         self._partitions = list(partitions)
+        self._data = (
+            dataclasses.replace(data, validation_partitions=tuple(self._partitions))
+            if replicate_validation
+            else data
+        )
         self._seed = seed
+        # The pass that ends an epoch.
+        self._last_kind = JobKind.TRAIN if replicate_validation else JobKind.EVAL
         self._cluster = None
         if address:
             self._client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
         else:
             # One single-threaded worker process per partition; torch uses one thread each.
             self._main_guard.enter_context(spawn_safe_main())
-            self._cluster = LocalCluster(
-                n_workers=n_workers or len(self._partitions),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",  # a free port: never clash with another cluster
-                memory_limit=0,
-                silence_logs=logging.WARNING,
-                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-            )
+            import dask
+
+            # The nannies pass this config on to their workers. A worker's statistical
+            # profiler samples the training thread's stack every 10 ms, taking the GIL
+            # from it; these workers run one job at a time, so it tells nothing new.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = LocalCluster(
+                    n_workers=n_workers or len(self._partitions),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=":0",  # a free port: never clash with another cluster
+                    memory_limit=0,
+                    silence_logs=logging.WARNING,
+                    env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+                )
             self._client = Client(self._cluster, set_as_default=False)
         self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         self._live: list[str] = []
         self._heard_from_scheduler = time.monotonic()
         self._owner: dict[int, str] = {}
-        self._inflight: dict[Any, _InFlight] = {}  # meta future key -> job
+        self._inflight: dict[Any, _InFlight] = {}  # result future key -> job
         self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
-        self._passes: dict[int, _TrainPass] = {}  # model id -> its current train pass
-        # model id -> (key of its state future, the state's bytes), pulled at its pass end
-        self._fetched: dict[int, tuple[Any, bytes]] = {}
+        self._epochs: dict[int, _EpochVisits] = {}  # model id -> its epoch in progress
+        # model id -> (key of its output future, the output), pulled when its epoch ended
+        self._fetched: dict[int, tuple[Any, tuple[bytes, list[Visit]]]] = {}
         self._warming: dict[str, tuple[int, Any]] = {}  # worker -> (partition, warm-up)
         self._pending_results: list[JobResult] = []
         self._last_poll = 0.0
@@ -146,6 +164,10 @@ class DaskExecutor:
     @property
     def partitions(self) -> Sequence[int]:
         return self._partitions
+
+    @property
+    def evaluation_pass(self) -> bool:
+        return self._last_kind is JobKind.EVAL
 
     @property
     def client(self) -> Any:
@@ -164,7 +186,7 @@ class DaskExecutor:
         """Let go of the model's latest state (no job will read it again), so Dask frees it."""
         self._latest.pop(model_id, None)
         self._fetched.pop(model_id, None)
-        self._passes.pop(model_id, None)
+        self._epochs.pop(model_id, None)
 
     def submit(self, job: Job, config: Mapping[str, Any], state: Any) -> None:
         """Start ``job``; a state future that already died fails the job with ``state_lost``."""
@@ -177,7 +199,7 @@ class DaskExecutor:
             # A reset model restarts from checkpoint bytes: its old state is obsolete.
             self._latest.pop(job.model_id, None)
         if input_state is None:
-            self._passes.pop(job.model_id, None)  # a fresh start or a reset: a new pass
+            self._epochs.pop(job.model_id, None)  # a fresh start or a reset: a new epoch
         elif input_state.status in _UNUSABLE:
             # Submitting it would make Dask recompute the state on a dead worker.
             self._cancel([input_state])
@@ -210,10 +232,10 @@ class DaskExecutor:
             if results or (deadline is not None and time.monotonic() >= deadline):
                 return results
 
-    def fetch_state(self, state: Any) -> bytes:
-        """The state as bytes; raises StateLostError when it died with its worker."""
+    def fetch_epoch(self, state: Any) -> tuple[bytes, list[Visit]]:
+        """The state as bytes and its epoch's visits; StateLostError when it died."""
         if isinstance(state, bytes):
-            return state
+            return state, []
         for model_id, (key, early) in self._fetched.items():
             if key == state.key:
                 del self._fetched[model_id]
@@ -225,7 +247,7 @@ class DaskExecutor:
             value = self._await(state, holder.worker if holder else None, STATE_DEADLINE_S)
         except (_WorkerGone, TimeoutError, CancelledError) as exc:
             raise StateLostError(f"state {state.key} could not be fetched: {exc!r}") from exc
-        return job_state(value)
+        return job_output(value)
 
     def now(self) -> float:
         return time.time()
@@ -257,33 +279,33 @@ class DaskExecutor:
             state,
             self._data,
             self._model_seed(job.model_id),
+            not self.evaluation_pass and self._ends_epoch(job),
             key=key,
             **pinned,
         )
-        meta = self._client.submit(job_meta, result, key=f"meta-{key}", **pinned)
-        self._inflight[meta.key] = _InFlight(job, result, meta, worker, input_state)
-        self._completed.add(meta)
+        self._inflight[result.key] = _InFlight(job, result, worker, input_state, time.time())
+        self._completed.add(result)
 
     def _collect_ready(self, *, block: bool) -> list[JobResult]:
-        """Results of the jobs whose metadata is ready (``block``: wait up to a poll
-        interval for one); a job whose worker is gone stays in flight, for the liveness
-        poll (run at once) to report."""
+        """Results of the jobs that ended (``block``: wait up to a poll interval for one);
+        a job whose worker is gone stays in flight, for the liveness poll (run at once)
+        to report."""
         results = []
-        for meta in self._ready_metas(block):
-            flight = self._inflight.pop(meta.key, None)
+        for future in self._ready(block):
+            flight = self._inflight.pop(future.key, None)
             if flight is None:
                 continue  # cancelled and reported already
             try:
                 results.append(self._result_of(flight))
             except _WorkerGone:
-                # The poll (now) reports it; watching the meta again keeps the job from
+                # The poll (now) reports it; watching the future again keeps the job from
                 # going unnoticed should its worker come back under the same address.
-                self._inflight[meta.key] = flight
-                self._completed.add(meta)
+                self._inflight[future.key] = flight
+                self._completed.add(future)
                 self._last_poll = 0.0
         return results
 
-    def _ready_metas(self, block: bool) -> list[Any]:
+    def _ready(self, block: bool) -> list[Any]:
         ac = self._completed
         with ac.thread_condition:
             if block and not ac.has_ready():
@@ -291,44 +313,33 @@ class DaskExecutor:
         return list(ac.next_batch(block=False)) if ac.has_ready() else []
 
     def _result_of(self, flight: _InFlight) -> JobResult:
-        """How a job whose metadata is ready ended; raises _WorkerGone when its worker left."""
-        job = flight.job
-        status = flight.meta.status
+        """How a job that ended did; raises _WorkerGone when its worker left."""
+        job, future = flight.job, flight.result
+        status = future.status
         if status == "error":
-            exc = flight.meta.exception(timeout=RESULT_SLICE_S)
+            exc = future.exception(timeout=RESULT_SLICE_S)
             log.warning("job %s failed on %s: %s", job, flight.worker, exc)
             return self._failed(flight, repr(exc), lost=False)
         if status == "cancelled":
             return self._failed(flight, "cancelled", state_lost=self._input_lost(flight))
-        try:
-            meta = self._await(flight.meta, flight.worker, META_DEADLINE_S)
-            if job.kind is JobKind.TRAIN and self._ends_train_pass(job):
-                # The epoch's checkpoint will want this state: pull it while this job can
+        if self._ends_epoch(job):
+            try:
+                # The epoch's checkpoint will want this output: pull it while this job can
                 # still fail, so a worker dying now is a failed job, not a lost checkpoint.
-                value = self._await(flight.result, flight.worker, STATE_DEADLINE_S)
-                self._fetched[job.model_id] = (flight.result.key, job_state(value))
-        except TimeoutError:
-            log.warning("job %s on %s: no result within its deadline", job, flight.worker)
-            self._cancel([flight.meta, flight.result])
-            return self._failed(flight, "timed out waiting for its result")
-        except _WorkerGone:
-            raise
-        except Exception as exc:  # cancelled under us, or the job raised after all
-            log.warning("job %s on %s did not finish: %r", job, flight.worker, exc)
-            return self._failed(flight, repr(exc), state_lost=self._input_lost(flight))
-        state = None
-        if job.kind is JobKind.TRAIN:
-            state = flight.result
-            self._latest[job.model_id] = _StateHolder(flight.result, flight.worker, job)
-            self._note_trained(job)
-        return JobResult(
-            job,
-            meta["worker"],
-            meta["started_at"],
-            meta["ended_at"],
-            state=state,
-            metrics=meta["metrics"],
-        )
+                value = self._await(future, flight.worker, STATE_DEADLINE_S)
+            except TimeoutError:
+                log.warning("job %s on %s: no result within its deadline", job, flight.worker)
+                self._cancel([future])
+                return self._failed(flight, "timed out waiting for its result")
+            except _WorkerGone:
+                raise
+            except Exception as exc:  # cancelled under us, or the job raised after all
+                log.warning("job %s on %s did not finish: %r", job, flight.worker, exc)
+                return self._failed(flight, repr(exc), state_lost=self._input_lost(flight))
+            self._fetched[job.model_id] = (future.key, job_output(value))
+        self._latest[job.model_id] = _StateHolder(future, flight.worker, job)
+        self._note_visit(job)
+        return JobResult(job, flight.worker, flight.submitted_at, time.time(), state=future)
 
     def _failed(
         self, flight: _InFlight, error: str, *, state_lost: bool = False, lost: bool = True
@@ -369,20 +380,22 @@ class DaskExecutor:
         finally:
             pending.cancel()
 
-    def _ends_train_pass(self, job: Job) -> bool:
-        """True when ``job`` is the model's last train visit of its epoch."""
-        seen = self._passes.get(job.model_id)
-        done = seen.partitions if seen is not None and seen.epoch == job.epoch else set()
-        return (done | {job.partition}) >= set(self._partitions)
+    def _ends_epoch(self, job: Job) -> bool:
+        """True when ``job`` is the model's last visit of its epoch."""
+        if job.kind is not self._last_kind:
+            return False
+        seen = self._epochs.get(job.model_id)
+        done = seen.done if seen is not None and seen.epoch == job.epoch else set()
+        return all((p, job.kind) in done for p in self._partitions if p != job.partition)
 
-    def _note_trained(self, job: Job) -> None:
-        seen = self._passes.get(job.model_id)
+    def _note_visit(self, job: Job) -> None:
+        seen = self._epochs.get(job.model_id)
         if seen is None or seen.epoch != job.epoch:
-            seen = self._passes[job.model_id] = _TrainPass(job.epoch)
-        seen.partitions.add(job.partition)
+            seen = self._epochs[job.model_id] = _EpochVisits(job.epoch)
+        seen.done.add((job.partition, job.kind))
         early = self._fetched.get(job.model_id)
         if early is not None and early[0] != self._latest[job.model_id].future.key:
-            del self._fetched[job.model_id]  # bytes of an older state: never asked for now
+            del self._fetched[job.model_id]  # the output of an older job: never asked for now
 
     # --- cluster calls with deadlines ----------------------------------------------------
 
@@ -500,7 +513,7 @@ class DaskExecutor:
             reads_lost = held is not None and flight.input_state is held.future
             if flight.worker in dead or reads_lost:
                 del self._inflight[key]
-                doomed += [flight.meta, flight.result]
+                doomed.append(flight.result)
                 results.append(
                     self._failed(flight, f"worker {flight.worker} lost", state_lost=reads_lost)
                 )

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from automl_core.executors.base import Visit
+
 # (db_url, dataset, partition, split) -> (x, y); per worker process.
 _PARTITIONS: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
 _LOCK = threading.Lock()
@@ -30,6 +32,9 @@ class DataRef:
     dataset: str
     feature_shape: tuple[int, ...]
     num_classes: int
+    # The partitions whose validation rows an epoch's last visit evaluates; empty when
+    # evaluation is a pass of its own (see DaskExecutor's ``replicate_validation``).
+    validation_partitions: tuple[int, ...] = ()
 
 
 def _prepare_torch(partition: int) -> None:
@@ -92,28 +97,40 @@ def cached_partitions() -> list[tuple[str, int, str]]:
     return [(k[1], k[2], k[3]) for k in _PARTITIONS]
 
 
+JobOutput = tuple[bytes, list[Visit]]
+
+
 def run_job(
     kind: str,
     model_id: int,
     partition: int,
     epoch: int,
     config: Mapping[str, Any],
-    state: bytes | tuple[bytes | None, dict[str, Any]] | None,
+    state: bytes | JobOutput | None,
     data: DataRef,
     seed: int,
-) -> tuple[bytes | None, dict[str, Any]]:
-    """Run one sub-epoch; returns (new state or None, metadata with metrics and timing).
+    evaluate_after: bool = False,
+) -> JobOutput:
+    """Run one sub-epoch; returns the model's state after it and the visits of its epoch.
 
-    ``state`` is the previous job's result tuple (Dask resolves the future in place, moving
-    it from the worker that made it), raw checkpoint bytes, or None for a fresh model.
+    ``state`` is the previous job's output (Dask resolves the future in place, moving it
+    from the worker that made it), raw checkpoint bytes, or None for a fresh model. The
+    visits of the same epoch carried in it are kept and this job's visit is appended, so
+    the driver reads an epoch's job log and metrics once, with the state, at its end.
+    An evaluation returns the state it read unchanged. ``evaluate_after`` (the epoch's
+    last training visit, with validation replicated on every worker) also evaluates the
+    new state on every validation partition: ``valid_loss_sum``, ``valid_correct`` and
+    ``valid_samples`` join the visit's metrics.
     """
     from distributed import get_worker
 
     from automl_core.training import engine
 
     _prepare_torch(partition)
+    visits: list[Visit] = []
     if isinstance(state, tuple):
-        state = state[0]
+        state, carried = state
+        visits = [v for v in carried if v.epoch == epoch]
     started = time.time()
     if kind == "train":
         x, y = load_partition(data, partition, "train")
@@ -127,6 +144,8 @@ def run_job(
             epoch=epoch,
             seed=seed,
         )
+        if evaluate_after:
+            metrics.update(_evaluate_everywhere(config, new_state, data))
     else:
         if state is None:
             raise ValueError(f"model {model_id}: evaluation needs a trained state")
@@ -134,25 +153,41 @@ def run_job(
         metrics = engine.evaluate_partition(
             config, state, x, y, input_shape=data.feature_shape, num_classes=data.num_classes
         )
-        new_state = None
-    meta = {
-        "worker": get_worker().address,
-        "started_at": started,
-        "ended_at": time.time(),
-        "metrics": {k: float(v) for k, v in metrics.items()},
-    }
-    return new_state, meta
+        new_state = state
+    visits.append(
+        Visit(
+            partition,
+            epoch,
+            kind,
+            str(get_worker().address),
+            started,
+            time.time(),
+            {k: float(v) for k, v in metrics.items()},
+        )
+    )
+    return bytes(new_state), visits
 
 
-def job_meta(result: tuple[bytes | None, dict[str, Any]]) -> dict[str, Any]:
-    """The small half of a job's result, so the driver never pulls states it does not need."""
-    return result[1]
+def _evaluate_everywhere(
+    config: Mapping[str, Any], state: bytes, data: DataRef
+) -> dict[str, float]:
+    """Summed loss and correct predictions over every validation partition."""
+    from automl_core.training import engine
+
+    sums = {"valid_loss_sum": 0.0, "valid_correct": 0.0, "valid_samples": 0.0}
+    for partition in data.validation_partitions:
+        x, y = load_partition(data, partition, "valid")
+        part = engine.evaluate_partition(
+            config, state, x, y, input_shape=data.feature_shape, num_classes=data.num_classes
+        )
+        sums["valid_loss_sum"] += float(part["loss_sum"])
+        sums["valid_correct"] += float(part["correct"])
+        sums["valid_samples"] += float(part["samples"])
+    return sums
 
 
-def job_state(result: tuple[bytes | None, dict[str, Any]] | bytes) -> bytes:
-    """The state half of a job's result (or checkpoint bytes as they are)."""
-    if isinstance(result, bytes):
-        return result
-    if result[0] is None:
-        raise ValueError("this job produced no state")
-    return result[0]
+def job_output(result: JobOutput | bytes) -> JobOutput:
+    """A job's output as (state bytes, visits); checkpoint bytes come with no visits."""
+    if isinstance(result, bytes | bytearray | memoryview):
+        return bytes(result), []
+    return result

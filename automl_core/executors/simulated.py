@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from automl_core.executors.base import JobResult, StateRef
+from automl_core.executors.base import JobResult, StateRef, Visit
 from automl_core.mop.joblog import JobLogError, JobLogRow, check_job_log, job_log_problems
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
@@ -48,11 +48,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SimState:
-    """The opaque state token a simulated TRAIN job returns."""
+    """The state token a simulated job returns, with the visits of its epoch so far."""
 
     model_id: int
     epoch: int
     partition: int
+    visits: tuple[Visit, ...] = ()
 
 
 class SimulatedExecutor:
@@ -83,13 +84,18 @@ class SimulatedExecutor:
         self._lose_state = lose_state
         self._clock = 0.0
         self._seq = 0  # ties in end time come back in submission order
-        self._heap: list[tuple[float, int, float, Job, bool]] = []
+        # (end, sequence, start, job, failed, input state); the sequence breaks every tie.
+        self._heap: list[tuple[float, int, float, Job, bool, Any]] = []
         self._busy: dict[int, Job] = {}
         self._closed = False
 
     @property
     def partitions(self) -> Sequence[int]:
         return self._partitions
+
+    @property
+    def evaluation_pass(self) -> bool:
+        return True
 
     @property
     def in_flight(self) -> Mapping[int, Job]:
@@ -116,7 +122,8 @@ class SimulatedExecutor:
             raise ValueError(f"cost({job}) is {seconds}, but must be finite and >= 0.")
         failed = bool(self._fail(job)) if self._fail is not None else False
         self._busy[job.partition] = job
-        heapq.heappush(self._heap, (self._clock + seconds, self._seq, self._clock, job, failed))
+        entry = (self._clock + seconds, self._seq, self._clock, job, failed, state)
+        heapq.heappush(self._heap, entry)
         self._seq += 1
 
     def forget(self, model_id: int) -> None:
@@ -135,24 +142,35 @@ class SimulatedExecutor:
         self._clock = end
         results = []
         while self._heap and self._heap[0][0] == end:
-            _, _, start, job, failed = heapq.heappop(self._heap)
+            _, _, start, job, failed, state = heapq.heappop(self._heap)
             del self._busy[job.partition]
-            results.append(self._result(job, start, end, failed))
+            results.append(self._result(job, start, end, failed, state))
         return results
 
-    def _result(self, job: Job, start: float, end: float, failed: bool) -> JobResult:
+    def _result(self, job: Job, start: float, end: float, failed: bool, state: Any) -> JobResult:
         worker = f"sim-{job.partition}"
         if failed:
             lost = bool(self._lose_state(job)) if self._lose_state is not None else False
             return JobResult(job, worker, start, end, error="simulated failure", state_lost=lost)
-        state = SimState(job.model_id, job.epoch, job.partition)
-        metrics = {"loss_sum": 0.0, "correct": 0.0, "samples": 1.0, "seconds": end - start}
+        before = state.visits if isinstance(state, SimState) else ()
+        visit = Visit(
+            job.partition,
+            job.epoch,
+            job.kind.value,
+            worker,
+            start,
+            end,
+            {"loss_sum": 0.0, "correct": 0.0, "samples": 1.0},
+        )
+        visits = (*(v for v in before if v.epoch == job.epoch), visit)
         return JobResult(
-            job, worker, start, end, state if job.kind is JobKind.TRAIN else None, metrics
+            job, worker, start, end, SimState(job.model_id, job.epoch, job.partition, visits)
         )
 
-    def fetch_state(self, state: StateRef | bytes) -> bytes:
-        return b""
+    def fetch_epoch(self, state: StateRef | bytes) -> tuple[bytes, list[Visit]]:
+        if isinstance(state, SimState):
+            return b"", list(state.visits)
+        return (state if isinstance(state, bytes) else b""), []
 
     def now(self) -> float:
         return self._clock

@@ -176,13 +176,19 @@ def _loop(
 ) -> None:
     def go() -> None:
         driver.advance()
-        last_beat = idle_since = time.monotonic()
+        last_beat = idle_since = last_claim = time.monotonic()
+        claim_due = True
         while not driver.complete:
-            started = engine.claim()
+            # The queue is read when the driver may have added to it (it advanced), and
+            # every POLL_S for requests from other processes: not after every job.
+            started = engine.claim() if claim_due else 0
+            if claim_due:
+                last_claim = time.monotonic()
             finished = engine.step(POLL_S)
             if finished:
                 driver.advance(groups_of(finished))
             now = time.monotonic()
+            claim_due = bool(finished) or now - last_claim >= POLL_S
             if started or finished or engine.busy:
                 idle_since = now
             elif now - idle_since > idle_timeout_s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,11 @@ from automl_core.data.reader import DatasetInfo
 from automl_core.executors.dask_worker import DataRef
 
 log = logging.getLogger(__name__)
+
+# Validation sets up to this size are held by every worker, so an epoch's last training
+# visit evaluates the model there: one job per visit instead of a second pass of jobs.
+# Larger ones stay partitioned and are evaluated by a pass of their own.
+REPLICATE_VALIDATION_MAX_BYTES = 64 * 2**20
 
 
 @contextlib.contextmanager
@@ -28,8 +34,14 @@ def open_executor(
 
     address = cluster or os.environ.get("AUTOML_DASK_ADDRESS") or None
     data = DataRef(db_url, info.name, tuple(info.feature_shape), info.num_classes)
+    valid_bytes = info.n_valid * math.prod(info.feature_shape) * 4  # float32 features
     executor = DaskExecutor(
-        data, list(range(info.partitions)), seed=seed, address=address, n_workers=workers
+        data,
+        list(range(info.partitions)),
+        seed=seed,
+        address=address,
+        n_workers=workers,
+        replicate_validation=valid_bytes <= REPLICATE_VALIDATION_MAX_BYTES,
     )
     try:
         yield executor

@@ -94,22 +94,17 @@ class _Sums:
     loss: float = 0.0
     correct: float = 0.0
     samples: float = 0.0
-    seconds: float = 0.0
 
-    def add(self, metrics: Mapping[str, float], seconds: float) -> None:
-        self.loss += metrics.get("loss_sum", 0.0)
-        self.correct += metrics.get("correct", 0.0)
-        self.samples += metrics.get("samples", 0.0)
-        self.seconds += seconds
+    def add(self, metrics: Mapping[str, float], prefix: str = "") -> None:
+        self.loss += metrics.get(f"{prefix}loss_sum", 0.0)
+        self.correct += metrics.get(f"{prefix}correct", 0.0)
+        self.samples += metrics.get(f"{prefix}samples", 0.0)
 
 
 @dataclass
 class _ModelRun:
     config: Mapping[str, Any]
     state: Any  # StateRef, checkpoint bytes or None
-    train: _Sums = field(default_factory=_Sums)
-    valid: _Sums = field(default_factory=_Sums)
-    jobs: list[JobRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -137,15 +132,17 @@ class HopperRunner:
         sink: ResultSink,
         *,
         seed: int = 0,
-        evaluate: bool = True,
+        evaluate: bool | None = None,
         progress: Any = None,
         max_failures: int = 3,
         on_model_done: DoneCallback | None = None,
     ) -> None:
         self._executor = executor
         self._sink = sink
-        self._evaluate = evaluate
-        self._scheduler = MopScheduler(executor.partitions, seed=seed, evaluate=evaluate)
+        # An EVAL pass after each TRAIN pass, unless the executor evaluates at an epoch's
+        # last visit (or ``evaluate=False``: no evaluation at all).
+        self._evaluate = executor.evaluation_pass if evaluate is None else evaluate
+        self._scheduler = MopScheduler(executor.partitions, seed=seed, evaluate=self._evaluate)
         self._models: dict[int, _ModelRun] = {}
         self._failures: defaultdict[Job, int] = defaultdict(int)
         self._max_failures = max_failures
@@ -257,22 +254,7 @@ class HopperRunner:
             if self._scheduler.draining.get(job.partition) == job:
                 self._feed(JobFinished(job))
             return
-        model.jobs.append(
-            JobRecord(
-                job.model_id,
-                job.epoch,
-                job.partition,
-                job.kind.value,
-                result.worker,
-                result.started_at,
-                result.ended_at,
-                self._failures[job] + 1,
-            )
-        )
-        sums = model.train if job.kind is JobKind.TRAIN else model.valid
-        sums.add(result.metrics, result.ended_at - result.started_at)
-        if job.kind is JobKind.TRAIN:
-            model.state = result.state
+        model.state = result.state
         self.summary.jobs += 1
         if self._progress is not None:
             self._progress.update(1)
@@ -298,7 +280,6 @@ class HopperRunner:
         model = self._models[model_id]
         _, state = self._sink.load_checkpoint(model_id)
         model.state = state
-        model.train, model.valid, model.jobs = _Sums(), _Sums(), []
         self.summary.resets += 1
         log.warning(
             "trial %d: state lost with a worker; redoing the epoch from its checkpoint", model_id
@@ -334,7 +315,7 @@ class HopperRunner:
     def _finish_epoch(self, model_id: int, epoch: int) -> None:
         model = self._models[model_id]
         try:
-            state = self._executor.fetch_state(model.state)
+            state, visits = self._executor.fetch_epoch(model.state)
         except StateLostError as exc:
             # Rare: the executor pulls an epoch's last state as soon as it exists. The
             # scheduler has moved on, so the epoch cannot be redone here; a rerun resumes
@@ -343,20 +324,39 @@ class HopperRunner:
                 f"trial {model_id}: the state after epoch {epoch} was lost with its worker "
                 "before it was saved; run the search again to resume from its checkpoint"
             ) from exc
-        train, valid = model.train, model.valid
+        train, valid, jobs, seconds = _Sums(), _Sums(), [], 0.0
+        for v in visits:
+            if v.epoch != epoch:
+                continue
+            if v.kind == JobKind.TRAIN.value:
+                train.add(v.metrics)
+                valid.add(v.metrics, "valid_")  # the epoch's last visit may evaluate too
+            else:
+                valid.add(v.metrics)
+            seconds += v.ended_at - v.started_at
+            job = Job(model_id, v.partition, epoch, JobKind(v.kind))
+            jobs.append(
+                JobRecord(
+                    model_id,
+                    epoch,
+                    v.partition,
+                    v.kind,
+                    v.worker,
+                    v.started_at,
+                    v.ended_at,
+                    self._failures.pop(job, 0) + 1,
+                )
+            )
         metrics = EpochMetrics(
             train_loss=train.loss / max(train.samples, 1),
             train_accuracy=train.correct / max(train.samples, 1),
             valid_loss=valid.loss / valid.samples if valid.samples else None,
             valid_accuracy=valid.correct / valid.samples if valid.samples else None,
-            seconds=train.seconds + valid.seconds,
+            seconds=seconds,
             samples=int(train.samples),
         )
-        self._sink.record_jobs(model.jobs)
+        self._sink.record_jobs(jobs)
         self._sink.record_epoch(model_id, epoch, metrics, state)
-        # The next job keeps reading the state handle on its worker; the bytes fetched here
-        # are only for the checkpoint.
-        model.train, model.valid, model.jobs = _Sums(), _Sums(), []
         self.summary.epochs_trained += 1
         log.info(
             "trial %d epoch %d: train loss %.4f acc %.4f | valid loss %s acc %s | %.2fs",

@@ -61,11 +61,51 @@ def test_a_grid_search_on_real_workers_keeps_the_hopper_invariants(digits_url: s
     )
     name = run_search(request, progress=False, db_url=digits_url)
     log, exp_id = job_log(digits_url, name)
-    # 4 configs x 2 epochs x 2 partitions x (train + eval)
-    assert len(log) == 4 * 2 * 2 * 2
-    check_job_log(log, models=[(t, 0, 2) for t in range(4)], partitions=[0, 1], evaluate=True)
+    # 4 configs x 2 epochs x 2 partitions; digits' validation rows are few, so every
+    # worker holds them all and an epoch's last visit evaluates: no evaluation jobs.
+    assert len(log) == 4 * 2 * 2
+    check_job_log(log, models=[(t, 0, 2) for t in range(4)], partitions=[0, 1], evaluate=False)
     assert len({row[4] for row in log}) == 2  # both workers trained
     assert epoch_keys(digits_url, exp_id) == [(t, e) for t in range(4) for e in (1, 2)]
+    # The validation accuracy recorded for the last epoch is that of the state saved.
+    conn = psycopg2.connect(digits_url)
+    try:
+        assert recorded_vs_recomputed(conn, exp_id, "digits") == pytest.approx(0.0, abs=1e-9)
+    finally:
+        conn.close()
+
+
+def recorded_vs_recomputed(conn: object, experiment_id: int, dataset: str) -> float:
+    """Largest gap between each trial's recorded last-epoch validation accuracy and the
+    accuracy of its checkpoint evaluated here on every validation row."""
+    import numpy as np
+
+    from automl_core.data.reader import dataset_info, read_partition
+    from automl_core.training.engine import evaluate_partition
+
+    info = dataset_info(conn, dataset)
+    parts = [read_partition(conn, dataset, p, split="valid") for p in range(info.partitions)]
+    x = np.concatenate([a for a, _ in parts])
+    y = np.concatenate([b for _, b in parts])
+    gaps = []
+    for trial in repo.get_trials(conn, experiment_id):
+        checkpoint = repo.load_checkpoint(conn, experiment_id, trial.trial_id)
+        assert checkpoint is not None and checkpoint.state is not None
+        recorded = {
+            r.epoch: r.valid_accuracy
+            for r in repo.epochs(conn, experiment_id)
+            if r.trial_id == trial.trial_id
+        }[checkpoint.epoch]
+        sums = evaluate_partition(
+            trial.config,
+            checkpoint.state,
+            x,
+            y,
+            input_shape=info.feature_shape,
+            num_classes=info.num_classes,
+        )
+        gaps.append(abs(recorded - sums["correct"] / sums["samples"]))
+    return max(gaps)
 
 
 def test_hyperband_on_digits_promotes_between_rungs_and_learns(digits_url: str) -> None:
@@ -91,7 +131,7 @@ def test_hyperband_on_digits_promotes_between_rungs_and_learns(digits_url: str) 
         conn.close()
     log, _ = job_log(digits_url, name)
     models = [(t, 0, 1) for t in range(3)] + [(promoted[0], 1, 3), (3, 0, 3), (4, 0, 3)]
-    check_job_log(log, models=models, partitions=[0, 1], evaluate=True)
+    check_job_log(log, models=models, partitions=[0, 1], evaluate=False)
 
 
 @pytest.mark.timeout(900)  # two CLI runs in subprocesses (up to 120 s + 600 s)
@@ -156,8 +196,8 @@ def test_a_killed_run_resumes_from_its_checkpoints_without_duplicating_rows(
     assert "experiment: resume-me" in result.stdout
     log, exp_id = job_log(digits_url, "resume-me")
     assert epoch_keys(digits_url, exp_id) == [(t, e) for t in range(4) for e in range(1, 7)]
-    assert len(log) == 4 * 6 * 2 * 2
-    check_job_log(log, models=[(t, 0, 6) for t in range(4)], partitions=[0, 1], evaluate=True)
+    assert len(log) == 4 * 6 * 2
+    check_job_log(log, models=[(t, 0, 6) for t in range(4)], partitions=[0, 1], evaluate=False)
 
 
 @pytest.mark.parametrize("method", ["random", "hyperopt"])

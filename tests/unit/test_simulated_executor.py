@@ -10,7 +10,6 @@ from automl_core.executors.base import Executor
 from automl_core.executors.simulated import (
     JobLogError,
     JobLogRow,
-    SimState,
     SimulatedExecutor,
     check_job_log,
     job_log_problems,
@@ -53,17 +52,22 @@ def test_wait_returns_jobs_in_order_of_their_simulated_end() -> None:
     assert (fourth.started_at, fourth.ended_at) == (1.0, 4.0) and ex.now() == 4.0
 
 
-def test_results_carry_worker_state_and_metrics() -> None:
+def test_results_carry_the_state_with_the_visits_of_its_epoch() -> None:
     ex = SimulatedExecutor([5], lambda j: 2.0)
     ex.submit(job(1, 5), {}, None)
     [r] = ex.wait()
     assert r.worker == "sim-5" and r.error is None and not r.state_lost
-    assert r.state == SimState(1, 1, 5)
-    assert r.metrics["samples"] == 1.0 and r.metrics["seconds"] == 2.0
-    assert ex.fetch_state(r.state) == b""
-    ex.submit(job(1, 5, 1, E), {}, None)
+    [visit] = r.state.visits
+    assert (visit.partition, visit.epoch, visit.kind, visit.worker) == (5, 1, "train", "sim-5")
+    assert (visit.started_at, visit.ended_at, visit.metrics["samples"]) == (0.0, 2.0, 1.0)
+    ex.submit(job(1, 5, 1, E), {}, r.state)
     [r] = ex.wait()
-    assert r.state is None  # evaluation does not change the model
+    state, visits = ex.fetch_epoch(r.state)
+    assert state == b"" and [v.kind for v in visits] == ["train", "eval"]
+    ex.submit(job(1, 5, 2), {}, r.state)  # a new epoch starts a new list
+    [r] = ex.wait()
+    assert [(v.epoch, v.kind) for v in ex.fetch_epoch(r.state)[1]] == [(2, "train")]
+    assert ex.fetch_epoch(b"checkpoint") == (b"checkpoint", [])
 
 
 def test_failures_and_lost_states() -> None:
@@ -76,7 +80,7 @@ def test_failures_and_lost_states() -> None:
     assert [(r.error is None, r.state_lost) for r in results] == [(True, False), (False, False)]
     ex.submit(job(2, 0), {}, None)
     [r] = ex.wait()
-    assert r.error and r.state_lost and r.state is None and r.metrics == {}
+    assert r.error and r.state_lost and r.state is None
 
 
 def test_submit_and_wait_refuse_what_the_contract_forbids() -> None:
