@@ -6,7 +6,7 @@ One run, on a fresh database (or ``--db-url``), with the built-in ``signals`` da
 (4,000 rows x 40 steps, 10 classes) loaded and prepared into 2 partitions:
 
 1. ``automl run`` (Hyperband, seed 0, examples/spaces/signals.yaml, 2 workers) in a
-   subprocess: wall seconds, and the peak PSS of its process tree (sampled every 0.5 s).
+   subprocess: wall seconds, and the peak PSS of its process tree (sampled every 2 s).
 2. With ``--airflow``: the same search through ``airflow standalone`` and its REST API
    (DAG ``automl_hyperband_signals``), timed from the trigger to success.
 3. A peer: Optuna (TPESampler + HyperbandPruner(1, 27, 3), 49 trials, 2 threads, one torch
@@ -172,7 +172,9 @@ class PssSampler:
     them once per process.
     """
 
-    def __init__(self, root: int, interval: float = 0.5) -> None:
+    # Reading smaps_rollup walks each process's page tables: every 0.5 s over Airflow's
+    # ~30 processes it took about 10% of a core from the run being measured.
+    def __init__(self, root: int, interval: float = 2.0) -> None:
         self.root, self.interval, self.peak = root, interval, 0
         # The machine's 1-minute load average while sampling: on a shared 2-core machine
         # it says how much of a wall time was other people's work.

@@ -274,6 +274,48 @@ def unfinished_trials(
     return [r.trial_id for r in rows if r.state in repo.UNFINISHED_STATES]
 
 
+class ProgressReader:
+    """The request states of one rung or batch, read again and again over one connection.
+
+    What a waiting training task polls (from Airflow's triggerer): one open connection and
+    two small queries a read, no migration check and no new connection each time.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        bracket: int | None = None,
+        rung: int | None = None,
+        batch: int | None = None,
+        db_url: str | None = None,
+    ) -> None:
+        from automl_core.store.connection import connect, database_url
+
+        self._conn = connect(db_url or database_url())
+        try:
+            self._experiment_id = repo.get_experiment(self._conn, name).id
+        except BaseException:
+            self._conn.close()
+            raise
+        self._where = {"bracket": bracket, "rung": rung, "batch": batch}
+
+    def counts(self) -> dict[str, int]:
+        """Requests in each state, plus ``engine_starts`` and ``engine_heartbeat_age_s``
+        (-1 before an engine started)."""
+        rows = repo.get_requests(self._conn, self._experiment_id, **self._where)
+        lease = repo.get_engine(self._conn, self._experiment_id)
+        counts = {state.value: 0 for state in repo.RequestState}
+        for r in rows:
+            counts[r.state.value] += 1
+        counts["engine_starts"] = lease.starts if lease else 0
+        counts["engine_heartbeat_age_s"] = int(lease.heartbeat_age_s) if lease else -1
+        return counts
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def request_progress(
     name: str,
     *,
@@ -282,17 +324,12 @@ def request_progress(
     batch: int | None = None,
     db_url: str | None = None,
 ) -> dict[str, int]:
-    """How many requests of a rung or batch are in each state (what a waiting task watches)."""
-    with _connection(db_url) as (conn, _):
-        experiment = repo.get_experiment(conn, name)
-        rows = repo.get_requests(conn, experiment.id, bracket=bracket, rung=rung, batch=batch)
-        lease = repo.get_engine(conn, experiment.id)
-    counts = {state.value: 0 for state in repo.RequestState}
-    for r in rows:
-        counts[r.state.value] += 1
-    counts["engine_starts"] = lease.starts if lease else 0
-    counts["engine_heartbeat_age_s"] = int(lease.heartbeat_age_s) if lease else -1
-    return counts
+    """How many requests of a rung or batch are in each state (see ``ProgressReader``)."""
+    reader = ProgressReader(name, bracket=bracket, rung=rung, batch=batch, db_url=db_url)
+    try:
+        return reader.counts()
+    finally:
+        reader.close()
 
 
 def _set_status_unless_failed(ctx: ExperimentContext, trial_ids: list[int], status: str) -> None:

@@ -34,6 +34,7 @@ def open_executor(
 
     address = cluster or os.environ.get("AUTOML_DASK_ADDRESS") or None
     data = DataRef(db_url, info.name, tuple(info.feature_shape), info.num_classes)
+    workers = local_workers(workers, info.partitions) if not address else workers
     valid_bytes = info.n_valid * math.prod(info.feature_shape) * 4  # float32 features
     executor = DaskExecutor(
         data,
@@ -47,6 +48,27 @@ def open_executor(
         yield executor
     finally:
         executor.close()
+
+
+def local_workers(requested: int | None, partitions: int) -> int:
+    """How many local workers to start: one per partition at most.
+
+    A worker holds one partition and trains one model at a time, so a worker beyond the
+    partitions would only idle (and take memory and a core's share). More than that is
+    capped with a warning that says so.
+    """
+    if requested is None or requested >= partitions:
+        if requested is not None and requested > partitions:
+            log.warning(
+                "--workers %d is more than the data set's %d partitions: starting %d "
+                "workers (one per partition; prepare the data with more partitions to use "
+                "more workers)",
+                requested,
+                partitions,
+                partitions,
+            )
+        return partitions
+    return requested
 
 
 def progress_bar(enabled: bool) -> Any:

@@ -1,7 +1,8 @@
 """The trigger a training task waits on: the engine finished its rung's (or batch's) requests.
 
 It runs in Airflow's triggerer, so a waiting training task holds no worker slot. It polls
-``automl.training_requests`` (through automl_core, in a thread: psycopg2 blocks) and ends
+``automl.training_requests`` over one connection (through automl_core, in a thread:
+psycopg2 blocks) and ends
 the task from the triggerer when no request is queued or running, without resuming it on a
 worker. The database URL comes from the Airflow connection, resolved in the triggerer, so
 no credential is ever stored in the trigger's serialized arguments.
@@ -15,7 +16,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-POLL_S = 0.5
+# The engine promotes on its own; this only says when the Airflow task is done.
+POLL_S = 1.0
 # An engine that has not written its heartbeat for this long is taken for lost: the task
 # resumes on a worker, fails, and its retries (or a person) take over.
 ENGINE_LOST_S = 600.0
@@ -72,21 +74,25 @@ class RequestsDoneTrigger(BaseTrigger):
         from asgiref.sync import sync_to_async
 
         from automl_airflow.hooks import GreenplumHook
-        from automl_core.experiment import request_progress
+        from automl_core.experiment.api import ProgressReader
 
         url = await sync_to_async(
             GreenplumHook(automl_conn_id=self.automl_conn_id).get_automl_url
         )()
-        progress = sync_to_async(request_progress)
+        reader = await sync_to_async(ProgressReader)(
+            self.experiment, bracket=self.bracket, rung=self.rung, batch=self.batch, db_url=url
+        )
+        try:
+            async for event in self._watch(sync_to_async(reader.counts)):
+                yield event
+                return
+        finally:
+            await sync_to_async(reader.close)()
+
+    async def _watch(self, read: Any) -> AsyncIterator[TriggerEvent]:
         last: tuple[int, int] | None = None
         while True:
-            counts = await progress(
-                self.experiment,
-                bracket=self.bracket,
-                rung=self.rung,
-                batch=self.batch,
-                db_url=url,
-            )
+            counts = await read()
             unfinished = counts["queued"] + counts["running"]
             finished = counts["done"] + counts["failed"]
             if (finished, unfinished) != last:
