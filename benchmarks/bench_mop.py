@@ -24,7 +24,6 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ADMIN_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from bench_databases import create_database, drop_database  # noqa: E402
 
 
 def model_configs(k: int) -> list[dict]:
@@ -58,34 +57,6 @@ def make_data(path: Path, rows: int, features: int, classes: int, seed: int) -> 
     y = rng.integers(0, classes, size=rows)
     x = centers[y] + rng.normal(0, 2.0, size=(rows, features)).astype(np.float32)
     np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
-
-
-def create_database() -> str:
-    import psycopg2
-    from psycopg2 import sql
-
-    name = f"automl_bench_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn.close()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(url.rsplit("/", 1)[1])
-            )
-        )
-    conn.close()
 
 
 # --- worker-side functions (defined in __main__, so Dask ships them by value) ---------------

@@ -48,7 +48,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ADMIN_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from bench_databases import create_database, drop_database  # noqa: E402
+
 AUTOML = str(Path(sys.executable).with_name("automl"))
 DATASET = "signals"
 SPACE = ROOT / "examples" / "spaces" / "signals.yaml"
@@ -64,33 +65,6 @@ OPTUNA_HINT = (
 
 
 # --- databases ---------------------------------------------------------------------------------
-
-
-def create_database(prefix: str) -> str:
-    """A fresh, empty database on the server at ADMIN_URL (as tests/conftest.py makes them)."""
-    import psycopg2
-    from psycopg2 import sql
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn.close()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    """Drop a database made by :func:`create_database`, even with sessions still open."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        name = sql.Identifier(url.rsplit("/", 1)[1])
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    conn.close()
 
 
 def query(db_url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

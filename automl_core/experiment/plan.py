@@ -123,24 +123,15 @@ def bracket_offset(schedule: HyperbandSchedule, bracket: int) -> int:
         if b.s == bracket:
             return offset
         offset += b.rungs[0].n_i
-    raise KeyError(bracket)
-
-
-def bracket_of(schedule: HyperbandSchedule, bracket: int) -> Any:
-    for b in schedule.brackets:
-        if b.s == bracket:
-            return b
-    valid = ", ".join(str(b.s) for b in schedule.brackets)
-    raise ValueError(f"bracket {bracket} is not in this schedule (brackets: {valid})")
+    raise KeyError(f"bracket {bracket} is not in this schedule")
 
 
 def bracket_trials(request: SearchRequest, bracket: int) -> list[tuple[int, Config]]:
     """Rung 0 of ``bracket``: its trial ids and sampled configurations."""
     schedule = schedule_of(request)
-    bracket_of(schedule, bracket)
+    first = bracket_offset(schedule, bracket)  # KeyError for a bracket not in the schedule
     space = SearchSpace.from_dict(request.space)
     configs = sample_bracket(space, schedule, bracket, request.seed)
-    first = bracket_offset(schedule, bracket)
     return [(first + j, c) for j, c in enumerate(configs)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg2
@@ -19,8 +19,9 @@ import pytest
 
 from automl_core.executors.dask_executor import DaskExecutor
 from automl_core.executors.dask_worker import DataRef
+from automl_core.experiment.sink import DatabaseSink
 from automl_core.mop.joblog import check_job_log
-from automl_core.mop.runner import EpochMetrics, HopperRunner, JobRecord, TrainingTarget
+from automl_core.mop.runner import EpochMetrics, HopperRunner, TrainingTarget
 from automl_core.store import repository as repo
 
 CONFIG = {"architecture": "mlp", "hidden": 512, "optimizer": "sgd", "lr": 0.05, "batch_size": 32}
@@ -33,51 +34,16 @@ EXPECTED_EPOCHS = sorted(
 KILL_POINTS = ["first-epoch", "epoch-end", "rung-end"]
 
 
-class _Sink:
-    """The runner's results in the database (the same rows the experiment's sink writes)."""
+class _Sink(DatabaseSink):
+    """The experiment's database sink, with a hook after each epoch is written."""
 
     def __init__(self, conn: Any, experiment_id: int) -> None:
-        self.conn, self.experiment_id = conn, experiment_id
+        super().__init__(conn, experiment_id)
         self.after_epoch: Callable[[int, int], None] = lambda trial, epoch: None
 
-    def record_jobs(self, rows: Sequence[JobRecord]) -> None:
-        repo.record_jobs(
-            self.conn,
-            self.experiment_id,
-            [
-                repo.JobRow(
-                    trial_id=r.trial_id,
-                    epoch=r.epoch,
-                    partition=r.partition,
-                    kind=r.kind,
-                    worker=r.worker,
-                    started_at=r.started_at,
-                    ended_at=r.ended_at,
-                    attempt=r.attempt,
-                )
-                for r in rows
-            ],
-        )
-
     def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
-        repo.record_epoch(
-            self.conn,
-            self.experiment_id,
-            trial_id,
-            epoch,
-            train_loss=metrics.train_loss,
-            train_accuracy=metrics.train_accuracy,
-            valid_loss=metrics.valid_loss,
-            valid_accuracy=metrics.valid_accuracy,
-            seconds=metrics.seconds,
-            samples=metrics.samples,
-        )
-        repo.save_checkpoint(self.conn, self.experiment_id, trial_id, epoch, state=state)
+        super().record_epoch(trial_id, epoch, metrics, state)
         self.after_epoch(trial_id, epoch)
-
-    def load_checkpoint(self, trial_id: int) -> tuple[int, bytes | None]:
-        checkpoint = repo.load_checkpoint(self.conn, self.experiment_id, trial_id)
-        return (0, None) if checkpoint is None else (checkpoint.epoch, checkpoint.state)
 
 
 class _Killer:
