@@ -125,7 +125,6 @@ def _request_args(spec: DagSpec) -> dict[str, Any]:
         "seed": "{{ params.seed }}",
         "epochs": "{{ params.epochs }}" if "epochs" in spec.budget else None,
         "experiment_name": "{{ params.experiment_name or '' }}",
-        "cluster": "{{ params.cluster or '' }}",
         "workers": spec.workers,
     }
 
@@ -137,7 +136,10 @@ def _engine_args(spec: DagSpec) -> dict[str, Any]:
         "pool_slots": 1,
         "retries": spec.retries,
         "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+        # A name from the deployment's list, resolved to an address when the task runs.
         "cluster": "{{ params.cluster or '' }}",
+        "clusters": dict(spec.clusters),
+        "default_cluster": spec.cluster,
         "workers": spec.workers,
         # Queued before the groups' tasks, which wait for it.
         "priority_weight": 1000,

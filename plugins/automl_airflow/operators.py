@@ -89,7 +89,7 @@ class PrepareDataOperator(AutomlOperator):
 class _SearchRequestOperator(AutomlOperator):
     """Base of the operators that build the run's ``SearchRequest``."""
 
-    template_fields: Sequence[str] = ("dataset", "seed", "epochs", "experiment_name", "cluster")
+    template_fields: Sequence[str] = ("dataset", "seed", "epochs", "experiment_name")
 
     def __init__(
         self,
@@ -101,7 +101,6 @@ class _SearchRequestOperator(AutomlOperator):
         seed: int | str = 0,
         epochs: int | str | None = None,
         experiment_name: str | None = None,
-        cluster: str | None = None,
         workers: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -113,7 +112,6 @@ class _SearchRequestOperator(AutomlOperator):
         self.seed = seed
         self.epochs = epochs
         self.experiment_name = experiment_name
-        self.cluster = cluster
         self.workers = workers
 
     def search_request(self, context: Context) -> SearchRequest:
@@ -130,7 +128,6 @@ class _SearchRequestOperator(AutomlOperator):
             name=opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
             seed=as_int(self.seed, "seed"),
             workers=self.workers,
-            cluster=opt_str(self.cluster),
             airflow_run_id=run_id,
             **budget,
         )
@@ -203,8 +200,13 @@ class TrainingEngineOperator(_ExperimentStepOperator):
     plan they show, and ends when the search is complete. A retry resumes from the
     database and the checkpoints.
 
-    :param cluster: a Dask scheduler address from the deployment; empty for a local
-        cluster with one worker per partition.
+    :param cluster: the name of one of the deployment's clusters (templated from the
+        run's params); empty for ``default_cluster``. Never an address: see
+        :mod:`automl_airflow.clusters`.
+    :param clusters: the spec's named clusters (name -> address); the environment's
+        ``AUTOML_DASK_CLUSTERS`` adds to them.
+    :param default_cluster: the spec's default address; None for ``AUTOML_DASK_ADDRESS``
+        or a local cluster with one worker per partition.
     :param workers: local workers (default: one per partition).
     """
 
@@ -212,19 +214,31 @@ class TrainingEngineOperator(_ExperimentStepOperator):
     ui_color = "#e8fde9"
 
     def __init__(
-        self, *, cluster: str | None = None, workers: int | None = None, **kwargs: Any
+        self,
+        *,
+        cluster: str | None = None,
+        clusters: Mapping[str, str] | None = None,
+        default_cluster: str | None = None,
+        workers: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cluster = cluster
+        self.clusters = dict(clusters or {})
+        self.default_cluster = default_cluster
         self.workers = workers
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from automl_airflow.clusters import allowed_clusters, resolve_cluster
         from automl_core.experiment import run_engine
 
+        address = resolve_cluster(
+            opt_str(self.cluster), allowed_clusters(self.clusters), self.default_cluster
+        )
         result = run_engine(
             str(self.experiment),
             workers=self.workers,
-            cluster=opt_str(self.cluster),
+            cluster=address,
             db_url=self.db_url,
         )
         self.log.info("Search trained: %s", result)

@@ -16,8 +16,8 @@ from typing import Any
 
 import jsonschema
 
+from automl_airflow.clusters import allowed_clusters
 from automl_airflow.specs import (
-    CLUSTER_PATTERN,
     EXPORT_HINT,
     EXPORT_PATTERN,
     LOADERS,
@@ -121,14 +121,15 @@ def run_fields(spec: DagSpec) -> list[Field]:
         ),
         Field(
             "cluster",
-            spec.cluster,
+            None,
             {
                 "type": ["null", "string"],
-                "pattern": CLUSTER_PATTERN,
+                "enum": [None, *sorted(allowed_clusters(spec.clusters))],
                 "title": "Dask cluster",
-                "description": "Address of a running Dask scheduler, e.g. "
-                "tcp://dask-scheduler:8786. Empty: a local cluster with one worker per "
-                "partition.",
+                "description": "Optional: one of the Dask clusters this deployment names "
+                "(the spec's clusters and AUTOML_DASK_CLUSTERS). Empty: the spec's default "
+                "cluster, else AUTOML_DASK_ADDRESS, else a local cluster with one worker "
+                "per partition.",
             },
         ),
     ]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from automl_airflow.clusters import ADDRESS_PATTERN, ClusterChoiceError, check_clusters
 from automl_core.errors import UserInputError
 
 METHODS = ("grid", "random", "hyperband", "hyperopt")
@@ -56,8 +57,7 @@ TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 LOADERS = ("digits", "signals")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 SPACE_SUFFIXES = (".yaml", ".yml", ".json")
-# Shared with the run form (params.py) so a spec and a conf obey the same rule.
-CLUSTER_PATTERN = r"^((tcp|tls)://)?[A-Za-z0-9_.\-]{1,253}:[0-9]{1,5}$"
+CLUSTER_PATTERN = ADDRESS_PATTERN
 # A folder path or s3://bucket/prefix; no '..' segment, so a form value cannot climb out.
 # '/' and '-' are escaped inside classes so the pattern also compiles as a browser
 # regular expression (the 'v' flag rejects them bare), not only in Python.
@@ -80,6 +80,7 @@ TOP_LEVEL_KEYS = frozenset(
         "seed",
         "schedule",
         "cluster",
+        "clusters",
         "workers",
         "export_to",
         "aws_conn_id",
@@ -122,6 +123,7 @@ class DagSpec:
     seed: int = 0
     schedule: str | None = None
     cluster: str | None = None
+    clusters: Mapping[str, str] = field(default_factory=dict)
     workers: int | None = None
     export_to: str | None = None
     aws_conn_id: str | None = None
@@ -204,6 +206,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
         seed=integer("seed", 0, 0),
         schedule=_schedule(raw.get("schedule"), source),
         cluster=text("cluster", re.compile(CLUSTER_PATTERN), "use tcp://host:port"),
+        clusters=_clusters(raw.get("clusters"), source),
         workers=None if workers is None else _integer(workers, source, "workers", 1, 256),
         export_to=text("export_to", re.compile(EXPORT_PATTERN), EXPORT_HINT),
         aws_conn_id=text("aws_conn_id", NAME_RE, "an Airflow connection id"),
@@ -241,6 +244,13 @@ def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
             )
         budget[key] = _integer(value, source, f"budget.{key}", BUDGET_MINIMUM[key], 10_000)
     return budget
+
+
+def _clusters(value: Any, source: Path) -> dict[str, str]:
+    try:
+        return check_clusters(value, "clusters")
+    except ClusterChoiceError as exc:
+        raise SpecError(source, "clusters", str(exc)) from None
 
 
 def _loader(value: Any, source: Path) -> str | None:

@@ -10,6 +10,7 @@ again, no row added.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -44,20 +45,28 @@ TABLES = (
 
 
 @pytest.fixture(scope="module")
-def dags() -> dict[str, DAG]:
-    return DagBag(dag_folder=str(DAGS)).dags
-
-
-@pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[str]:
-    """A Dask cluster the runs share through the ``cluster`` param (one worker per
-    partition), so each training task connects instead of starting its own workers."""
+    """A Dask cluster the runs share (one worker per partition), named ``shared`` in the
+    deployment's list (``AUTOML_DASK_CLUSTERS``): a run picks it by that name."""
     from distributed import LocalCluster
 
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        yield cluster.scheduler_address
+        old = os.environ.get("AUTOML_DASK_CLUSTERS")
+        os.environ["AUTOML_DASK_CLUSTERS"] = json.dumps({"shared": cluster.scheduler_address})
+        try:
+            yield cluster.scheduler_address
+        finally:
+            if old is None:
+                os.environ.pop("AUTOML_DASK_CLUSTERS", None)
+            else:
+                os.environ["AUTOML_DASK_CLUSTERS"] = old
+
+
+@pytest.fixture(scope="module")
+def dags(dask_cluster: str) -> dict[str, DAG]:
+    return DagBag(dag_folder=str(DAGS)).dags
 
 
 def run(dag: DAG, conf: dict[str, Any], **kwargs: Any) -> Any:
@@ -129,7 +138,7 @@ def test_hyperband_example_runs_and_a_rerun_adds_nothing(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
     dag = dags["automl_hyperband_digits"]
-    conf = {"seed": 1, "cluster": dask_cluster}
+    conf = {"seed": 1, "cluster": "shared"}
     first = run(dag, conf)
     experiment = first.get_task_instance("create_experiment").xcom_pull(
         task_ids="create_experiment"
@@ -152,7 +161,7 @@ def test_hyperband_example_runs_and_a_rerun_adds_nothing(
 def test_hyperopt_example_runs_batches_in_sequence(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, dask_cluster: str
 ) -> None:
-    conf = {"epochs": 2, "experiment_name": "hyperopt-dagtest", "cluster": dask_cluster}
+    conf = {"epochs": 2, "experiment_name": "hyperopt-dagtest", "cluster": "shared"}
     run(dags["automl_hyperopt_digits"], conf)
     rows = query(
         db_url,

@@ -172,6 +172,8 @@ def test_params_carry_types_bounds_enums_titles_and_descriptions() -> None:
         ({"export_to": "../outside"}, "export_to"),
         ({"export_to": "s3://Bad_Bucket/x"}, "export_to"),
         ({"cluster": "tcp://host"}, "cluster"),
+        # An address, even a well-formed one, is never a choice: only the deployment's names.
+        ({"cluster": "tcp://203.0.113.5:8786"}, "cluster"),
         ({"load_if_missing": "csv:/etc/passwd"}, "load_if_missing"),
         ({"experiment_name": "-starts-with-dash"}, "experiment_name"),
     ],
@@ -184,14 +186,15 @@ def test_airflow_rejects_a_bad_conf_naming_the_param(conf: dict, field: str) -> 
         params.validate()
 
 
-def test_airflow_accepts_a_good_conf() -> None:
+def test_airflow_accepts_a_good_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOML_DASK_CLUSTERS", '{"gpu": "tcp://dask-scheduler:8786"}')
     conf = {
         "table": "my_digits",
         "seed": 7,
         "epochs": 2,
         "experiment_name": "nightly-2024.01.01",
         "export_to": "s3://models/digits/best",
-        "cluster": "tcp://dask-scheduler:8786",
+        "cluster": "gpu",
         "load_if_missing": None,
     }
     values = serialized(example("hyperopt_digits.yaml")).params.deep_merge(conf).validate()

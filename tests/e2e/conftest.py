@@ -57,14 +57,3 @@ def airflow_server(
         # SIGINT and inherit the scheduler's SIGTERM handler): worth knowing, not a failure.
         warnings.warn(f"needed SIGKILL after SIGINT and SIGTERM: {killed}", stacklevel=1)
     assert not leftover, f"processes of airflow standalone left running: {leftover}"
-
-
-@pytest.fixture(scope="session")
-def dask_cluster() -> Iterator[str]:
-    """A Dask cluster (one worker per partition) a run can use through its cluster param."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster.scheduler_address

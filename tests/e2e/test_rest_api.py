@@ -1,7 +1,7 @@
 """Airflow's REST API (v2) drives the Hyperband DAG: bad confs refused, a good run succeeds.
 
 The server is ``airflow standalone`` from the session fixture; the run uses the default
-training path (each training task starts its own local Dask cluster) and reaches the
+training path (the engine task starts one local Dask cluster for the run) and reaches the
 results database through the ``automl_db`` Airflow connection.
 """
 
@@ -49,6 +49,8 @@ def engine_and_jobs(url: str, experiment: str) -> tuple[tuple[int, bool], list[t
         ({"seed": -1}, "seed"),
         ({"export_to": "../../etc"}, "export_to"),
         ({"cluster": "not-an-address"}, "cluster"),
+        # A well-formed address is refused too: a run only names the deployment's clusters.
+        ({"cluster": "tcp://203.0.113.5:8786"}, "cluster"),
         ({"load_if_missing": "csv:/etc/passwd"}, "load_if_missing"),
     ],
 )
