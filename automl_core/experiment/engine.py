@@ -47,6 +47,7 @@ class TrainingEngine:
             seed=seed,
             progress=progress,
             on_model_done=self._on_model_done,
+            on_model_failed=self._on_model_failed,
         )
 
     @property
@@ -112,6 +113,11 @@ class TrainingEngine:
     def release(self, trial_ids: list[int]) -> None:
         """Drop the states of trials that no rung will train again."""
         self._runner.release(trial_ids)
+
+    def _on_model_failed(self, trial_id: int, error: str) -> None:
+        """A trial that cannot train fails with its error; the search goes on without it."""
+        self._finished += repo.fail_requests(self._conn, self._experiment_id, [trial_id], error)
+        repo.set_trial_status(self._conn, self._experiment_id, [trial_id], "failed", error=error)
 
     def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
         self._finished += repo.finish_requests(self._conn, self._experiment_id, trial_id, epoch)

@@ -35,6 +35,7 @@ from automl_core.mop.types import (
     JobKind,
     ModelAdded,
     ModelCompleted,
+    ModelRemoved,
     ModelReset,
     RunJob,
 )
@@ -121,6 +122,7 @@ class TrainingError(RuntimeError):
 
 
 DoneCallback = Callable[[int, int], Iterable[TrainingTarget]]
+FailedCallback = Callable[[int, str], None]
 
 
 class HopperRunner:
@@ -136,7 +138,11 @@ class HopperRunner:
         progress: Any = None,
         max_failures: int = 3,
         on_model_done: DoneCallback | None = None,
+        on_model_failed: FailedCallback | None = None,
     ) -> None:
+        """``on_model_failed(trial, error)``: a trial whose job failed more than
+        ``max_failures`` times (not counting lost workers) leaves the run, and the others
+        go on; without it, the run stops with TrainingError."""
         self._executor = executor
         self._sink = sink
         # An EVAL pass after each TRAIN pass, unless the executor evaluates at an epoch's
@@ -148,6 +154,7 @@ class HopperRunner:
         self._max_failures = max_failures
         self._progress = progress
         self._on_model_done = on_model_done
+        self._on_model_failed = on_model_failed
         self.summary = RunSummary()
 
     @property
@@ -226,6 +233,9 @@ class HopperRunner:
         job = result.job
         model = self._models.get(job.model_id)
         if model is None:
+            # A removed model's dropped job ended: it frees its partition, nothing more.
+            if self._scheduler.draining.get(job.partition) == job:
+                self._feed(JobFinished(job) if result.error is None else JobFailed(job))
             return
         current = self._scheduler.is_current(job)
         if result.error is not None:
@@ -233,11 +243,15 @@ class HopperRunner:
             # A job lost with its worker is retried without counting against the job.
             self._failures[job] += 0 if result.lost else 1
             if self._failures[job] > self._max_failures:
-                raise TrainingError(
+                error = (
                     f"trial {job.model_id}: {job.kind.value} job of epoch {job.epoch} on "
                     f"partition {job.partition} failed {self._failures[job]} times; last "
                     f"error: {result.error}"
                 )
+                if self._on_model_failed is None or not current:
+                    raise TrainingError(error)
+                self._remove(job, error)
+                return
             # The scheduler wants the reset before the failure, so the failed visit is
             # not retried from the lost state (see MopScheduler's notes).
             if result.state_lost and job.model_id in self._scheduler.active_models:
@@ -274,6 +288,19 @@ class HopperRunner:
                 f"from (its checkpoint is at epoch {epoch})"
             )
         return state
+
+    def _remove(self, job: Job, error: str) -> None:
+        """Take the failing job's model out of the run; the others go on."""
+        model_id = job.model_id
+        log.warning("%s; the trial is marked failed and the search goes on", error)
+        self._feed(ModelRemoved(model_id))
+        self._feed(JobFailed(job))  # the failed job was the model's: it drained, now ended
+        del self._models[model_id]
+        self._executor.forget(model_id)
+        for key in [k for k in self._failures if k.model_id == model_id]:
+            del self._failures[key]
+        assert self._on_model_failed is not None
+        self._on_model_failed(model_id, error)
 
     def _reset(self, model_id: int) -> None:
         """Redo the model's current epoch from its last checkpoint."""

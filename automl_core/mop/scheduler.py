@@ -32,6 +32,9 @@ lost the model's state, send ``ModelReset(model)`` first and then ``JobFailed(jo
 the failed visit is then not wastefully retried from the lost state. A failed job
 (``JobFailed`` for the current job) just makes its visit pending again; it is retried on
 the same partition (visits are per partition) whenever that partition next picks it.
+``ModelRemoved`` (a model that cannot train, e.g. its job keeps failing) takes the model
+out unfinished: its pending visits go, its slot is freed, and a job it runs drains as
+for a reset. No ``ModelCompleted`` follows.
 
 Data structures and costs (M = model slots ever in use at once, P = partitions).
 
@@ -79,6 +82,7 @@ from automl_core.mop.types import (
     JobKind,
     ModelAdded,
     ModelCompleted,
+    ModelRemoved,
     ModelReset,
     RunJob,
 )
@@ -237,6 +241,8 @@ class MopScheduler:
             return self._on_added(event)
         if isinstance(event, ModelReset):
             return self._on_reset(event.model_id)
+        if isinstance(event, ModelRemoved):
+            return self._on_removed(event.model_id)
         raise TypeError(f"The value of event is {event!r}, but must be one of {Event}.")
 
     def _on_added(self, event: ModelAdded) -> list[Instruction]:
@@ -313,6 +319,23 @@ class MopScheduler:
         self._free[s] = True
         out: list[Instruction] = []
         self._place(s, out)
+        return out
+
+    def _on_removed(self, m: int) -> list[Instruction]:
+        s = self._slot.get(m)
+        if s is None:
+            raise ValueError(f"ModelRemoved for model {m}, but model {m} is not active.")
+        i = self._on[s]
+        out: list[Instruction] = []
+        if i >= 0:
+            # As for a reset: its job may still run, so the partition drains.
+            self._drain[i] = self._job[i]
+            self._job[i] = None
+            self._on[s] = -1
+        self._pending -= self._need[s]
+        self._need[s] = False
+        self._need_t[:, s] = False
+        self._release_slot(s)
         return out
 
     # --- transitions ---------------------------------------------------------------------

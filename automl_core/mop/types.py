@@ -57,7 +57,14 @@ class ModelReset:
     model_id: int
 
 
-Event = ModelAdded | JobFinished | JobFailed | ModelReset
+@dataclass(frozen=True)
+class ModelRemoved:
+    """The model leaves unfinished (it cannot train); a job it runs is dropped."""
+
+    model_id: int
+
+
+Event = ModelAdded | JobFinished | JobFailed | ModelReset | ModelRemoved
 
 
 # --- instructions out ----------------------------------------------------------------

@@ -253,3 +253,32 @@ def test_a_rejected_configuration_fails_its_trial_and_the_batch_trains_the_rest(
         assert [(r.trial_id, r.epoch) for r in repo.epochs(conn, exp.id)] == [(1, 1)]
     finally:
         conn.close()
+
+
+def test_a_trial_that_fails_every_attempt_fails_alone_and_the_search_goes_on(
+    digits_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOML_ARCHITECTURE_MODULES", "tests.integration.failing_architecture")
+    space = dict(SMALL_SPACE, architecture=["mlp", "fails_in_training"], hidden=32, lr=0.1)
+    request = SearchRequest(
+        dataset="digits",
+        space=space,
+        method="grid",
+        name="one-trial-fails-mid-training",
+        epochs=2,
+        batch_size=2,
+    )
+    name = run_search(request, progress=False, db_url=digits_url)
+    conn = psycopg2.connect(digits_url)
+    try:
+        exp = repo.get_experiment(conn, name)
+        trials = {t.config["architecture"]: t for t in repo.get_trials(conn, exp.id)}
+        assert trials["fails_in_training"].status == "failed"
+        assert "cannot train" in (trials["fails_in_training"].error or "")
+        assert trials["mlp"].status == "completed"
+        epochs = [(r.trial_id, r.epoch) for r in repo.epochs(conn, exp.id)]
+        assert epochs == [(trials["mlp"].trial_id, 1), (trials["mlp"].trial_id, 2)]
+        states = {r.trial_id: r.state for r in repo.get_requests(conn, exp.id)}
+        assert states[trials["fails_in_training"].trial_id] == repo.RequestState.FAILED
+    finally:
+        conn.close()

@@ -174,3 +174,22 @@ def test_jobs_lost_with_their_worker_do_not_count_as_training_failures() -> None
     summary = HopperRunner(executor, MemorySink(), seed=0, max_failures=0).run(targets(2, 1))
     assert summary.failed_jobs == 2 * 2 * 2
     assert sorted(summary.completed) == [0, 1]
+
+
+def test_a_trial_whose_job_keeps_failing_leaves_and_the_others_finish() -> None:
+    failed: list[tuple[int, str]] = []
+    sink = MemorySink()
+    executor = SimulatedExecutor([0, 1], cost, fail=lambda job: job.model_id == 1)
+    runner = HopperRunner(
+        executor,
+        sink,
+        seed=0,
+        max_failures=2,
+        on_model_failed=lambda trial, error: failed.append((trial, error)),
+    )
+    summary = runner.run(targets(3, 2))
+    assert [t for t, _ in failed] == [1]
+    assert "trial 1" in failed[0][1] and "failed 3 times" in failed[0][1]
+    assert sorted(summary.completed) == [0, 2]
+    assert {t for t, _ in sink.epochs} == {0, 2}
+    assert not runner.busy

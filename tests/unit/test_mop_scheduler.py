@@ -23,6 +23,7 @@ from automl_core.mop.types import (
     JobKind,
     ModelAdded,
     ModelCompleted,
+    ModelRemoved,
     ModelReset,
     RunJob,
 )
@@ -476,3 +477,32 @@ def test_simulated_runs_complete_with_a_clean_log(
     ]
     if fail_p == 0 and resets == 0:
         assert res.decisions == len(res.log)  # no visit ever ran twice
+
+
+def test_a_removed_model_leaves_its_pending_visits_and_its_running_job_drains() -> None:
+    sch = CheckedScheduler([0, 1], seed=0, evaluate=False)
+    out = sch.handle(ModelAdded(0, 0, 2)) + sch.handle(ModelAdded(1, 0, 2))
+    running = {i.job.model_id: i.job for i in out if isinstance(i, RunJob)}
+    assert set(running) == {0, 1}
+    assert sch.handle(ModelRemoved(0)) == []
+    assert sch.active_models == frozenset({1})
+    assert sch.draining == {running[0].partition: running[0]}
+    assert not sch.is_current(running[0])
+    # The dropped job's end frees its partition, where model 1 continues.
+    follow = sch.handle(JobFinished(running[0]))
+    assert [i.job.model_id for i in follow if isinstance(i, RunJob)] in ([], [1])
+    with pytest.raises(ValueError, match="not active"):
+        sch.handle(ModelRemoved(0))
+    # Model 1 still completes; model 0 never does.
+    done: list[int] = []
+    pending = [i for i in follow if isinstance(i, RunJob)] or [
+        RunJob(j) for j in sch.running.values()
+    ]
+    while pending:
+        job = pending.pop().job
+        for ins in sch.handle(JobFinished(job)):
+            if isinstance(ins, RunJob):
+                pending.append(ins)
+            elif isinstance(ins, ModelCompleted):
+                done.append(ins.model_id)
+    assert done == [1] and sch.done
