@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from automl_core.errors import UserInputError
 from automl_core.experiment.api import open_experiment
 from automl_core.store import repository as repo
 
@@ -24,6 +25,7 @@ def finalize(
     from automl_core.report.leaderboard import leaderboard
 
     with open_experiment(name, db_url) as ctx:
+        _fail_if_nothing_trained(ctx)
         board = leaderboard(ctx.conn, name)
         result: dict[str, Any] = {"name": name, "trials": int(len(board))}
         if len(board):
@@ -44,3 +46,21 @@ def finalize(
             log.info("report: file://%s", Path(index).resolve())
         repo.set_experiment_status(ctx.conn, ctx.experiment.id, "completed", finished=True)
     return result
+
+
+def _fail_if_nothing_trained(ctx: Any) -> None:
+    """A search in which no trial trained a single epoch ends ``failed``, saying why.
+
+    Raises UserInputError with the first trial's error (the usual cause is a space whose
+    every configuration the trainer rejects, e.g. an unknown architecture).
+    """
+    if repo.epochs(ctx.conn, ctx.experiment.id):
+        return
+    trials = repo.get_trials(ctx.conn, ctx.experiment.id)
+    errors = [t.error for t in trials if t.status == "failed" and t.error]
+    repo.set_experiment_status(ctx.conn, ctx.experiment.id, "failed", finished=True)
+    reason = f"the first error: {errors[0]}" if errors else "no trial was trained"
+    raise UserInputError(
+        f"No trial of experiment {ctx.experiment.name!r} could train ({len(trials)} "
+        f"trials; {reason}). Fix the search space and run the search again."
+    )

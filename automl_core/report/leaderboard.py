@@ -249,19 +249,20 @@ def format_table(df: pd.DataFrame, *, config_width: int = 48) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
     if isinstance(value, datetime | date):
         return value.isoformat()
     if hasattr(value, "isoformat"):  # pandas Timestamp
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+        value = value.item()
+    # JSON has no NaN or Infinity (a diverged loss): strict parsers reject them.
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
     return value
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The DataFrame as JSON-ready dicts: NaN/NA to None, times to ISO 8601 strings."""
+    """The DataFrame as JSON-ready dicts: NaN/NA and infinities to None, times to ISO 8601."""
     import pandas as pd
 
     out = []
@@ -271,5 +272,5 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_json(df: pd.DataFrame) -> str:
-    """``records(df)`` as an indented JSON list."""
-    return json.dumps(records(df), indent=2, default=str)
+    """``records(df)`` as an indented, strict JSON list (no NaN or Infinity)."""
+    return json.dumps(records(df), indent=2, default=str, allow_nan=False)

@@ -67,8 +67,10 @@ class Range:
 
     Semantics follow hyperopt so that native sampling and hyperopt proposals describe
     the same space: ``quniform`` is ``round(uniform(low, high) / q) * q``,
-    ``qloguniform`` is ``round(exp(uniform(log low, log high)) / q) * q`` (both can land
-    up to ``q/2`` outside the bounds), ``randint`` is an integer in ``[low, high)``
+    ``qloguniform`` is ``round(exp(uniform(log low, log high)) / q) * q``, except that a
+    value rounded out of ``[low, high]`` (hyperopt lets it) is moved to the nearest
+    multiple of ``q`` inside, so ``quniform: [16, 512, 64]`` never gives a batch size of
+    0; ``randint`` is an integer in ``[low, high)``
     (``high`` exclusive, like numpy). ``log_near_one`` is MADlib's distribution for
     values close to 1 (momentum, betas): ``1 - 10**uniform(log10(1-high), log10(1-low))``.
     Bounds of ``loguniform``/``qloguniform`` are the values themselves, not their logs.
@@ -115,7 +117,10 @@ class Range:
         """
         if self.kind in QUANTIZED_KINDS:
             assert self.q is not None  # set by the parser for every quantized kind
+            inside_low = math.ceil(self.low / self.q) * self.q
+            inside_high = math.floor(self.high / self.q) * self.q
             raw = float(np.round(raw / self.q) * self.q)
+            raw = min(max(raw, inside_low), inside_high)
         if self.integral:
             return int(round(raw))
         return float(raw)

@@ -215,6 +215,11 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
         )
     if q is not None and q <= 0:
         raise UserInputError(f"Parameter {label}: {kind} has q = {q}, but q must be > 0.")
+    if q is not None and math.ceil(low / q) * q > high:
+        raise UserInputError(
+            f"Parameter {label}: {kind} {args!r} has no multiple of q = {q} between low and "
+            "high, so it has no value to draw; widen the range or make q smaller."
+        )
     return Range(kind, low, high, q)
 
 

@@ -113,7 +113,8 @@ def run_fields(spec: DagSpec) -> list[Field]:
             spec.export_to,
             {
                 "type": ["null", "string"],
-                "pattern": EXPORT_PATTERN,
+                # Empty, like null, means "no export" (the form says so).
+                "pattern": f"^$|{EXPORT_PATTERN}",
                 "title": "Export target",
                 "description": "Where the best model is exported: a folder path or "
                 "s3://bucket/prefix. Empty: no export.",
@@ -124,7 +125,8 @@ def run_fields(spec: DagSpec) -> list[Field]:
             None,
             {
                 "type": ["null", "string"],
-                "enum": [None, *sorted(allowed_clusters(spec.clusters))],
+                # "" like null: the default cluster (the form says empty means that).
+                "enum": [None, "", *sorted(allowed_clusters(spec.clusters))],
                 "title": "Dask cluster",
                 "description": "Optional: one of the Dask clusters this deployment names "
                 "(the spec's clusters and AUTOML_DASK_CLUSTERS). Empty: the spec's default "

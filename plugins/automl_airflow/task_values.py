@@ -6,6 +6,7 @@ that text back into values, name the experiment of a run, and keep XCom small.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,13 +26,23 @@ def opt_str(value: Any) -> str | None:
 
 
 def as_int(value: Any, field: str) -> int:
-    """A rendered integer field; ``UserInputError`` naming the field otherwise."""
+    """A rendered integer field; ``UserInputError`` naming the field otherwise.
+
+    ``7.0`` is 7: JSON Schema, and so the form and the REST API, count it as an integer,
+    and the task must accept what they accepted.
+    """
+    text = str(value).strip()
     try:
-        return int(str(value).strip())
+        return int(text)
     except ValueError:
-        raise UserInputError(
-            f"The value of {field} is {value!r}, but must be an integer."
-        ) from None
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if math.isfinite(number) and number.is_integer():
+        return int(number)
+    raise UserInputError(f"The value of {field} is {value!r}, but must be an integer.")
 
 
 def default_experiment_name(dag_id: str, run_id: str) -> str:

@@ -32,7 +32,7 @@ def test_the_form_offers_the_spec_s_and_the_environment_s_names(
     monkeypatch.setenv("AUTOML_DASK_CLUSTERS", '{"gpu": "tcp://gpu-scheduler:8786"}')
     spec = load_spec(spec_with(tmp_path, clusters={"cpu": "tcp://cpu:8786"}), base_dir=REPO)
     dag = build_dag(spec)
-    assert dag.params.get_param("cluster").schema["enum"] == [None, "cpu", "gpu"]
+    assert dag.params.get_param("cluster").schema["enum"] == [None, "", "cpu", "gpu"]
     engine = dag.get_task("engine")
     assert engine.clusters == {"cpu": "tcp://cpu:8786"}  # the environment is read at run time
     assert resolve_cluster("gpu", allowed_clusters(engine.clusters), None) == (

@@ -53,7 +53,13 @@ def test_a_shape_knob_in_the_conf_points_to_the_spec() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("table", "x y"), ("seed", 2**31), ("epochs", 0), ("export_to", "/a/../b"), ("cluster", "")],
+    [
+        ("table", "x y"),
+        ("seed", 2**31),
+        ("epochs", 0),
+        ("export_to", "/a/../b"),
+        ("cluster", "tcp://a:1"),
+    ],
 )
 def test_a_bad_value_is_refused_naming_the_field(field: str, value: object) -> None:
     params = {**defaults(), field: value}
@@ -240,3 +246,26 @@ def test_finalize_keeps_local_exports_inside_the_project_home(
     )
     assert calls[0]["export_to"] == str(automl_home / "exports" / "nightly")
     assert calls[0]["s3_client"] is None
+
+
+@pytest.mark.parametrize(("text", "value"), [("7", 7), ("7.0", 7), (" 12 ", 12), ("-3", -3)])
+def test_an_integer_the_schema_accepts_the_task_accepts(text: str, value: int) -> None:
+    # JSON Schema counts 7.0 as an integer, so the form and REST accept it (HTTP 200);
+    # the task that renders it must not then fail.
+    from automl_airflow.task_values import as_int
+
+    assert as_int(text, "seed") == value
+
+
+@pytest.mark.parametrize("text", ["7.5", "seven", "nan", "inf", ""])
+def test_a_non_integer_is_refused_naming_the_field(text: str) -> None:
+    from automl_airflow.task_values import as_int
+
+    with pytest.raises(UserInputError, match="The value of seed is .* must be an integer"):
+        as_int(text, "seed")
+
+
+@pytest.mark.parametrize("field", ["export_to", "cluster"])
+def test_an_empty_value_means_the_default_as_the_form_says(field: str) -> None:
+    params = {**defaults(), field: ""}
+    assert check_run_params(params, {field: ""}, schemas=schemas())[field] == ""

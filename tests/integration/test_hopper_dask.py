@@ -256,19 +256,27 @@ def test_a_rejected_configuration_fails_its_trial_and_the_batch_trains_the_rest(
 
 
 def test_a_trial_that_fails_every_attempt_fails_alone_and_the_search_goes_on(
-    digits_url: str, monkeypatch: pytest.MonkeyPatch
+    digits_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("AUTOML_ARCHITECTURE_MODULES", "tests.integration.failing_architecture")
+    import yaml
+
+    # In a process of its own: the test architecture stays out of this one's registry.
     space = dict(SMALL_SPACE, architecture=["mlp", "fails_in_training"], hidden=32, lr=0.1)
-    request = SearchRequest(
-        dataset="digits",
-        space=space,
-        method="grid",
-        name="one-trial-fails-mid-training",
-        epochs=2,
-        batch_size=2,
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    env = dict(
+        os.environ,
+        AUTOML_DB_URL=digits_url,
+        AUTOML_ARCHITECTURE_MODULES="tests.integration.failing_architecture",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     )
-    name = run_search(request, progress=False, db_url=digits_url)
+    name = "one-trial-fails-mid-training"
+    cmd = [sys.executable, "-m", "automl_core", "run", "--data", "digits", "--space"]
+    cmd += [str(space_file), "--method", "grid", "--epochs", "2", "--name", name]
+    done = subprocess.run(
+        [*cmd, "--no-progress"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
     conn = psycopg2.connect(digits_url)
     try:
         exp = repo.get_experiment(conn, name)
@@ -280,5 +288,30 @@ def test_a_trial_that_fails_every_attempt_fails_alone_and_the_search_goes_on(
         assert epochs == [(trials["mlp"].trial_id, 1), (trials["mlp"].trial_id, 2)]
         states = {r.trial_id: r.state for r in repo.get_requests(conn, exp.id)}
         assert states[trials["fails_in_training"].trial_id] == repo.RequestState.FAILED
+    finally:
+        conn.close()
+
+
+def test_a_search_in_which_no_trial_trains_ends_failed_and_says_why(
+    digits_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import yaml
+
+    from automl_core.cli import main
+
+    # nesterov needs momentum > 0: every configuration is rejected before training.
+    space = dict(SMALL_SPACE, hidden=32, lr=0.1, momentum=0.0, nesterov=True)
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    monkeypatch.setenv("AUTOML_DB_URL", digits_url)
+    argv = ["run", "--data", "digits", "--space", str(space_file), "--method", "grid"]
+    code = main([*argv, "--epochs", "1", "--name", "nothing-trains", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: No trial of experiment 'nothing-trains' could train")
+    assert "nesterov" in err[-1] and "Fix the search space" in err[-1]
+    conn = psycopg2.connect(digits_url)
+    try:
+        assert repo.get_experiment(conn, "nothing-trains").status == "failed"
     finally:
         conn.close()

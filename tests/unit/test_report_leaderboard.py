@@ -101,3 +101,13 @@ def test_records_are_json_ready() -> None:
     assert recs[0]["batch"] is None and isinstance(recs[0]["rank"], int)
     assert recs[1]["best_valid_accuracy"] is None and recs[1]["best_epoch"] is None
     assert json.loads(to_json(_board())) == recs
+
+
+def test_a_diverged_loss_is_null_in_strict_json() -> None:
+    board = _board()
+    loss_columns = [c for c in board.columns if "loss" in c]
+    assert loss_columns
+    board.loc[0, loss_columns[0]] = float("inf")
+    text = to_json(board)
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)[0][loss_columns[0]] is None

@@ -164,3 +164,32 @@ def test_grid_size_equals_enumeration_for_random_specs(spec: dict[str, Any]) -> 
     grid = list(space.grid())
     assert space.grid_size() == len(grid)
     assert all(space.contains(c) for c in grid)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    low=st.integers(min_value=0, max_value=500),
+    width=st.integers(min_value=1, max_value=600),
+    q=st.integers(min_value=1, max_value=128),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_every_quantized_value_lies_within_its_bounds(
+    low: int, width: int, q: int, seed: int
+) -> None:
+    high = low + width
+    if -(-low // q) * q > high:  # no multiple of q inside: the parser refuses it
+        with pytest.raises(UserInputError, match="no multiple of q"):
+            SearchSpace.from_dict({"batch_size": {"quniform": [low, high, q]}})
+        return
+    space = SearchSpace.from_dict({"batch_size": {"quniform": [low, high, q]}})
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        value = space.sample(rng)["batch_size"]
+        assert low <= value <= high and value % q == 0
+
+
+def test_a_batch_size_range_never_samples_zero() -> None:
+    space = SearchSpace.from_dict({"batch_size": {"quniform": [16, 512, 64]}})
+    rng = np.random.default_rng(0)
+    values = {space.sample(rng)["batch_size"] for _ in range(500)}
+    assert min(values) == 64 and max(values) == 512
