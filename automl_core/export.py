@@ -2,8 +2,8 @@
 
 An export is two artifacts in a folder or under an S3 prefix:
 
-- ``model.pt``: the trial's latest checkpoint, byte for byte as the database holds it
-  (weights, optimiser state, epoch and RNG, written by ``automl_core.training.state``);
+- ``model.pt``: the trial's state at its best epoch, byte for byte as the database holds
+  it (weights, optimiser state, epoch and RNG, written by ``automl_core.training.state``);
 - ``model_card.json``: what is needed to use the weights and to trust them: the
   configuration and architecture, the input (feature shape, class values,
   normalisation), the metrics (per-epoch history, final, best, and those of the
@@ -12,8 +12,11 @@ An export is two artifacts in a folder or under an S3 prefix:
 
 The card is written after the weights, so a target with a card holds a complete export.
 "Best" is the leaderboard's rank (highest best validation accuracy, ties by trial id)
-among trials that have a checkpoint; the checkpoint is the trial's *latest* state,
-which can be later than its best epoch; the card says which epoch it is.
+among trials that have a checkpoint, and the state is that trial's best epoch (the
+leaderboard's ``best_epoch``; ``automl_core.store.repository`` keeps it), so the model
+handed over is the one that was ranked (Keras' save-best-only, Ray Tune's checkpoint
+score). Only a trial trained before best-epoch states were kept (schema version 4) falls
+back to its latest state, with a warning; the card says which epoch and which kind.
 
 Weights are never unpickled here: ``ExportedModel.state`` stays bytes until the
 training package loads them (with ``torch.load(weights_only=True)``).
@@ -100,25 +103,38 @@ class ExportedModel:
         )
 
 
-def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any], Any]:
-    """The leaderboard row of the best trial that has a checkpoint, and the checkpoint."""
+def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any], Any, str]:
+    """The leaderboard row of the best trial that has a checkpoint, the checkpoint of its
+    best epoch (else, for a trial saved before those were kept, its latest) and which
+    of the two it is (``"best"`` or ``"latest"``)."""
     from automl_core.report.leaderboard import LEADERBOARD_COLUMNS, read_cursor
     from automl_core.store.repository import load_checkpoint
 
     with read_cursor(conn) as cur:
         cur.execute(
             f"SELECT {', '.join('l.' + c for c in LEADERBOARD_COLUMNS)} "
-            "FROM automl.leaderboard l JOIN automl.checkpoints c "
-            "ON c.experiment_id = l.experiment_id AND c.trial_id = l.trial_id "
-            "WHERE l.experiment_id = %s AND l.best_valid_accuracy IS NOT NULL "
+            "FROM automl.leaderboard l "
+            "WHERE l.experiment_id = %s AND l.best_valid_accuracy IS NOT NULL AND ("
+            "EXISTS (SELECT 1 FROM automl.best_checkpoints b "
+            "WHERE b.experiment_id = l.experiment_id AND b.trial_id = l.trial_id) OR "
+            "EXISTS (SELECT 1 FROM automl.checkpoints c "
+            "WHERE c.experiment_id = l.experiment_id AND c.trial_id = l.trial_id)) "
             "ORDER BY l.rank LIMIT 1",
             (experiment_id,),
         )
         row = cur.fetchone()
     if row is None:
-        return {}, None
+        return {}, None, ""
     best = dict(zip(LEADERBOARD_COLUMNS, row, strict=True))
-    return best, load_checkpoint(conn, experiment_id, best["trial_id"])
+    checkpoint = load_checkpoint(conn, experiment_id, best["trial_id"], best=True)
+    if checkpoint is not None:
+        return best, checkpoint, "best"
+    log.warning(
+        "trial %s has no saved best-epoch state (trained before they were kept): "
+        "using its latest state instead",
+        best["trial_id"],
+    )
+    return best, load_checkpoint(conn, experiment_id, best["trial_id"]), "latest"
 
 
 def _history(conn: Any, experiment_id: int, trial_id: int) -> list[dict[str, Any]]:
@@ -140,7 +156,8 @@ def _history(conn: Any, experiment_id: int, trial_id: int) -> list[dict[str, Any
 
 
 def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None) -> ExportedModel:
-    """The experiment's best trial as an ``ExportedModel`` (its card without export fields).
+    """The experiment's best trial at its best epoch as an ``ExportedModel`` (its card
+    without export fields).
 
     Raises UserInputError when the experiment is unknown or no trial has both a
     validation result and a checkpoint; ``ArtifactNotFoundError`` when a checkpoint
@@ -150,7 +167,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     from automl_core.report.leaderboard import experiment_record, read_cursor
 
     exp = experiment_record(conn, experiment_name)
-    best, checkpoint = _best_with_checkpoint(conn, exp.id)
+    best, checkpoint, kind = _best_with_checkpoint(conn, exp.id)
     if checkpoint is None:
         raise UserInputError(
             f"The experiment {experiment_name!r} has no trial with a validation result and "
@@ -191,6 +208,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
         },
         "checkpoint": {
             "epoch": checkpoint.epoch,
+            "kind": kind,
             "valid_accuracy": at_checkpoint.get("valid_accuracy"),
             "valid_loss": at_checkpoint.get("valid_loss"),
             "stored_as": "bytea" if checkpoint.state is not None else checkpoint.uri,

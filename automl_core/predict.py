@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg2 import sql
 
-from automl_core.data.tables import find_table, table_columns
-from automl_core.data.validate import validate_table_name
+from automl_core.data.tables import check_replaceable, find_table, table_columns
+from automl_core.data.validate import validate_output_table, validate_table_name
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
 
@@ -88,7 +88,7 @@ def _batch_features(rows: list[tuple[Any, Any]], source: str) -> tuple[np.ndarra
 def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -> str | None:
     """Validate both tables; return the source's label type (None when it has no label)."""
     validate_table_name(source_table, what="source table name")
-    validate_table_name(out_table, what="output table name")
+    validate_output_table(out_table, option="--out-table", what="output table name")
     if source_table == out_table:
         raise UserInputError(
             f"The output table {out_table!r} is the source table: give another --out-table."
@@ -105,7 +105,10 @@ def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -
             f"The source table {source_table!r} has columns {sorted(columns)}, but needs "
             "id and features (an array), as `automl data load` writes them."
         )
-    if find_table(conn, out_table) is not None and not replace:
+    out_oid = find_table(conn, out_table)
+    if out_oid is not None:
+        check_replaceable(conn, out_oid, out_table, option="--out-table")
+    if out_oid is not None and not replace:
         raise UserInputError(
             f"The output table {out_table!r} already exists: pass --replace to overwrite it, "
             "or choose another --out-table."
@@ -130,7 +133,8 @@ def predict_table(
     ``out_table`` first (in the same transaction). Commits on success.
 
     Raises UserInputError, before anything is written, for a table name that is not a
-    plain identifier, a missing or malformed source table, an existing output table
+    plain identifier, an output table the product owns (``*_packed``, the ``automl``
+    schema), a missing or malformed source table, an existing output table
     without ``replace``, a ``batch_size`` below 1, or an unknown experiment; and, with
     nothing written, for source rows whose features do not fit the model.
     """

@@ -134,7 +134,7 @@ class _MemorySink:
         return 0, None
 
 
-def run_mop(db_url: str, info, configs: list[dict], epochs: int) -> dict:  # type: ignore[no-untyped-def]
+def run_mop(db_url: str, info, configs: list[dict], epochs: int, seeded_order: bool = True) -> dict:  # type: ignore[no-untyped-def]
     from automl_core.executors.dask_executor import DaskExecutor
     from automl_core.executors.dask_worker import DataRef
     from automl_core.mop.runner import HopperRunner, TrainingTarget
@@ -159,7 +159,7 @@ def run_mop(db_url: str, info, configs: list[dict], epochs: int) -> dict:  # typ
         sink = _MemorySink()
         targets = [TrainingTarget(i, c, 0, epochs) for i, c in enumerate(configs)]
         start = time.time()
-        HopperRunner(executor, sink, seed=0, evaluate=False).run(targets)
+        HopperRunner(executor, sink, seed=0, evaluate=False, seeded_order=seeded_order).run(targets)
         wall = time.time() - start
     finally:
         executor.close()
@@ -240,6 +240,12 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--visit-order",
+        choices=("seeded", "free"),
+        default="seeded",
+        help="the MOP run's order of partitions (automl_core.mop.scheduler)",
+    )
     args = parser.parse_args()
 
     from automl_core.cli import main as automl
@@ -284,7 +290,7 @@ def main() -> None:
         for _ in range(args.repeats):
             rounds.append(
                 (
-                    run_mop(db_url, info, configs, args.epochs),
+                    run_mop(db_url, info, configs, args.epochs, args.visit_order == "seeded"),
                     run_cluster(db_url, info, configs, args.epochs, workers=1),
                     run_cluster(db_url, info, configs, args.epochs, workers=args.partitions),
                 )
@@ -302,6 +308,7 @@ def main() -> None:
         "K": args.models,
         "P": args.partitions,
         "E": args.epochs,
+        "visit_order": args.visit_order,
         "rows": info.n_train,
         "features": args.features,
         "mop_wall_s": round(mop["wall"], 2),

@@ -43,6 +43,7 @@ EVAL_FRACTION = 0.25  # an eval visit is a forward pass only
 class Row:
     workers: int
     models: int
+    visit_order: str
     decisions: int
     completed: bool
     real_seconds: float
@@ -52,7 +53,9 @@ class Row:
     makespan_over_bound: float | None
 
 
-def run(workers: int, models: int, *, seed: int, max_decisions: int | None) -> Row:
+def run(
+    workers: int, models: int, *, seed: int, max_decisions: int | None, seeded_order: bool
+) -> Row:
     """Simulate ``models`` models on ``workers`` workers and measure it."""
     speed = np.random.default_rng(seed).lognormal(0.0, 0.5, models).tolist()
 
@@ -61,7 +64,7 @@ def run(workers: int, models: int, *, seed: int, max_decisions: int | None) -> R
         return per_visit if job.kind is JobKind.TRAIN else EVAL_FRACTION * per_visit
 
     partitions = list(range(workers))
-    scheduler = MopScheduler(partitions, seed=seed, evaluate=True)
+    scheduler = MopScheduler(partitions, seed=seed, evaluate=True, seeded_order=seeded_order)
     executor = SimulatedExecutor(partitions, cost)
     added = [ModelAdded(m, 0, EPOCHS) for m in range(models)]
     started = time.perf_counter()
@@ -72,6 +75,7 @@ def run(workers: int, models: int, *, seed: int, max_decisions: int | None) -> R
     return Row(
         workers=workers,
         models=models,
+        visit_order="seeded" if seeded_order else "free",
         decisions=result.decisions,
         completed=result.completed,
         real_seconds=real,
@@ -83,9 +87,9 @@ def run(workers: int, models: int, *, seed: int, max_decisions: int | None) -> R
 
 
 HEADER = (
-    "| workers | models | decisions | run | real s | decisions/s | scheduler µs/decision "
-    "| utilisation (simulated) | makespan/bound |\n"
-    "|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+    "| workers | models | visit order | decisions | run | real s | decisions/s "
+    "| scheduler µs/decision | utilisation (simulated) | makespan/bound |\n"
+    "|---:|---:|---|---:|---|---:|---:|---:|---:|---:|"
 )
 
 
@@ -93,7 +97,7 @@ def markdown(row: Row) -> str:
     ratio = "-" if row.makespan_over_bound is None else f"{row.makespan_over_bound:.3f}"
     run_kind = "complete" if row.completed else "stopped early"
     return (
-        f"| {row.workers:,} | {row.models:,} | {row.decisions:,} | {run_kind} "
+        f"| {row.workers:,} | {row.models:,} | {row.visit_order} | {row.decisions:,} | {run_kind} "
         f"| {row.real_seconds:.2f} | {row.decisions_per_second:,.0f} | {row.scheduler_us:.1f} "
         f"| {row.utilisation:.3f} | {ratio} |"
     )
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {' '.join([Path(sys.executable).name, *sys.argv])}; epochs={EPOCHS}, evaluate on")
     print(HEADER, flush=True)
     for workers, models, limit in plans:
-        print(markdown(run(workers, models, seed=args.seed, max_decisions=limit)), flush=True)
+        for seeded in (True, False):
+            row = run(workers, models, seed=args.seed, max_decisions=limit, seeded_order=seeded)
+            print(markdown(row), flush=True)
 
 
 if __name__ == "__main__":

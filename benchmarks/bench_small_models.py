@@ -212,12 +212,12 @@ def prepare_data(db_url: str, tmp: Path) -> None:
             raise SystemExit(f"automl {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
-def run_automl(db_url: str, name: str, tmp: Path) -> dict[str, Any]:
+def run_automl(db_url: str, name: str, tmp: Path, visit_order: str = "seeded") -> dict[str, Any]:
     """``automl run`` Hyperband in a subprocess: wall seconds and peak PSS of its tree."""
     cmd = [
         AUTOML, "run", "--data", DATASET, "--space", str(SPACE), "--method", "hyperband",
         "--R", str(R), "--eta", str(ETA), "--seed", str(SEED), "--workers", str(WORKERS),
-        "--no-progress", "--name", name,
+        "--no-progress", "--name", name, "--visit-order", visit_order,
     ]  # fmt: skip
     result: dict[str, Any] = dict(
         timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "automl_run.log")
@@ -608,6 +608,11 @@ def parse_args() -> argparse.Namespace:
         "--airflow-timeout", type=float, default=1800, help="seconds to wait for the DAG run"
     )
     parser.add_argument("--no-optuna", action="store_true", help="skip the Optuna peer")
+    parser.add_argument(
+        "--free-order",
+        action="store_true",
+        help="also run `automl run --visit-order free` (what the seeded order costs)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     # Internal: the subprocesses this script starts for the peer and for pricing.
     parser.add_argument(
@@ -638,6 +643,11 @@ def main() -> None:
         runs: dict[str, Any] = {"automl": run_automl(db_url, f"bench-small-cli-{tag}", tmp)}
         runs["automl"]["figures"] = experiment_figures(db_url, f"bench-small-cli-{tag}")
         print(f"automl run: {runs['automl']['wall']:.1f} s", flush=True)
+        if args.free_order:
+            name = f"bench-small-free-{tag}"
+            runs["automl_free"] = run_automl(db_url, name, tmp, visit_order="free")
+            runs["automl_free"]["figures"] = experiment_figures(db_url, name)
+            print(f"automl run --visit-order free: {runs['automl_free']['wall']:.1f} s", flush=True)
         if args.airflow:
             runs["airflow"] = run_airflow(
                 db_url, f"bench-small-af-{tag}", tmp, args.airflow_timeout
@@ -649,7 +659,7 @@ def main() -> None:
             print(f"optuna: {runs['optuna']['wall']:.1f} s", flush=True)
         configs = {
             c
-            for k in ("automl", "airflow")
+            for k in ("automl", "automl_free", "airflow")
             if k in runs
             for _, c, _ in runs[k]["figures"]["trained"]
         }
@@ -662,6 +672,9 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[st
     """Print the table (and the figures as JSON with --json)."""
     a = runs["automl"]
     rows = [automl_row("automl run (CLI subprocess)", a["wall"], a["figures"], prices, a)]
+    if "automl_free" in runs:
+        f = runs["automl_free"]
+        rows.append(automl_row("automl run --visit-order free", f["wall"], f["figures"], prices, f))
     if "airflow" in runs:
         af = runs["airflow"]
         rows.append(

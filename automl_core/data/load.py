@@ -21,8 +21,8 @@ from psycopg2 import sql
 
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_source_rows
 from automl_core.data.sources import SourceData
-from automl_core.data.tables import find_table, write_source_meta
-from automl_core.data.validate import validate_table_name
+from automl_core.data.tables import check_replaceable, find_table, write_source_meta
+from automl_core.data.validate import validate_output_table
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
 
@@ -52,14 +52,18 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
     """Write ``data`` into a new table ``table`` and commit.
 
     Ids are 0..n-1 in source order (train rows first). Raises UserInputError when ``table``
-    is not a plain identifier, or exists and ``replace`` is false; the database is then
+    is not a plain identifier, names a table the product owns (``*_packed``, the
+    ``automl`` schema), or exists and ``replace`` is false; the database is then
     untouched. Any failure during the write rolls the transaction back (the table, or the
     one it was replacing, is as it was) and re-raises.
     """
-    validate_table_name(table)
+    validate_output_table(table, option="--table")
     start = time.perf_counter()
     try:
-        exists = find_table(conn, table) is not None
+        oid = find_table(conn, table)
+        exists = oid is not None
+        if oid is not None:
+            check_replaceable(conn, oid, table, option="--table")
         if exists and not replace:
             raise UserInputError(
                 f"The table {table!r} already exists: pass --replace to overwrite it, or "

@@ -12,6 +12,7 @@ import csv
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -211,18 +212,15 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
     source = f"csv:{path}"
     _check_file(path, source)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: Excel and PowerShell start UTF-8 files with a byte-order mark, which
+        # plain utf-8 would glue to the first column's name.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
                 raise UserInputError(f"{source} is empty: expected a header row and data rows.")
             header = [h.strip() for h in header]
-            if label_column not in header:
-                raise UserInputError(
-                    f"{source} has no label column {label_column!r} (columns: {header}); "
-                    "pass --label-column NAME."
-                )
-            li = header.index(label_column)
+            li = _label_index(header, label_column, source)
             blocks: list[np.ndarray] = []
             labels: list[str] = []
             lines: list[int] = []
@@ -258,6 +256,34 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
     x = np.concatenate(blocks)
     check_finite(x, source=source, row_ids=np.asarray(lines), row_label="line")
     return _assemble(source, [("train", x, np.array(labels, dtype=object))])
+
+
+def _label_index(header: list[str], label_column: str, source: str) -> int:
+    """The position of ``label_column`` in ``header``; UserInputError when it is missing
+    or repeated, saying so when the file is not comma-separated at all."""
+    count = header.count(label_column)
+    if count == 1:
+        return header.index(label_column)
+    if count > 1:
+        positions = [i + 1 for i, name in enumerate(header) if name == label_column]
+        raise UserInputError(
+            f"{source} has {count} columns named {label_column!r} (columns "
+            f"{', '.join(map(str, positions))}): rename all but one, or pass "
+            "--label-column NAME for the label column."
+        )
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if delimiter in header[0]:
+                raise UserInputError(
+                    f"{source} is {name}-separated (its header is {header[0]!r}), but CSV "
+                    f"files are read comma-separated: save it with commas, e.g. "
+                    f"pandas.read_csv(path, sep={delimiter!r}).to_csv(new_path, index=False)"
+                    " (with decimal=',' if its numbers use decimal commas)."
+                )
+    raise UserInputError(
+        f"{source} has no label column {label_column!r} (columns: {header}); "
+        "pass --label-column NAME."
+    )
 
 
 def _csv_block(block: list[list[str]], lines: list[int], source: str) -> np.ndarray:
@@ -297,26 +323,38 @@ def read_npz(path: Path) -> SourceData:
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
-            missing = {"x", "y"} - keys
+            missing = [name for name in ("x", "y") if name not in keys]
             if missing:
+                arrays = " and ".join(repr(name) for name in missing)
                 raise UserInputError(
-                    f"{source} lacks array(s) {sorted(missing)} (it has {sorted(keys)}): "
-                    "save features as 'x' and labels as 'y'."
+                    f"{source}: the array{'s' if len(missing) > 1 else ''} {arrays} "
+                    f"{'are' if len(missing) > 1 else 'is'} missing (it has "
+                    f"{sorted(keys) or 'no arrays'}): save features as 'x' and labels as "
+                    "'y', e.g. numpy.savez(path, x=features, y=labels)."
                 )
             if ("x_test" in keys) != ("y_test" in keys):
                 raise UserInputError(f"{source} must have both 'x_test' and 'y_test' or neither.")
-            parts: list[tuple[str, np.ndarray, object]] = [("train", npz["x"], npz["y"])]
+            names = [("train", "x", "y")]
             if "x_test" in keys:
-                parts.append(("test", npz["x_test"], npz["y_test"]))
+                names.append(("test", "x_test", "y_test"))
+            parts: list[tuple[str, np.ndarray, object]] = [
+                (split, _npz_array(npz, x, source), _npz_array(npz, y, source))
+                for split, x, y in names
+            ]
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise UserInputError(f"{source} is not a readable .npz file ({exc}).") from None
+    return _assemble(source, parts)
+
+
+def _npz_array(npz: Any, name: str, source: str) -> np.ndarray:
+    try:
+        return np.asarray(npz[name])
     except ValueError as exc:
         # allow_pickle=False refuses object arrays: ragged or non-numeric content.
         raise UserInputError(
-            f"{source} holds an object array ({exc}): features must be a regular numeric "
-            "array (no ragged rows, no Python objects)."
+            f"{source}: the array {name!r} is an object array ({exc}): it must be a regular "
+            "numeric array (no ragged rows, no Python objects)."
         ) from None
-    return _assemble(source, parts)
 
 
 def read_cifar10(directory: Path) -> SourceData:

@@ -12,6 +12,8 @@ from typing import Any
 
 from psycopg2 import sql
 
+from automl_core.errors import UserInputError
+
 SOURCE_META_KEY = "automl_source"
 
 
@@ -27,6 +29,30 @@ def find_table(conn: Any, name: str) -> int | None:
         )
         row = cur.fetchone()
     return int(row[0]) if row else None
+
+
+#: Schemas whose tables the product or the database itself own: never a user's table.
+RESERVED_SCHEMAS = ("automl", "pg_catalog", "information_schema")
+
+
+def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
+    """Raise UserInputError if table ``oid`` (found as ``name``) lives in a schema the
+    product or the database owns (``automl``, the catalogs): a ``search_path`` that
+    includes one must not let ``--replace`` drop its tables."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT n.nspname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
+            (oid,),
+        )
+        row = cur.fetchone()
+    schema = str(row[0]) if row else ""
+    if schema in RESERVED_SCHEMAS or schema.startswith("pg_"):
+        raise UserInputError(
+            f"The value of {option} is {name!r}, but that is the table {schema}.{name}, "
+            f"which {'automl' if schema == 'automl' else 'the database'} owns and which is "
+            f"never replaced: choose another {option}."
+        )
 
 
 def table_columns(conn: Any, oid: int) -> dict[str, str]:

@@ -15,7 +15,8 @@ from automl_core.errors import UserInputError
 
 # PostgreSQL truncates identifiers at 63 bytes; an ASCII-only pattern keeps bytes == chars.
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_INT_RE = re.compile(r"[+-]?[0-9]+")
+# An integer, or an integral decimal ("2.0", "2."), as CSV files write class numbers.
+_INT_RE = re.compile(r"([+-]?[0-9]+)(?:\.0*)?")
 PACKED_SUFFIX = "_packed"
 MAX_NAME_LEN = 63
 
@@ -35,6 +36,25 @@ def validate_table_name(name: str, *, what: str = "table name") -> str:
             f"The {what} {name!r} is not a plain SQL identifier: use letters, digits and "
             "underscores, starting with a letter or underscore, at most 63 characters "
             "(no quotes, dots, semicolons or spaces)."
+        )
+    return name
+
+
+def validate_output_table(name: str, *, option: str, what: str = "table name") -> str:
+    """Return ``name`` if a user may create or replace a table of that name, else raise.
+
+    On top of :func:`validate_table_name`, names ending in ``_packed`` are refused: they
+    are the packed tables ``automl data prepare`` makes and the searches read, so a
+    user-named table (``--table``, ``--out-table``) never overwrites one, or takes the
+    name a later ``prepare`` needs. ``option`` and ``what`` name the input in messages.
+    """
+    validate_table_name(name, what=what)
+    if name.endswith(PACKED_SUFFIX):
+        dataset = name[: -len(PACKED_SUFFIX)] or "?"
+        raise UserInputError(
+            f"The value of {option} is {name!r}, but names ending in {PACKED_SUFFIX!r} are "
+            f"reserved for packed tables (this one is data set {dataset!r}'s, made by "
+            f"`automl data prepare`): choose another {option}."
         )
     return name
 
@@ -123,7 +143,7 @@ def infer_labels(values: Sequence[object] | np.ndarray, *, source: str) -> tuple
     """Classify labels as integers or text and return ``(labels, sql_type)``.
 
     Integer labels (integer or boolean dtype, integral floats, or strings that all parse
-    as base-10 integers) come back as int64 with type ``integer`` (``bigint`` when a value
+    as base-10 integers, ``"2.0"`` included, as from npz) come back as int64 with type ``integer`` (``bigint`` when a value
     does not fit 32 bits); anything else comes back as str with type ``text``. Raises
     UserInputError for missing labels (None, NaN, empty string).
     """
@@ -146,10 +166,11 @@ def infer_labels(values: Sequence[object] | np.ndarray, *, source: str) -> tuple
         if any(t == "" for t in text):
             raise UserInputError(f"{source} has empty labels: every row needs a label.")
         # A strict ASCII pattern: Python's int() would also take "1_000" or non-ASCII digits.
-        if not all(_INT_RE.fullmatch(t) for t in text):
+        matches = [_INT_RE.fullmatch(t) for t in text]
+        if not all(matches):
             return np.array(text, dtype=object), "text"
         try:
-            ints = np.array([int(t) for t in text], dtype=np.int64)
+            ints = np.array([int(m[1]) for m in matches if m], dtype=np.int64)
         except OverflowError:
             return np.array(text, dtype=object), "text"
     fits32 = ints.size == 0 or (ints.min() >= -(2**31) and ints.max() < 2**31)

@@ -175,7 +175,13 @@ def _recorded_decision(members: Sequence[repo.RungRow], *, last: bool) -> dict[s
 
 
 def _metrics_at(ctx: ExperimentContext, targets: Mapping[int, int]) -> dict[int, float]:
-    """Validation accuracy of each trial at its target epoch (NaN when it has none)."""
+    """Validation accuracy of each trial at its target epoch (NaN when it has none).
+
+    Promotion decides which trials train on, and a promoted trial continues from its
+    state at that epoch, so that state is what is ranked (Li et al., JMLR 2018; Ray Tune
+    and Optuna's successive halving do the same). The leaderboard and export rank and
+    hand over each trial's best epoch instead (docs/decisions.md).
+    """
     rows = repo.epochs(ctx.conn, ctx.experiment.id, trial_ids=list(targets))
     found = {(r.trial_id, r.epoch): r.valid_accuracy for r in rows}
     scores = {}
@@ -199,19 +205,31 @@ def propose_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
     elif request.method == "random":
         trials = plan.random_batch(request, batch)
     elif request.method == "hyperopt":
-        first = batch * request.batch_size
-        history = [
-            (f.config, f.last_valid_accuracy)
-            for f in repo.finished_trials(ctx.conn, exp_id)
-            if f.trial_id < first and f.last_valid_accuracy is not None
-        ]
-        trials = plan.hyperopt_batch(request, batch, history)
+        trials = plan.hyperopt_batch(request, batch, _hyperopt_history(ctx, batch))
     else:
         raise UserInputError(
             f"Experiment {ctx.experiment.name!r} uses Hyperband: it has brackets, not batches."
         )
     repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, batch=batch) for t, c in trials])
     return [t for t, _ in trials]
+
+
+def _hyperopt_history(ctx: ExperimentContext, batch: int) -> list[tuple[dict[str, Any], Any]]:
+    """Every trial of the batches before ``batch`` with the score TPE learns from.
+
+    The score is the trial's best validation accuracy: the model the leaderboard ranks
+    and export hands over is its best epoch. A failed trial, or one with no validation
+    result, is told as a failure (None), so TPE learns from it and never proposes it
+    again.
+    """
+    exp_id = ctx.experiment.id
+    first = batch * ctx.request.batch_size
+    best = {f.trial_id: f.best_valid_accuracy for f in repo.finished_trials(ctx.conn, exp_id)}
+    return [
+        (t.config, None if t.status == "failed" else best.get(t.trial_id))
+        for t in repo.get_trials(ctx.conn, exp_id)
+        if t.trial_id < first
+    ]
 
 
 def submit_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:

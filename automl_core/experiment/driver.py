@@ -153,7 +153,14 @@ def run_engine(
         with open_executor(
             ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
         ) as executor:
-            engine = TrainingEngine(ctx.conn, exp_id, executor, seed=ctx.request.seed, progress=bar)
+            engine = TrainingEngine(
+                ctx.conn,
+                exp_id,
+                executor,
+                seed=ctx.request.seed,
+                seeded_order=ctx.request.visit_order == "seeded",
+                progress=bar,
+            )
             driver = SearchDriver(ctx, release=engine.release)
             _loop(ctx, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar)
         repo.stop_engine(ctx.conn, exp_id)

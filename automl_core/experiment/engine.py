@@ -35,8 +35,16 @@ class TrainingEngine:
     """Trains the requests of experiment ``experiment_id`` on ``executor``'s workers."""
 
     def __init__(
-        self, conn: Any, experiment_id: int, executor: Any, *, seed: int, progress: Any = None
+        self,
+        conn: Any,
+        experiment_id: int,
+        executor: Any,
+        *,
+        seed: int,
+        seeded_order: bool = True,
+        progress: Any = None,
     ) -> None:
+        """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``)."""
         self._conn = conn
         self._experiment_id = experiment_id
         self._finished: list[repo.TrainingRequest] = []
@@ -45,6 +53,7 @@ class TrainingEngine:
             executor,
             DatabaseSink(conn, experiment_id),
             seed=seed,
+            seeded_order=seeded_order,
             progress=progress,
             on_model_done=self._on_model_done,
             on_model_failed=self._on_model_failed,

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from automl_core.experiment.request import SearchRequest
+from automl_core.search.distinct import distinct_grid, distinct_grid_size, sample_distinct
 from automl_core.search.hyperband import HyperbandSchedule, hyperband_schedule, sample_bracket
 from automl_core.space import SearchSpace
 
@@ -109,7 +110,7 @@ def _batch_sizes(request: SearchRequest, count: int) -> list[int]:
 
 
 def _grid_size(request: SearchRequest) -> int:
-    return SearchSpace.from_dict(request.space).grid_size()
+    return distinct_grid_size(SearchSpace.from_dict(request.space))
 
 
 def schedule_of(request: SearchRequest) -> HyperbandSchedule:
@@ -142,8 +143,8 @@ def batch_ids(request: SearchRequest, batch: int, total: int) -> range:
 
 def grid_batch(request: SearchRequest, batch: int) -> list[tuple[int, Config]]:
     space = SearchSpace.from_dict(request.space)
-    ids = batch_ids(request, batch, space.grid_size())
-    configs = itertools.islice(space.grid(), ids.start, ids.stop)
+    ids = batch_ids(request, batch, distinct_grid_size(space))
+    configs = itertools.islice(distinct_grid(space), ids.start, ids.stop)
     return list(zip(ids, configs, strict=True))
 
 
@@ -151,7 +152,7 @@ def random_batch(request: SearchRequest, batch: int) -> list[tuple[int, Config]]
     space = SearchSpace.from_dict(request.space)
     rng = np.random.default_rng(request.seed)
     # Draw all n in order, then slice: batch b is the same whichever batch ran first.
-    configs = [space.sample(rng) for _ in range(request.n)]
+    configs = sample_distinct(space, request.n, rng)
     ids = batch_ids(request, batch, request.n)
     return [(i, configs[i]) for i in ids]
 
@@ -160,10 +161,13 @@ def hyperopt_batch(
     request: SearchRequest, batch: int, history: Sequence[tuple[dict[str, Any], float | None]]
 ) -> list[tuple[int, Config]]:
     """Batch ``batch`` proposed by TPE from ``history`` (configs of earlier batches, metric)."""
-    from automl_core.search.hyperopt_search import HyperoptSearch
+    from automl_core.search.hyperopt_search import HyperoptSearch, startup_trials
 
     space = SearchSpace.from_dict(request.space)
-    search = HyperoptSearch.from_history(space, history, seed=request.seed + batch)
+    startup = startup_trials(request.startup_trials, request.batches * request.batch_size)
+    search = HyperoptSearch.from_history(
+        space, history, seed=request.seed + batch, n_startup_jobs=startup
+    )
     configs = search.ask_batch(request.batch_size)
     start = batch * request.batch_size
     return [(start + j, c) for j, c in enumerate(configs)]

@@ -48,7 +48,14 @@ def check_scheduler_state(sch: MopScheduler) -> None:
             if need[s].any() or free[s]:
                 fail(f"unused slot {s} still needs partitions or is free")
             continue
-        if sch._left[s] != int(need[s].sum()) or sch._left[s] == 0:
+        if sch._left[s] == 0:
+            fail(f"model {m} has no visit left in its pass but is still active")
+        if sch._follows_order(s):
+            # A seeded TRAIN pass needs exactly the next partition of its order.
+            nxt = sch._order[s][n_parts - sch._left[s]]
+            if np.flatnonzero(need[s]).tolist() != [nxt]:
+                fail(f"model {m} needs {np.flatnonzero(need[s]).tolist()}, not its next {nxt}")
+        elif sch._left[s] != int(need[s].sum()):
             fail(f"model {m} has {sch._left[s]} visits left but needs {int(need[s].sum())}")
         if not 1 <= sch._epoch[s] <= sch._target[s]:
             fail(f"model {m} is in epoch {sch._epoch[s]} of target {sch._target[s]}")

@@ -9,7 +9,7 @@ visits: a log keeps only the attempt that counted (``mop_jobs`` is keyed by the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from automl_core.mop.types import JobKind, ModelAdded
@@ -55,11 +55,15 @@ def _overlaps(rows: list[JobLogRow], what: str) -> list[str]:
     return problems
 
 
+TrainOrder = Callable[[int, int], Sequence[int]]
+
+
 def job_log_problems(
     log: Iterable[Sequence[Any]],
     models: Iterable[ModelAdded | Sequence[int]],
     partitions: Iterable[int],
     evaluate: bool,
+    train_order: TrainOrder | None = None,
 ) -> list[str]:
     """Every violation of the MOP invariants in ``log``, as sentences; empty when none.
 
@@ -67,7 +71,9 @@ def job_log_problems(
     tuples. Checked: each model visits each partition exactly once per epoch and kind
     (no visit missing, repeated or unexpected); intervals are well formed; no two visits
     of one model and no two visits on one worker overlap in time; a model's visits run in
-    order of (epoch, train before eval). Raises ValueError for a row that is not 7 fields.
+    order of (epoch, train before eval); with ``train_order(model, epoch)`` (the partition
+    ids in order, e.g. ``visit_order.train_order`` with the run's seed), every TRAIN pass
+    ran in that order. Raises ValueError for a row that is not 7 fields.
     """
     expected = _expected_epochs(models)
     part_set = set(partitions)
@@ -116,8 +122,24 @@ def job_log_problems(
             rank_before = (before.epoch, _KIND_RANK[JobKind(before.kind)])
             if (after.epoch, _KIND_RANK[JobKind(after.kind)]) < rank_before:
                 problems.append(f"model {m} out of pass order: {tuple(before)} then {tuple(after)}")
+        if train_order is not None:
+            problems += _order_problems(m, ordered, train_order)
     for worker, rows in by_worker.items():
         problems += _overlaps(rows, f"worker {worker} runs two jobs at once")
+    return problems
+
+
+def _order_problems(m: int, rows: list[JobLogRow], train_order: TrainOrder) -> list[str]:
+    """TRAIN passes of model ``m`` (``rows`` in time order) that left its seeded order."""
+    ran: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        if JobKind(row.kind) is JobKind.TRAIN:
+            ran[int(row.epoch)].append(int(row.partition))
+    problems = []
+    for epoch, visited in sorted(ran.items()):
+        expected = [int(p) for p in train_order(m, epoch)]
+        if visited != expected[: len(visited)]:
+            problems.append(f"model {m} epoch {epoch} trained on {visited}, not in {expected}")
     return problems
 
 
@@ -126,9 +148,10 @@ def check_job_log(
     models: Iterable[ModelAdded | Sequence[int]],
     partitions: Iterable[int],
     evaluate: bool,
+    train_order: TrainOrder | None = None,
 ) -> None:
     """Raise JobLogError listing the problems ``job_log_problems`` finds; None when clean."""
-    problems = job_log_problems(log, models, partitions, evaluate)
+    problems = job_log_problems(log, models, partitions, evaluate, train_order)
     if problems:
         listed = "\n  ".join(problems[:_MAX_LISTED])
         more = len(problems) - _MAX_LISTED

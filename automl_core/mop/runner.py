@@ -134,13 +134,17 @@ class HopperRunner:
         sink: ResultSink,
         *,
         seed: int = 0,
+        seeded_order: bool = True,
         evaluate: bool | None = None,
         progress: Any = None,
         max_failures: int = 3,
         on_model_done: DoneCallback | None = None,
         on_model_failed: FailedCallback | None = None,
     ) -> None:
-        """``on_model_failed(trial, error)``: a trial whose job failed more than
+        """``seeded_order``: each model visits the partitions in its own seeded order, so
+        its metrics depend on ``seed`` alone (see ``MopScheduler``).
+
+        ``on_model_failed(trial, error)``: a trial whose job failed more than
         ``max_failures`` times (not counting lost workers) leaves the run, and the others
         go on; without it, the run stops with TrainingError."""
         self._executor = executor
@@ -148,7 +152,9 @@ class HopperRunner:
         # An EVAL pass after each TRAIN pass, unless the executor evaluates at an epoch's
         # last visit (or ``evaluate=False``: no evaluation at all).
         self._evaluate = executor.evaluation_pass if evaluate is None else evaluate
-        self._scheduler = MopScheduler(executor.partitions, seed=seed, evaluate=self._evaluate)
+        self._scheduler = MopScheduler(
+            executor.partitions, seed=seed, evaluate=self._evaluate, seeded_order=seeded_order
+        )
         self._models: dict[int, _ModelRun] = {}
         self._failures: defaultdict[Job, int] = defaultdict(int)
         self._max_failures = max_failures
@@ -352,7 +358,8 @@ class HopperRunner:
                 "before it was saved; run the search again to resume from its checkpoint"
             ) from exc
         train, valid, jobs, seconds = _Sums(), _Sums(), [], 0.0
-        for v in visits:
+        # Summed in a fixed order, not the order the visits ran: float sums then repeat.
+        for v in sorted(visits, key=lambda v: (v.kind != JobKind.TRAIN.value, v.partition)):
             if v.epoch != epoch:
                 continue
             if v.kind == JobKind.TRAIN.value:

@@ -4,12 +4,20 @@ Implementation notes
 ====================
 
 What it decides. The data lives in P partitions that never move, one worker slot each.
-An epoch of a model is a TRAIN pass (the model visits every partition exactly once, in
-any order) and then, with ``evaluate=True``, an EVAL pass (every partition once more,
-after the whole train pass). A model runs on at most one partition at a time, because
-its state moves with it. This is Cerebro's randomized asynchronous schedule: there is
-no barrier between hops; whenever a partition is idle it takes, uniformly at random, one
-model that is not running anywhere and still needs that partition in its current pass.
+An epoch of a model is a TRAIN pass (the model visits every partition exactly once) and
+then, with ``evaluate=True``, an EVAL pass (every partition once more, after the whole
+train pass). A model runs on at most one partition at a time, because its state moves
+with it. This is Cerebro's randomized asynchronous schedule: there is no barrier between
+hops; whenever a partition is idle it takes, uniformly at random, one model that is not
+running anywhere and still needs that partition in its current pass.
+
+Repeatability. With ``seeded_order=True`` (the default) a TRAIN pass visits the
+partitions in the order ``visit_order.train_order(seed, model, epoch)``: the model needs
+only the next partition of its own order, so timing decides when it trains, never in
+which order, and its weights depend on the seed alone. ``seeded_order=False`` is Cerebro's
+free order: any pending partition, which can start a model sooner but makes its weights
+depend on which worker happened to be free. EVAL passes change no weights and keep the
+free order either way.
 
 Order of the decisions inside one ``handle`` call. Before every call no idle partition
 has a runnable model (the scheduler is work-conserving). An event frees at most one
@@ -39,7 +47,7 @@ for a reset. No ``ModelCompleted`` follows.
 Data structures and costs (M = model slots ever in use at once, P = partitions).
 
 * ``need`` (M x P) and its transpose ``need_t`` (P x M): numpy booleans, "model still
-  needs this partition in its current pass". Both are kept so that a row scan is
+  needs this partition in its current pass" (in a seeded TRAIN pass: "is its next one"). Both are kept so that a row scan is
   contiguous either way. Memory is 2*M*P bytes: 20 MB for 10,000 models x 1,000
   partitions, where per-partition Python sets of ids would take about a gigabyte.
 * ``free``: numpy booleans over slots, "active and not running"; ``idle``: numpy
@@ -86,6 +94,7 @@ from automl_core.mop.types import (
     ModelReset,
     RunJob,
 )
+from automl_core.mop.visit_order import train_order
 
 __all__ = ["MopScheduler", "SchedulerCounters", "SchedulerStateError"]
 
@@ -137,8 +146,19 @@ class MopScheduler:
     partition that has runnable work. See the module notes for the schedule.
     """
 
-    def __init__(self, partitions: Sequence[int], *, seed: int, evaluate: bool = True) -> None:
-        """Raises ValueError when ``partitions`` is empty or repeats an id."""
+    def __init__(
+        self,
+        partitions: Sequence[int],
+        *,
+        seed: int,
+        evaluate: bool = True,
+        seeded_order: bool = True,
+    ) -> None:
+        """Raises ValueError when ``partitions`` is empty or repeats an id.
+
+        ``seeded_order``: each TRAIN pass follows the model's seeded order of partitions
+        (see the module notes), so that a search repeats bit for bit.
+        """
         pids = [int(p) for p in partitions]
         if not pids:
             raise ValueError("The value of partitions is empty, but must list at least one id.")
@@ -147,6 +167,8 @@ class MopScheduler:
         self._pids = tuple(pids)
         self._pindex = {p: i for i, p in enumerate(pids)}
         self._evaluate = bool(evaluate)
+        self._seed = int(seed)
+        self._seeded_order = bool(seeded_order)
         self._rand = _Uniform(seed)
         self._counters = SchedulerCounters()
         n_parts = len(pids)
@@ -168,6 +190,7 @@ class MopScheduler:
         self._kind: list[JobKind] = []
         self._left: list[int] = []  # visits left in the current pass
         self._on: list[int] = []  # partition index it runs on, or -1
+        self._order: list[tuple[int, ...]] = []  # seeded TRAIN pass: partition indices
         self._need: npt.NDArray[np.bool_] = np.zeros((_INITIAL_SLOTS, n_parts), dtype=bool)
         self._need_t: npt.NDArray[np.bool_] = np.zeros((n_parts, _INITIAL_SLOTS), dtype=bool)
         self._free: npt.NDArray[np.bool_] = np.zeros(_INITIAL_SLOTS, dtype=bool)
@@ -181,6 +204,10 @@ class MopScheduler:
     @property
     def evaluate(self) -> bool:
         return self._evaluate
+
+    @property
+    def seeded_order(self) -> bool:
+        return self._seeded_order
 
     @property
     def done(self) -> bool:
@@ -294,6 +321,8 @@ class MopScheduler:
             self._left[s] -= 1
             if self._left[s] == 0:
                 alive = self._end_pass(s, out)
+            elif self._follows_order(s):
+                self._set_need(s, self._order[s][len(self._pids) - self._left[s]])
         else:
             self._counters.failures += 1  # the visit stays pending
         if alive:
@@ -358,13 +387,30 @@ class MopScheduler:
         return True
 
     def _start_pass(self, s: int, kind: JobKind) -> None:
-        """Every partition is pending again for model ``s`` (also used by a reset)."""
+        """Every partition is pending again for model ``s`` (also used by a reset); in a
+        seeded TRAIN pass only the first of its order is needed now."""
         row = self._need[s]
-        self._pending += ~row  # only partitions it did not already need gain a model
-        row[:] = True
-        self._need_t[:, s] = True
+        self._pending -= row
         self._left[s] = len(self._pids)
         self._kind[s] = kind
+        if self._follows_order(s):
+            order = train_order(self._seed, self._model[s], self._epoch[s], self._pids)
+            self._order[s] = tuple(self._pindex[p] for p in order)
+            row[:] = False
+            row[self._order[s][0]] = True
+        else:
+            row[:] = True
+        self._need_t[:, s] = row
+        self._pending += row
+
+    def _follows_order(self, s: int) -> bool:
+        return self._seeded_order and self._kind[s] is JobKind.TRAIN
+
+    def _set_need(self, s: int, i: int) -> None:
+        """Model ``s`` now needs partition ``i`` (the next of its seeded order)."""
+        self._need[s, i] = True
+        self._need_t[i, s] = True
+        self._pending[i] += 1
 
     def _set_idle(self, i: int) -> None:
         self._idle[i] = True
@@ -415,6 +461,7 @@ class MopScheduler:
             s = self._free_slots.pop()
             self._model[s], self._epoch[s], self._target[s] = m, epoch, target
             self._kind[s], self._left[s], self._on[s] = JobKind.TRAIN, 0, -1
+            self._order[s] = ()
         else:
             s = self._n_slots
             if s == self._free.shape[0]:
@@ -426,6 +473,7 @@ class MopScheduler:
             self._kind.append(JobKind.TRAIN)
             self._left.append(0)
             self._on.append(-1)
+            self._order.append(())
         self._slot[m] = s
         return s
 

@@ -4,7 +4,8 @@ Every reader takes an open psycopg2 connection and an experiment *name* and rais
 ``UserInputError`` when no experiment has that name. The leaderboard comes from the
 ``automl.leaderboard`` view (``automl_core.store.views``), so its ranking rule lives
 in one place: best validation accuracy first, ties by trial id, trials without a
-validation result last.
+validation result last. A trial's model is its state at ``best_epoch``: the epoch it is
+ranked by is the one export writes and predict scores with.
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ _TABLE = (
     ("rung", "rung", "int", True),
     ("epochs", "epochs", "int", True),
     ("best_valid_accuracy", "best_acc", "metric", True),
+    ("best_epoch", "best_epoch", "int", True),
     ("final_valid_accuracy", "final_acc", "metric", True),
     ("final_valid_loss", "final_loss", "metric", True),
     ("train_seconds", "time_s", "seconds", True),

@@ -38,6 +38,7 @@ import numpy as np
 
 from automl_core.errors import UserInputError
 from automl_core.search.base import rank
+from automl_core.search.distinct import sample_distinct
 from automl_core.space import SearchSpace
 
 
@@ -209,8 +210,20 @@ def sample_bracket(
 ) -> list[dict[str, Any]]:
     """The ``n_0`` configurations bracket ``s`` starts with, reproducible from ``(seed, s)``.
 
-    Raises ``KeyError`` when the schedule has no bracket ``s``.
+    No configuration is in two brackets or twice in one: bracket ``s`` draws from its own
+    stream (``bracket_seed``) and skips what the brackets before it in the schedule
+    (larger ``s``) drew, so the brackets can be sampled in any order, and ``skip_last``,
+    which only drops brackets at the end, changes none of them.
+
+    Raises ``KeyError`` when the schedule has no bracket ``s``, ``UserInputError`` when
+    the space has fewer distinct configurations than the brackets up to ``s`` start with.
     """
-    bracket = schedule.bracket(s)
-    rng = np.random.default_rng(bracket_seed(seed, s))
-    return [space.sample(rng) for _ in range(bracket.n)]
+    schedule.bracket(s)
+    taken: list[dict[str, Any]] = []
+    for bracket in schedule.brackets:
+        rng = np.random.default_rng(bracket_seed(seed, bracket.s))
+        configs = sample_distinct(space, bracket.n, rng, exclude=taken)
+        if bracket.s == s:
+            return configs
+        taken.extend(configs)
+    raise AssertionError("unreachable: schedule.bracket(s) found the bracket")

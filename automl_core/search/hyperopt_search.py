@@ -17,9 +17,15 @@ never trains anything and can be rebuilt from stored trials alone:
   the fake bad result pushes the next proposal elsewhere. The lies live only in the
   throw-away ``Trials`` of this call.
 - The first ``n_startup_jobs`` told trials come from random sampling, as in hyperopt;
-  lies do not count towards that threshold.
+  lies do not count towards that threshold. hyperopt's default of 20 is sized for
+  hundreds of evaluations; a search of a few batches would never leave random search,
+  so ``startup_trials`` sizes it to the budget (a third of it, 2 to 20).
+- No repeats: a proposal equal to a told trial, a pending one or an earlier proposal of
+  the batch (TPE does this in discrete spaces, whatever the liar) is drawn again with
+  the next seed, up to ``RETRIES`` times; then one distinct random configuration is
+  taken instead (``sample_distinct``), so a batch never trains a model twice.
 - Seeds: proposal ``j`` of a batch made after ``t`` told trials uses the seed
-  ``SeedSequence([seed, t, j])``, so a given seed and history always give the same batch
+  ``SeedSequence([seed, t, j])`` (retry ``a``: ``[seed, t, j, a]``), so a given seed and history always give the same batch
   (a retried Airflow task re-proposes exactly what the first attempt proposed).
 """
 
@@ -33,10 +39,40 @@ import numpy as np
 
 from automl_core.errors import UserInputError
 from automl_core.search.base import is_missing
+from automl_core.search.distinct import config_key, sample_distinct
 from automl_core.space import SearchSpace
 
 ALGOS = ("tpe", "rand")
 LIARS = ("worst", "mean", "best")
+#: hyperopt's own ``n_startup_jobs`` default: the most random start-up trials by default.
+HYPEROPT_STARTUP = 20
+#: Fewest random start-up trials by default: TPE splits the history into good and bad.
+MIN_STARTUP = 2
+#: New seeds tried when a proposal repeats a configuration, before a random one is taken.
+RETRIES = 8
+# The last word of the random fallback's seed (a retry number never reaches it).
+_FALLBACK = 2**31 - 1
+
+
+def startup_trials(given: int | None, total: int) -> int:
+    """Finished trials sampled at random before TPE starts, for a search of ``total``.
+
+    ``given`` is what the user set (None: the default, ``min(20, max(2, total // 3))``:
+    a third of the budget explores at random, at least 2 so TPE has a good and a bad
+    example, at most hyperopt's own 20). A given value must be an integer from 1 to
+    ``total``: more than the whole budget would be random search.
+
+    Raises ``UserInputError`` naming the value and the limits.
+    """
+    if given is None:
+        return min(HYPEROPT_STARTUP, max(MIN_STARTUP, total // 3))
+    if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= max(1, total):
+        raise UserInputError(
+            f"The value of startup_trials is {given!r}, but must be an integer from 1 to "
+            f"{max(1, total)} (the search's batches x batch_size); more would be random "
+            "search (use --method random)."
+        )
+    return given
 
 
 class HyperoptSearch:
@@ -122,12 +158,14 @@ class HyperoptSearch:
         """``k`` proposals from the told trials, kept apart by a constant liar.
 
         ``pending`` are configurations already running (proposed earlier, not yet told);
-        they are given the liar loss too, so the batch avoids them. Deterministic for a
-        given seed, history and ``pending``. Raises ``UserInputError`` when ``k < 1``.
+        they are given the liar loss too, so the batch avoids them. No proposal equals a
+        told trial, a pending one or another of the batch. Deterministic for a given
+        seed, history and ``pending``. Raises ``UserInputError`` when ``k < 1`` or the
+        space has fewer than ``k`` configurations that are neither told nor pending.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserInputError(f"The batch size k is {k!r}, but must be an integer >= 1.")
-        from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Trials, rand, tpe
+        from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK, Trials
 
         domain = self._hyperopt_domain()
         trials = Trials()
@@ -146,15 +184,45 @@ class HyperoptSearch:
         trials.insert_trial_docs(docs)
         trials.refresh()
 
-        use_tpe = self.algo == "tpe" and len(self._history) >= max(1, self.n_startup_jobs)
-        proposals = []
+        use_tpe = self.uses_tpe
+        taken = [config for config, _ in self._history] + list(pending)
+        seen = {config_key(c) for c in taken}
+        proposals: list[dict[str, Any]] = []
         for j in range(k):
             tid = len(docs) + j
-            seed = int(
-                np.random.SeedSequence([self.seed, len(self._history), j]).generate_state(1)[0]
-            )
+            found, doc = self._propose_new(domain, trials, tid, j, use_tpe, seen)
+            if found is None:
+                rng = np.random.default_rng([self.seed, len(self._history), j, _FALLBACK])
+                (config,) = sample_distinct(self.space, 1, rng, exclude=taken + proposals)
+                vals = self.space.hyperopt_vals(config)
+                doc = _finished_doc(trials, domain, tid, vals, liar_result, JOB_STATE_DONE)
+            else:
+                config = found
+            seen.add(config_key(config))
+            proposals.append(config)
+            doc["state"] = JOB_STATE_DONE
+            doc["result"] = dict(liar_result)
+            trials.insert_trial_docs([doc])
+            trials.refresh()
+        return proposals
+
+    @property
+    def uses_tpe(self) -> bool:
+        """Whether the next batch comes from TPE (else from random sampling)."""
+        return self.algo == "tpe" and len(self._history) >= max(1, self.n_startup_jobs)
+
+    def _propose_new(
+        self, domain: Any, trials: Any, tid: int, j: int, use_tpe: bool, seen: set[Any]
+    ) -> tuple[dict[str, Any] | None, Any]:
+        """A proposal (and its hyperopt doc) whose configuration is not in ``seen``, or
+        ``(None, None)`` when ``RETRIES`` seeds gave only repeats."""
+        from hyperopt import rand, tpe
+
+        for attempt in range(RETRIES):
+            spawn = [self.seed, len(self._history), j] + ([attempt] if attempt else [])
+            seed = int(np.random.SeedSequence(spawn).generate_state(1)[0])
             if use_tpe:
-                # n_startup_jobs=0: the threshold was checked above on real trials only,
+                # n_startup_jobs=0: the threshold was checked on real trials only,
                 # since hyperopt would also count the lies.
                 (doc,) = tpe.suggest(
                     [tid],
@@ -167,12 +235,10 @@ class HyperoptSearch:
                 )
             else:
                 (doc,) = rand.suggest([tid], domain, trials, seed)
-            proposals.append(self.space.config_from_hyperopt(doc["misc"]["vals"]))
-            doc["state"] = JOB_STATE_DONE
-            doc["result"] = dict(liar_result)
-            trials.insert_trial_docs([doc])
-            trials.refresh()
-        return proposals
+            config = self.space.config_from_hyperopt(doc["misc"]["vals"])
+            if config_key(config) not in seen:
+                return config, doc
+        return None, None
 
     def _liar_loss(self) -> float:
         losses = [-metric for _, metric in self._history if metric is not None]

@@ -1,4 +1,4 @@
-"""Random search: ``n`` configurations drawn from the space with an injected generator."""
+"""Random search: ``n`` distinct configurations drawn with an injected generator."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import numpy as np
 
 from automl_core.errors import UserInputError
 from automl_core.search.base import Searcher
+from automl_core.search.distinct import sample_distinct
 from automl_core.space import SearchSpace
 
 
 class RandomSearch(Searcher):
-    """Proposes ``n`` draws of ``space.sample(rng)``, then ``None``.
+    """Proposes ``n`` draws of ``space.sample(rng)`` that repeat no earlier one, then ``None``.
 
-    The same ``rng`` seed gives the same configurations in the same order.
-    Raises ``UserInputError`` when ``n`` is not an integer >= 1.
+    The same ``rng`` seed gives the same configurations in the same order. Raises
+    ``UserInputError`` when ``n`` is not an integer >= 1, and from ``ask`` when the space
+    has no configuration left that was not asked already (``sample_distinct``).
     """
 
     def __init__(self, space: SearchSpace, n: int, rng: np.random.Generator) -> None:
@@ -33,4 +35,4 @@ class RandomSearch(Searcher):
     def _propose(self) -> dict[str, Any] | None:
         if self.asked >= self.n:
             return None
-        return self.space.sample(self._rng)
+        return sample_distinct(self.space, 1, self._rng, exclude=self._configs)[0]

@@ -16,7 +16,9 @@ sampling (``madlib_keras_model_selection.py_in``):
 - ``linear`` -> ``uniform``; ``log`` -> ``loguniform`` (MADlib samples
   ``10**uniform(log10 low, log10 high)``, the same distribution);
   ``log_near_one`` -> ``log_near_one`` (``1 - 10**uniform(log10(1-high), log10(1-low))``).
-- A one-item list becomes a fixed value, a longer one a choice.
+- A one-item list becomes a fixed value, a longer one a choice. Repeated values
+  (``[32, 32, 64]``, or ``SGD`` and ``sgd``) and repeated optimizer options are kept
+  once, as MADlib keeps each configuration once.
 - ``optimizer_params_list`` becomes a conditional choice (group label
   ``optimizer_params_list``) whose options are merged into the configuration.
 - Optimizer names map to the engine's: SGD -> sgd, Adam -> adam, AdamW -> adamw,
@@ -34,6 +36,7 @@ import ast
 from typing import Any
 
 from automl_core.errors import UserInputError
+from automl_core.space.model import same_value
 from automl_core.space.search_space import SearchSpace
 
 #: MADlib range names -> our distribution names.
@@ -119,7 +122,17 @@ def _convert(key: str, values: object) -> tuple[str, Any]:
         )
     if name == "optimizer":
         values = [_optimizer_name(v) for v in values]
-    return name, values[0] if len(values) == 1 else list(values)
+    values = _without_repeats(values)
+    return name, values[0] if len(values) == 1 else values
+
+
+def _without_repeats(values: list[Any]) -> list[Any]:
+    """``values`` with each value kept once (``same_value``: 1 == 1.0, True != 1), in order."""
+    kept: list[Any] = []
+    for value in values:
+        if not any(same_value(value, k) for k in kept):
+            kept.append(value)
+    return kept
 
 
 def _is_range(values: list[Any]) -> bool:
@@ -161,5 +174,6 @@ def _optimizer_options(options: object) -> list[dict[str, Any]]:
                     f"Option {i} of {OPTIMIZER_PARAMS_LIST} sets {name!r} twice; keep one."
                 )
             entry[name] = spec
-        converted.append(entry)
+        if entry not in converted:  # a repeated option would repeat its configurations
+            converted.append(entry)
     return converted

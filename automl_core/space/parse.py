@@ -10,6 +10,11 @@ A spec maps parameter names to one of:
   ``quniform``, ``qloguniform``, ``randint`` or ``log_near_one`` (see ``model.Range``).
 
 Every user mistake raises ``UserInputError`` naming the parameter and the fix.
+
+Files and mappings are bounded before they are walked (``check_bounds``): at most
+``MAX_DEPTH`` levels of nesting and ``MAX_NODES`` values counted as if every YAML alias
+were written out, so a deeply nested list or a "billion laughs" document of aliases is
+refused at once instead of exhausting the stack, the memory or the clock.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ from automl_core.space.model import (
 
 _VALID = ", ".join(DISTRIBUTIONS)
 
+#: Nesting levels a space may have (each conditional choice takes two: list and mapping).
+MAX_DEPTH = 32
+#: Values (mappings, lists and scalars) a space may hold, aliases counted as written out.
+MAX_NODES = 100_000
+#: YAML aliases (``*name``) a space file may use.
+MAX_ALIASES = 1_000
+
 
 def parse_params(spec: object) -> Params:
     """The space described by ``spec``, a mapping of parameter name -> spec.
@@ -54,6 +66,7 @@ def parse_params(spec: object) -> Params:
         )
     if not spec:
         raise UserInputError("The search space is empty; add at least one parameter.")
+    check_bounds(spec, what="The search space")
     params = _parse_mapping(spec, where="")
     _check_unique_names(params, where="the top level")
     _check_unique_labels(params)
@@ -70,8 +83,10 @@ def load_spec_file(path: str | Path) -> object:
 
     YAML is read with the safe loader, with two fixes: exponent floats without a dot
     (``1e-3``) are numbers, not strings, and a key repeated in one mapping is an error
-    instead of silently keeping the last one.
-    Raises ``UserInputError`` when the file does not exist or cannot be parsed.
+    instead of silently keeping the last one. Both formats are held to ``MAX_DEPTH``,
+    ``MAX_NODES`` and (YAML) ``MAX_ALIASES``.
+    Raises ``UserInputError`` when the file does not exist, cannot be parsed or is too
+    deep or too large.
     """
     path = Path(path)
     if not path.is_file():
@@ -81,21 +96,20 @@ def load_spec_file(path: str | Path) -> object:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserInputError(f"The search-space file {str(path)!r} is not UTF-8 text.") from None
+    what = f"The search-space file {str(path)!r}"
     if suffix == ".json":
         try:
-            return json.loads(text, object_pairs_hook=_json_object)
+            value = json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
-            raise UserInputError(
-                f"The search-space file {str(path)!r} is not valid JSON: {exc}."
-            ) from None
+            raise UserInputError(f"{what} is not valid JSON: {exc}.") from None
+        except RecursionError:
+            # The C scanner recurses once per level: only a document far deeper than
+            # MAX_DEPTH gets here.
+            raise _too_deep(what) from None
+        check_bounds(value, what=what)
+        return value
     if suffix in (".yaml", ".yml"):
-        try:
-            # _SpaceLoader is a SafeLoader subclass: it builds no arbitrary Python objects.
-            return yaml.load(text, Loader=_SpaceLoader)
-        except yaml.YAMLError as exc:
-            raise UserInputError(
-                f"The search-space file {str(path)!r} is not valid YAML: {exc}"
-            ) from None
+        return load_yaml_text(text, what=what)
     raise UserInputError(
         f"The search-space file {str(path)!r} has the suffix {suffix or '(none)'!r}; "
         "use .yaml, .yml or .json."
@@ -170,7 +184,14 @@ def _parse_choice(name: str, options: list[Any], where: str) -> Choice | Conditi
 
 
 def _scalar(label: str, value: object) -> Scalar:
-    if value is None or isinstance(value, str | bool | int):
+    if value is None:
+        # The trainer reads null as "use the default": a null option would quietly
+        # repeat the default as if it were a value of its own.
+        raise UserInputError(
+            f"Parameter {label} is null, which would silently train with the default "
+            "value: give a value, or leave the parameter out to use the default."
+        )
+    if isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -178,7 +199,7 @@ def _scalar(label: str, value: object) -> Scalar:
         return value
     raise UserInputError(
         f"Parameter {label} has the value {value!r} of type {type(value).__name__}; values "
-        "must be strings, numbers, booleans or null (lists of lists are not supported)."
+        "must be strings, numbers or booleans (lists of lists are not supported)."
     )
 
 
@@ -286,6 +307,99 @@ def _node_to_spec(node: Node) -> Any:
 # --- file loading helpers -------------------------------------------------------------
 
 
+def load_yaml_text(text: str, *, what: str) -> object:
+    """The YAML document ``text`` read with the space loader (see ``load_spec_file``).
+
+    ``what`` names the document in errors (e.g. "The search-space file 'a.yaml'").
+    Raises ``UserInputError`` for invalid YAML, a repeated key, more than ``MAX_DEPTH``
+    levels, more than ``MAX_ALIASES`` aliases, a recursive alias or more than
+    ``MAX_NODES`` values once aliases are written out.
+    """
+    try:
+        # _SpaceLoader is a SafeLoader subclass: it builds no arbitrary Python objects.
+        loader = _SpaceLoader(text)
+        loader.what = what
+        try:
+            value = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{what} is not valid YAML: {_one_line(exc)}.") from None
+    check_bounds(value, what=what)
+    return value
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and where it is, without the multi-line excerpt it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f"{exc.context}, " if exc.context else ""
+        return f"{context}{exc.problem}{where}"
+    return " ".join(str(exc).split())
+
+
+def check_bounds(value: object, *, what: str) -> None:
+    """Refuse ``value`` (parsed YAML/JSON) if it nests deeper than ``MAX_DEPTH`` levels,
+    holds more than ``MAX_NODES`` values or refers to itself.
+
+    Values shared by reference (what YAML aliases make) count once per reference, as
+    every later step walks them as a tree; each is measured once here, so a document
+    that would expand to billions of values is refused in time linear in its size.
+    Raises ``UserInputError`` naming ``what``.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, depth)
+    open_ids: set[int] = set()
+    stack: list[tuple[object, bool]] = [(value, False)]
+    while stack:
+        item, children_done = stack.pop()
+        key = id(item)
+        children = _children(item)
+        if children_done:
+            open_ids.discard(key)
+            count, depth = 1, 1
+            for child in children:
+                child_count, child_depth = sizes.get(id(child), (1, 1))
+                count += child_count
+                depth = max(depth, child_depth + 1)
+            if depth > MAX_DEPTH:
+                raise _too_deep(what)
+            if count > MAX_NODES:
+                raise UserInputError(
+                    f"{what} holds more than {MAX_NODES:,} values once its aliases are "
+                    "written out: list the values to try directly, without nested aliases."
+                )
+            sizes[key] = (count, depth)
+            continue
+        if key in sizes or not children:
+            continue
+        if key in open_ids:
+            raise UserInputError(
+                f"{what} refers to itself (a YAML alias inside its own anchor): write the "
+                "values out."
+            )
+        if len(open_ids) >= MAX_DEPTH:
+            raise _too_deep(what)
+        open_ids.add(key)
+        stack.append((item, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+
+
+def _children(value: object) -> list[object]:
+    if isinstance(value, Mapping):
+        return [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return []
+
+
+def _too_deep(what: str) -> UserInputError:
+    return UserInputError(
+        f"{what} nests lists and mappings more than {MAX_DEPTH} levels deep: a space needs "
+        "a few levels (parameter, choice, option); flatten it."
+    )
+
+
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -298,7 +412,30 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 class _SpaceLoader(yaml.SafeLoader):
-    """SafeLoader that rejects repeated keys and reads ``1e-3`` as a float."""
+    """SafeLoader that rejects repeated keys, deep nesting and many aliases, and reads
+    ``1e-3`` as a float."""
+
+    what = "The YAML document"
+    _depth = 0
+    _aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # PyYAML composes by recursion: count levels before a deep document overflows
+        # the stack, and aliases before they multiply a small file into a huge tree.
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise UserInputError(
+                    f"{self.what} uses more than {MAX_ALIASES} YAML aliases (*name): write "
+                    "the values out instead."
+                )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _too_deep(self.what)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _SpaceLoader, node: yaml.MappingNode) -> dict[Any, Any]:

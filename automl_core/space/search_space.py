@@ -17,7 +17,17 @@ import numpy as np
 
 from automl_core.errors import UserInputError
 from automl_core.space import parse
-from automl_core.space.model import Choice, Conditional, Fixed, Node, Params, Range
+from automl_core.space.model import (
+    QUANTIZED_KINDS,
+    Choice,
+    Conditional,
+    Fixed,
+    Node,
+    Params,
+    Range,
+    Scalar,
+    labelled,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,27 @@ class SearchSpace:
     def names(self) -> frozenset[str]:
         """Every key a configuration of this space may contain."""
         return frozenset(parse.config_names(self.params))
+
+    def certain_values(self) -> Iterator[tuple[str, str, Scalar]]:
+        """``(label, name, value)`` for every value some trial of any search will get.
+
+        That is every fixed value, every option of a choice, and the smallest and largest
+        value of an integer or quantized range (a grid and random draws reach both). Values
+        inside a continuous range are left out: one bad end (``uniform: [0, 0.1]`` for a
+        learning rate) is almost never drawn. Labels are as in ``labelled``.
+        """
+        for label, name, node in labelled(self.params):
+            if isinstance(node, Fixed):
+                yield label, name, node.value
+            elif isinstance(node, Choice):
+                for value in node.values:
+                    yield label, name, value
+            elif isinstance(node, Range) and node.kind == "randint":
+                yield label, name, int(node.low)
+                yield label, name, int(node.high) - 1
+            elif isinstance(node, Range) and node.kind in QUANTIZED_KINDS:
+                yield label, name, node.finish(node.low)
+                yield label, name, node.finish(node.high)
 
     # --- random sampling --------------------------------------------------------------
 

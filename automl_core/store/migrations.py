@@ -203,10 +203,52 @@ def _v3_training_requests(cur: Any, dialect: Dialect) -> None:
     )
 
 
+def _v4_best_checkpoints(cur: Any, dialect: Dialect) -> None:
+    """The state of each trial at its best epoch: the model ranking and export agree on.
+
+    ``checkpoints`` keeps the latest state (training resumes from it); this table keeps
+    the state at the trial's best epoch (the leaderboard's ``best_epoch``: the first
+    epoch with the highest validation accuracy), written by ``save_checkpoint`` when the
+    epoch it saves is that epoch. Existing trials whose latest checkpoint is their best
+    epoch are copied in; the others' best state was overwritten before this version.
+    """
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                trial_id integer NOT NULL,
+                epoch integer NOT NULL CHECK (epoch >= 1),
+                state bytea,
+                uri text,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, trial_id),
+                CHECK (state IS NOT NULL OR uri IS NOT NULL)
+            ){dist}"""
+        ).format(
+            t=_t("best_checkpoints"),
+            fk=dialect.references(_t("experiments"), "id"),
+            dist=dialect.distributed_by("experiment_id"),
+        )
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {best} (experiment_id, trial_id, epoch, state, uri) "
+            "SELECT c.experiment_id, c.trial_id, c.epoch, c.state, c.uri FROM {latest} c "
+            "JOIN {summary} s ON s.experiment_id = c.experiment_id "
+            "AND s.trial_id = c.trial_id AND s.best_epoch = c.epoch"
+        ).format(
+            best=_t("best_checkpoints"),
+            latest=_t("checkpoints"),
+            summary=_t("trial_summary"),
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "leaderboard views", create_views),
     Migration(3, "training requests and engines", _v3_training_requests),
+    Migration(4, "best-epoch checkpoints", _v4_best_checkpoints),
 )
 
 

@@ -11,9 +11,11 @@ command line, the DataFrame and a hand-written query always agree.
 
 Definitions of the derived columns (the leaderboard's contract):
 - ``epochs``: the highest epoch recorded (epochs are 1-based), 0 when none;
-- ``final_*``: the metrics of that epoch (the state the checkpoint holds);
+- ``final_*``: the metrics of that epoch (the latest state, which training resumes from);
 - ``best_valid_accuracy``: the highest validation accuracy of any epoch, ``best_epoch``
-  the first epoch that reached it; ``best_valid_loss``: the lowest validation loss;
+  the first epoch that reached it: the trial's model, whose state
+  ``automl.best_checkpoints`` keeps and export and predict use; ``best_valid_loss``:
+  the lowest validation loss;
 - ``train_seconds``: the sum of the epochs' seconds (training and evaluation);
 - ``rung``: the highest rung the trial entered (NULL outside Hyperband).
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from automl_core.errors import UserInputError
 
-__all__ = ["get_bool", "get_choice", "get_float", "get_int"]
+__all__ = ["check_value", "get_bool", "get_choice", "get_float", "get_int"]
 
 
 def get_int(
@@ -133,6 +133,29 @@ def get_choice(config: Mapping[str, Any], key: str, default: str, choices: Colle
         names = ", ".join(repr(c) for c in sorted(choices))
         raise UserInputError(f"The value of {key!r} is {value!r}, but must be one of: {names}.")
     return value
+
+
+def check_value(key: str, value: Any) -> None:
+    """Read ``{key: value}`` as the trainer reads a configuration that sets only ``key``.
+
+    This is the check that needs no data: the architecture's name, the batch size and
+    the optimiser's keys. A value refused here is refused whatever the other keys hold
+    (an ``lr`` of -0.01 or ``"fast"``, a ``batch_size`` of 0, an unknown architecture or
+    optimiser), so a search space that sets it would only make failed trials. Keys read
+    by an architecture's builder need the data's shape and are checked per trial.
+
+    Raises:
+        UserInputError: as the trainer would raise for that value.
+    """
+    # Imported here: they import torch, and this module is also imported without it.
+    from automl_core.training.optimizers import optimizer_settings
+    from automl_core.training.registry import architecture_name
+    from automl_core.training.session import batch_size_of
+
+    config = {key: value}
+    architecture_name(config)  # the lookup imports the user's architecture modules
+    batch_size_of(config)
+    optimizer_settings(config)
 
 
 def _check_range(

@@ -11,8 +11,9 @@ registered the first time the registry is consulted. Users add their own with::
     def build(config, input_shape, num_classes):
         return MyNet(...)
 
-The module defining such a builder must be imported in every process that trains
-(including Dask workers) before a configuration naming it is used.
+The modules that define such builders are named in ``AUTOML_ARCHITECTURE_MODULES``; every
+lookup here imports them first (``automl_core.training.plugins``), so training, predict,
+export and every Airflow task find a user's architecture in any process.
 """
 
 from __future__ import annotations
@@ -48,11 +49,15 @@ _builtins_loaded = False
 
 
 def _ensure_builtins() -> None:
+    """Register the built-ins (once) and import the user's architecture modules."""
     # Imported lazily because architectures.py imports this module for the decorator.
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
         from automl_core.training import architectures  # noqa: F401
+    from automl_core.training.plugins import import_architecture_modules
+
+    import_architecture_modules()
 
 
 def register_architecture(name: str, *, replace: bool = False) -> Callable[[Builder], Builder]:
@@ -121,7 +126,8 @@ def get_builder(name: Any) -> Builder:
     """The builder registered under ``name``.
 
     Raises:
-        UserInputError: no architecture has that name; the message lists the names.
+        UserInputError: no architecture has that name (the message lists the names), or
+            a module ``AUTOML_ARCHITECTURE_MODULES`` names cannot be imported.
     """
     _ensure_builtins()
     with _LOCK:

@@ -126,6 +126,7 @@ def _request_args(spec: DagSpec) -> dict[str, Any]:
         "epochs": "{{ params.epochs }}" if "epochs" in spec.budget else None,
         "experiment_name": "{{ params.experiment_name or '' }}",
         "workers": spec.workers,
+        "visit_order": spec.visit_order,
     }
 
 

@@ -102,9 +102,11 @@ class _SearchRequestOperator(AutomlOperator):
         epochs: int | str | None = None,
         experiment_name: str | None = None,
         workers: int | None = None,
+        visit_order: str = "seeded",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.visit_order = visit_order
         self.dataset = dataset
         self.space = dict(space)
         self.method = method
@@ -128,6 +130,7 @@ class _SearchRequestOperator(AutomlOperator):
             name=opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
             seed=as_int(self.seed, "seed"),
             workers=self.workers,
+            visit_order=self.visit_order,
             airflow_run_id=run_id,
             **budget,
         )

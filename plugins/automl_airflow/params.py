@@ -29,7 +29,6 @@ from automl_core.errors import UserInputError
 # automl_core's experiment-name rule (letters, digits, '_.:+-'; 200 at most), written
 # with escapes inside the class so a browser can compile it too (see specs.EXPORT_PATTERN).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$"
-MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class Field:
 
 def run_fields(spec: DagSpec) -> list[Field]:
     """The form fields of a spec's DAG, in the order the form shows them."""
+    from automl_core.experiment.request import LIMITS  # the CLI's and the spec's limits
+
     fields = [
         Field(
             "table",
@@ -74,11 +75,14 @@ def run_fields(spec: DagSpec) -> list[Field]:
             spec.seed,
             {
                 "type": "integer",
-                "minimum": 0,
-                "maximum": MAX_SEED,
+                "minimum": LIMITS["seed"][0],
+                "maximum": LIMITS["seed"][1],
                 "title": "Seed",
-                "description": "Seeds sampling, the hopper's schedule and weight "
-                "initialisation: the same seed repeats the same search.",
+                "description": "Seeds sampling, weight initialisation, shuffles and each "
+                "model's order of partitions: with the same data, space and seed, every "
+                "trial's metrics, promotions and best model repeat bit for bit on CPU "
+                "workers, whatever their number or timing (on GPUs, up to the kernels' own "
+                "determinism). Only times differ.",
             },
         ),
     ]
@@ -89,8 +93,8 @@ def run_fields(spec: DagSpec) -> list[Field]:
                 spec.budget_value("epochs"),
                 {
                     "type": "integer",
-                    "minimum": 1,
-                    "maximum": 1000,
+                    "minimum": LIMITS["epochs"][0],
+                    "maximum": LIMITS["epochs"][1],
                     "title": "Epochs per trial",
                     "description": "Full passes over the training data for every configuration.",
                 },

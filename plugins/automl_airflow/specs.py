@@ -39,15 +39,6 @@ BUDGET_KEYS: dict[str, dict[str, int]] = {
     "grid": {"epochs": 5, "batch_size": 4},
     "random": {"epochs": 5, "n": 8, "batch_size": 4},
 }
-BUDGET_MINIMUM = {
-    "R": 1,
-    "eta": 2,
-    "skip_last": 0,
-    "epochs": 1,
-    "batches": 1,
-    "batch_size": 1,
-    "n": 1,
-}
 
 DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 # The same rule the run form applies to the table: a plain, unquoted SQL identifier.
@@ -90,6 +81,7 @@ TOP_LEVEL_KEYS = frozenset(
         "pool",
         "retries",
         "retry_delay_seconds",
+        "visit_order",
     }
 )
 REQUIRED_KEYS = ("dag_id", "dataset", "space", "method")
@@ -133,6 +125,7 @@ class DagSpec:
     pool: str = "automl_training"
     retries: int = 2
     retry_delay_seconds: int = 30
+    visit_order: str = "seeded"  # automl_core.experiment.request.VISIT_ORDERS
 
     def budget_value(self, key: str) -> int:
         """A budget knob of this spec's method (its default when the spec leaves it out)."""
@@ -156,6 +149,9 @@ def load_spec(path: Path, *, base_dir: Path) -> DagSpec:
 
 def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSpec:
     """Validate a spec mapping (see :func:`load_spec`)."""
+    # The limits the CLI and SearchRequest use; imported here to keep this module light.
+    from automl_core.experiment.request import LIMITS
+
     unknown = sorted(str(k) for k in raw if k not in TOP_LEVEL_KEYS)
     if unknown:
         raise SpecError(
@@ -177,7 +173,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
             raise SpecError(source, key, f"{value!r} is not valid: {hint}")
         return value
 
-    def integer(key: str, default: int, minimum: int, maximum: int = 2**31 - 1) -> int:
+    def integer(key: str, default: int, minimum: int, maximum: int) -> int:
         value = raw.get(key, default)
         if value is None:
             return default
@@ -202,12 +198,14 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
         budget=_budget(raw.get("budget"), method, source),
         description=text("description") or f"{method} search on {dataset}",
         load_if_missing=_loader(raw.get("load_if_missing"), source),
-        partitions=integer("partitions", 2, 1, 256),
-        seed=integer("seed", 0, 0),
+        partitions=integer("partitions", 2, *LIMITS["partitions"]),
+        seed=integer("seed", 0, *LIMITS["seed"]),
         schedule=_schedule(raw.get("schedule"), source),
         cluster=text("cluster", re.compile(CLUSTER_PATTERN), "use tcp://host:port"),
         clusters=_clusters(raw.get("clusters"), source),
-        workers=None if workers is None else _integer(workers, source, "workers", 1, 256),
+        workers=None
+        if workers is None
+        else _integer(workers, source, "workers", *LIMITS["workers"]),
         export_to=text("export_to", re.compile(EXPORT_PATTERN), EXPORT_HINT),
         aws_conn_id=text("aws_conn_id", NAME_RE, "an Airflow connection id"),
         report_dir=text("report_dir"),
@@ -216,7 +214,16 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
         pool=text("pool", NAME_RE, "an Airflow pool name") or "automl_training",
         retries=integer("retries", 2, 0, 10),
         retry_delay_seconds=integer("retry_delay_seconds", 30, 0, 3600),
+        visit_order=_visit_order(raw.get("visit_order", "seeded"), source),
     )
+
+
+def _visit_order(value: Any, source: Path) -> str:
+    from automl_core.experiment.request import VISIT_ORDERS
+
+    if value not in VISIT_ORDERS:
+        raise SpecError(source, "visit_order", f"is {value!r}, but must be one of {VISIT_ORDERS}")
+    return str(value)
 
 
 def _integer(value: Any, source: Path, key: str, minimum: int, maximum: int) -> int:
@@ -229,6 +236,8 @@ def _integer(value: Any, source: Path, key: str, minimum: int, maximum: int) -> 
 
 
 def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
+    from automl_core.experiment.request import LIMITS
+
     allowed = BUDGET_KEYS[method]
     if raw is None:
         raw = {}
@@ -242,7 +251,7 @@ def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
                 f"budget.{key}",
                 f"is not used by method {method}; its keys are {', '.join(allowed)}",
             )
-        budget[key] = _integer(value, source, f"budget.{key}", BUDGET_MINIMUM[key], 10_000)
+        budget[key] = _integer(value, source, f"budget.{key}", *LIMITS[key])
     return budget
 
 

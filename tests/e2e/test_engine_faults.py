@@ -2,22 +2,25 @@
 
 A search whose engine process is SIGKILLed mid-run must end, after the task's retry, with
 exactly the trials and epochs the search plan asks for, each once; clearing a training or
-promotion task afterwards must add no row and change no decision.
+promotion task afterwards must add no row and change no decision; and the same search run
+uninterrupted by ``automl run`` must measure the same metrics and promote the same trials.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
 
 import pytest
 
-from automl_core.experiment import SearchRequest, search_plan
+from automl_core.experiment import SearchRequest, run_search, search_plan
 from automl_core.mop.joblog import check_job_log
 from automl_core.store import repository as repo
 from automl_core.store.connection import connect
 from tests.e2e.airflow_server import HYPERBAND_DAG, AirflowStandalone
+from tests.search_outcome import check_seeded_order, search_outcome
 
 EXPERIMENT = "rest-engine-kill"
 TABLES = ("trials", "trial_epochs", "rungs", "checkpoints", "mop_jobs", "training_requests")
@@ -163,3 +166,16 @@ def test_a_killed_engine_is_retried_and_ends_with_the_rows_of_an_uninterrupted_r
         assert {key: repo.get_rung(conn, exp.id, *key) for key in rungs_before} == rungs_before
     finally:
         conn.close()
+
+    # The same seed repeats the same search: `automl run`'s path, uninterrupted, on this
+    # DAG's data and spec, measures every epoch exactly as the DAG whose engine was killed.
+    dag_run = search_outcome(automl_db, EXPERIMENT)
+    request = SearchRequest.from_spec(exp.dataset, exp.seed, exp.spec)
+    run_search(
+        dataclasses.replace(request, name=f"{EXPERIMENT}-cli"), progress=False, db_url=automl_db
+    )
+    cli_run = search_outcome(automl_db, f"{EXPERIMENT}-cli")
+    assert cli_run.metrics == dag_run.metrics
+    assert cli_run.rungs == dag_run.rungs
+    assert cli_run.best_trial == dag_run.best_trial
+    check_seeded_order(dag_run, [0, 1])

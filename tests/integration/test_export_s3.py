@@ -138,9 +138,13 @@ CONFIGS = {
     0: {"architecture": "mlp", "hidden": 8, "lr": 0.05, "batch_size": 16, "optimizer": "adam"},
     1: {"architecture": "mlp", "hidden": 16, "lr": 0.02, "batch_size": 8, "optimizer": "sgd"},
 }
-# Recorded validation accuracy per epoch: trial 1 is best (0.9 at epoch 2) but its
-# checkpoint is its latest state, epoch 3 (0.8), which is what must be exported.
+# Recorded validation accuracy per epoch: trial 1 is best (0.9 at epoch 2) and its last
+# epoch is worse (0.8): the model ranked first, exported and predicted with, is its
+# state at epoch 2, not its latest checkpoint (epoch 3).
 ACCURACIES = {0: [0.5, 0.7], 1: [0.6, 0.9, 0.8]}
+BEST_EPOCH = 2
+# Every state as trained, by (table, trial, epoch): what each epoch's model really is.
+TRAINED: dict[tuple[str, int, int], bytes] = {}
 
 
 def _load_toy(conn: Any, table: str, labels: str) -> None:
@@ -178,25 +182,28 @@ def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "te
                               valid_loss=1.0 - acc, valid_accuracy=acc, seconds=0.1,
                               samples=info.n_train)  # fmt: skip
             repo.save_checkpoint(conn, exp.id, trial, epoch, state=state)
+            TRAINED[table, trial, epoch] = state
         repo.set_trial_status(conn, exp.id, [trial], "completed")
     return exp.id
 
 
-def reference_predictions(conn: Any, exp_id: int, trial: int, table: str) -> list[tuple[Any, ...]]:
-    """(id, label, probability) from the checkpoint in the database, by the engine directly."""
+def reference_predictions(
+    conn: Any, trial: int, table: str, epoch: int = BEST_EPOCH
+) -> list[tuple[Any, ...]]:
+    """(id, label, probability) from the trial's state as trained at ``epoch``, by the
+    engine directly."""
     from automl_core.training.engine import predict, predict_proba
 
     info = dataset_info(conn, table)
-    checkpoint = repo.load_checkpoint(conn, exp_id, trial)
-    assert checkpoint is not None and checkpoint.state is not None
+    state = TRAINED[table, trial, epoch]
     with conn.cursor() as cur:
         cur.execute(f"SELECT id, features FROM {table} ORDER BY id")
         rows = cur.fetchall()
     conn.rollback()
     x = normalize(np.array([r[1] for r in rows]), info)
     kw = {"input_shape": info.feature_shape, "num_classes": info.num_classes}
-    index = predict(CONFIGS[trial], checkpoint.state, x, **kw)
-    proba = predict_proba(CONFIGS[trial], checkpoint.state, x, **kw).max(axis=1)
+    index = predict(CONFIGS[trial], state, x, **kw)
+    proba = predict_proba(CONFIGS[trial], state, x, **kw).max(axis=1)
     labels = [info.class_values[i] for i in index]
     return [(r[0], lab, float(p)) for r, lab, p in zip(rows, labels, proba, strict=True)]
 
@@ -231,7 +238,8 @@ def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None
 
     assert card["format"] == CARD_FORMAT and card["architecture"] == "mlp"
     assert card["config"] == CONFIGS[1] and card["trial"]["trial_id"] == 1
-    assert card["checkpoint"]["epoch"] == 3 and card["checkpoint"]["valid_accuracy"] == 0.8
+    assert card["checkpoint"]["epoch"] == BEST_EPOCH and card["checkpoint"]["kind"] == "best"
+    assert card["checkpoint"]["valid_accuracy"] == 0.9
     assert card["metrics"]["best_valid_accuracy"] == 0.9 and card["metrics"]["best_epoch"] == 2
     assert [h["valid_accuracy"] for h in card["metrics"]["history"]] == ACCURACIES[1]
     info = dataset_info(conn, "toy")
@@ -247,19 +255,23 @@ def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None
     assert lineage["package_version"] == package_version() and lineage["exported_at"]
 
     loaded = load_exported(where, s3_client=client)
-    checkpoint = repo.load_checkpoint(conn, exp_id, 1)
-    assert checkpoint is not None
-    assert loaded.state == checkpoint.state  # the bytes as stored
+    assert loaded.state == TRAINED["toy", 1, BEST_EPOCH]  # the best epoch's bytes as trained
+    latest = repo.load_checkpoint(conn, exp_id, 1)
+    assert latest is not None and latest.epoch == 3  # training would resume from here
     assert loaded.card == json.loads(json.dumps(card))
     assert card["files"]["weights_sha256"] == hashlib.sha256(loaded.state).hexdigest()
 
     n = predict_table(conn, source_table="toy", out_table="toy_scored", model=loaded)
     assert n == 90
-    assert_same_predictions(read_table(conn, "toy_scored"), reference_predictions(conn, exp_id, 1, "toy"))  # fmt: skip
+    assert_same_predictions(read_table(conn, "toy_scored"), reference_predictions(conn, 1, "toy"))
+    # The latest state predicts differently, so the comparison above can tell them apart.
+    assert [r[2] for r in reference_predictions(conn, 1, "toy", epoch=3)] != [
+        r[2] for r in reference_predictions(conn, 1, "toy")
+    ]
 
 
 def test_predict_with_experiment_name_keeps_integer_labels(conn: Any) -> None:
-    exp_id = build_trained_experiment(conn, "exp", "nums", labels="int")
+    build_trained_experiment(conn, "exp", "nums", labels="int")
     n = predict_table(conn, source_table="nums", out_table="nums_scored", model="exp",
                       batch_size=7)  # fmt: skip
     assert n == 90
@@ -272,22 +284,22 @@ def test_predict_with_experiment_name_keeps_integer_labels(conn: Any) -> None:
     conn.rollback()
     assert types == [("id", "bigint"), ("predicted", "integer"), ("probability", "real")]
     got = read_table(conn, "nums_scored")
-    assert_same_predictions(got, reference_predictions(conn, exp_id, 1, "nums"))
+    assert_same_predictions(got, reference_predictions(conn, 1, "nums"))
     assert {r[1] for r in got} <= {7, 17, 27}
 
 
 def test_cli_export_and_predict_through_s3_env(
     conn: Any, bucket: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp_id = build_trained_experiment(conn, "exp", "toy")
+    build_trained_experiment(conn, "exp", "toy")
     where = f"s3://{bucket}/cli"
     assert main(["export", "exp", "--to", where]) == 0
     out = capsys.readouterr().out
-    assert "exported trial 1" in out and "epoch 3" in out
+    assert "exported trial 1" in out and "best checkpoint, epoch 2" in out
     argv = ["predict", "--model", where, "--table", "toy", "--out-table", "scored"]
     assert main(argv) == 0
     assert "wrote 90 predictions" in capsys.readouterr().out
-    want = reference_predictions(conn, exp_id, 1, "toy")
+    want = reference_predictions(conn, 1, "toy")
     assert_same_predictions(read_table(conn, "scored"), want)
     # The table exists now: refused without --replace, replaced with it.
     assert main(argv) == 2
@@ -333,12 +345,15 @@ def test_export_reads_a_checkpoint_stored_by_reference(
     conn: Any, tmp_path: Path, s3_client: Any, bucket: str
 ) -> None:
     exp_id = build_trained_experiment(conn, "exp", "toy")
-    inline = repo.load_checkpoint(conn, exp_id, 1)
+    inline = repo.load_checkpoint(conn, exp_id, 1, best=True)
     assert inline is not None and inline.state is not None
-    # The same epoch's state, moved to S3: the row keeps only the pointer.
+    # The best epoch's state, moved to S3: the row keeps only the pointer. The latest
+    # checkpoint (epoch 3) is newer, so it stays as it was.
     s3_client.put_object(Bucket=bucket, Key="ckpt/exp/1.pt", Body=inline.state)
     uri = f"s3://{bucket}/ckpt/exp/1.pt"
-    assert repo.save_checkpoint(conn, exp_id, 1, inline.epoch, uri=uri)
+    assert not repo.save_checkpoint(conn, exp_id, 1, inline.epoch, uri=uri)
+    moved = repo.load_checkpoint(conn, exp_id, 1, best=True)
+    assert moved is not None and (moved.epoch, moved.state, moved.uri) == (2, None, uri)
     card = export_best(conn, "exp", str(tmp_path / "m"), s3_client=s3_client)
     assert card["checkpoint"]["stored_as"] == uri
     assert (tmp_path / "m" / "model.pt").read_bytes() == inline.state

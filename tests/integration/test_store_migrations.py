@@ -22,6 +22,7 @@ PRIMARY_KEYS = {
     "trial_epochs": ["experiment_id", "trial_id", "epoch"],
     "rungs": ["experiment_id", "bracket", "rung", "trial_id"],
     "checkpoints": ["experiment_id", "trial_id"],
+    "best_checkpoints": ["experiment_id", "trial_id"],
     "mop_jobs": ["experiment_id", "trial_id", "epoch", "partition", "kind"],
     "training_requests": ["experiment_id", "trial_id", "target_epoch"],
     "engines": ["experiment_id"],
@@ -88,6 +89,7 @@ def test_column_types_follow_the_contract(conn: Any) -> None:
     assert types[("experiments", "spec")] == "jsonb"
     assert types[("trials", "config")] == "jsonb"
     assert types[("checkpoints", "state")] == "bytea"
+    assert types[("best_checkpoints", "state")] == "bytea"
     assert types[("datasets", "feature_shape")] == "ARRAY"
     unique = query(
         conn,
@@ -101,6 +103,7 @@ def test_column_types_follow_the_contract(conn: Any) -> None:
              AND co.confrelid = 'automl.experiments'::regclass ORDER BY 1""",
     )
     assert [r[0] for r in cascades] == [
+        "best_checkpoints",
         "checkpoints",
         "engines",
         "mop_jobs",

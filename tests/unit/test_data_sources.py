@@ -145,7 +145,7 @@ def test_npz_text_labels_in_one_split_make_all_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arrays", "match"),
     [
-        ({"x": np.zeros((3, 2))}, r"lacks array\(s\) \['y'\]"),
+        ({"x": np.zeros((3, 2))}, r"the array 'y' is missing"),
         ({"x": np.zeros((3, 2)), "y": np.zeros(3), "x_test": np.zeros((1, 2))}, "both 'x_test'"),
         ({"x": np.zeros((3, 2)), "y": np.zeros(2)}, "3 feature rows but 2 labels"),
         ({"x": np.array([["a", "b"]]), "y": np.zeros(1)}, "not numeric"),

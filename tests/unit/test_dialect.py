@@ -129,6 +129,7 @@ EXPERIMENT_TABLES = (
     "mop_jobs",
     "training_requests",
     "engines",
+    "best_checkpoints",
 )
 
 

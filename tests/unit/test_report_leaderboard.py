@@ -74,16 +74,17 @@ def test_format_table_is_fixed_width_with_dashes_for_missing() -> None:
     text = format_table(_board(), config_width=30)
     lines = text.splitlines()
     assert lines[0].split() == [
-        "rank", "trial", "status", "bracket", "rung", "epochs", "best_acc", "final_acc",
-        "final_loss", "time_s", "config",
+        "rank", "trial", "status", "bracket", "rung", "epochs", "best_acc", "best_epoch",
+        "final_acc", "final_loss", "time_s", "config",
     ]  # fmt: skip
     assert set(lines[1].replace(" ", "")) == {"-"}
     first, second = lines[2], lines[3]
-    assert first.split()[:10] == [
-        "1", "12", "completed", "2", "1", "9", "0.9312", "0.9000", "0.3123", "12.3",
+    # best_epoch says which epoch the model (what export and predict use) is.
+    assert first.split()[:11] == [
+        "1", "12", "completed", "2", "1", "9", "0.9312", "8", "0.9000", "0.3123", "12.3",
     ]  # fmt: skip
     assert first.endswith("architecture=cnn2d batch_si...")
-    assert second.split()[:10] == ["2", "3", "failed", "-", "-", "0", "-", "-", "-", "0.0"]
+    assert second.split()[:11] == ["2", "3", "failed", "-", "-", "0", "-", "-", "-", "-", "0.0"]
     # Columns line up: each header starts where its values start (left-aligned text).
     assert lines[0].index("config") == first.index("architecture")
     assert lines[0].index("status") == first.index("completed") == second.index("failed")

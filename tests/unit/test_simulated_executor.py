@@ -111,7 +111,7 @@ def test_simulate_reports_makespan_busy_time_and_utilisation() -> None:
     # 2 partitions, evaluate off: model 0 costs 1 per visit, model 1 costs 3.
     cost = {0: 1.0, 1: 3.0}
     models = [ModelAdded(0, 0, 1), ModelAdded(1, 0, 1)]
-    sch = MopScheduler([0, 1], seed=0, evaluate=False)
+    sch = MopScheduler([0, 1], seed=0, evaluate=False, seeded_order=False)
     seen: list[Instruction] = []
     res = simulate(sch, SimulatedExecutor([0, 1], lambda j: cost[j.model_id]), models, seen.append)
     # Model 1 holds one partition 0-3 s while model 0 waits for it from 1 s; then they swap.

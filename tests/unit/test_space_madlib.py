@@ -117,3 +117,18 @@ def test_invalid_grids_are_rejected(compile_grid: str, fit_grid: str, fragment: 
 def test_converted_space_round_trips() -> None:
     space = space_from_madlib(COMPILE, FIT)
     assert SearchSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
+
+
+def test_repeated_values_and_options_are_kept_once_as_madlib_does() -> None:
+    space = space_from_madlib(
+        "{'optimizer_params_list': [{'optimizer': ['Adam'], 'lr': [0.001, 0.001]}, "
+        "{'optimizer': ['adam'], 'lr': [0.001]}], 'loss': ['ce', 'ce']}",
+        "{'batch_size': [32, 32, 64], 'epochs': [1, 1.0]}",
+    )
+    assert space.to_dict() == {
+        "optimizer_params_list": [{"optimizer": "adam", "lr": 0.001}],
+        "loss": "ce",
+        "batch_size": [32, 64],
+        "epochs": 1,
+    }
+    assert space.grid_size() == 2

@@ -71,10 +71,10 @@ def register(subparsers: Any) -> None:
 def _load(args: argparse.Namespace) -> int:
     from automl_core.data.load import load_source
     from automl_core.data.sources import read_source
-    from automl_core.data.validate import validate_table_name
+    from automl_core.data.validate import validate_output_table
     from automl_core.store.connection import connect
 
-    validate_table_name(args.table)  # before reading a possibly large file
+    validate_output_table(args.table, option="--table")  # before reading a large file
     data = read_source(args.source, label_column=args.label_column)
     conn = connect()
     try:
@@ -93,9 +93,11 @@ def _load(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from automl_core.data.prepare import prepare_dataset
+    from automl_core.experiment.request import check_option_limits
     from automl_core.store.connection import connect
     from automl_core.store.migrations import migrate
 
+    check_option_limits({"partitions": args.partitions, "seed": args.seed})
     conn = connect()
     try:
         migrate(conn)

@@ -16,8 +16,8 @@ def register(subparsers: Any) -> None:
         "leaderboard",
         help="list an experiment's trials, best first",
         description="Every trial of EXPERIMENT with its configuration, bracket, rung, epochs, "
-        "final and best validation accuracy, training time and status; best validation "
-        "accuracy first, ties by trial id.",
+        "final and best validation accuracy, the best epoch (the model export and predict "
+        "use), training time and status; best validation accuracy first, ties by trial id.",
     )
     board.add_argument("experiment", metavar="EXPERIMENT")
     board.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
     export = subparsers.add_parser(
         "export",
         help="export the best model (weights and model card)",
-        description="Write the best trial's latest checkpoint (model.pt) and model_card.json "
+        description="Write the best trial's state at its best epoch (model.pt) and "
+        "model_card.json "
         "to a folder or s3://bucket/prefix (S3 credentials and endpoint from the AWS_* "
         "environment variables).",
     )
@@ -98,7 +99,7 @@ def _export(args: argparse.Namespace) -> int:
     at_epoch = point["valid_accuracy"]
     print(
         f"exported trial {card['trial']['trial_id']} of {args.experiment} to {args.to}: "
-        f"checkpoint of epoch {point['epoch']}"
+        f"{point['kind']} checkpoint, epoch {point['epoch']}"
         + (f" (validation accuracy {at_epoch:.4f})" if at_epoch is not None else "")
         + f"; best {metrics['best_valid_accuracy']:.4f} at epoch {metrics['best_epoch']}"
     )

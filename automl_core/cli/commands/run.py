@@ -29,7 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--workers", type=int, help="local Dask workers (default: partitions)")
     where.add_argument("--cluster", help="address of an existing Dask scheduler")
     p.add_argument("--name", help="experiment name (rerun a name to resume it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds sampling, initial weights, shuffles and each model's order of partitions: "
+        "with --visit-order seeded (the default) the same seed, data and space repeat every "
+        "metric on CPU workers, however many workers and whatever their timing",
+    )
+    p.add_argument(
+        "--visit-order",
+        choices=["seeded", "free"],
+        default="seeded",
+        help="seeded: each model visits the partitions in an order drawn from the seed "
+        "(repeatable); free: any free worker takes any model (busier workers, results depend "
+        "on timing; see benchmarks/RESULTS.md for the cost)",
+    )
     p.add_argument("--export", dest="export_to", help="export the best model to DIR or s3://...")
     p.add_argument("--report", type=Path, help="write the HTML report to this folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,8 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from automl_core.experiment import SearchRequest, finalize, run_search
+    from automl_core.experiment.request import check_option_limits
     from automl_core.space import SearchSpace
 
+    check_option_limits(vars(args))  # named as typed (--R), before anything else
     if not args.space.is_file():
         raise UserInputError(f"--space {args.space}: no such file; give a YAML or JSON space file.")
     space = SearchSpace.from_file(args.space)
@@ -58,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         cluster=args.cluster,
+        visit_order=args.visit_order,
     )
     name = run_search(request, progress=not args.no_progress)
     if args.export_to or args.report:

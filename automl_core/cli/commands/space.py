@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from automl_core.errors import UserInputError
-
 
 def register(subparsers: Any) -> None:
     """Add ``space sample`` and ``space convert-madlib`` to the ``automl`` parser."""
@@ -47,13 +45,11 @@ def _sample(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from automl_core.experiment.request import check_option_limits
     from automl_core.search import GridSearch, RandomSearch
     from automl_core.space import SearchSpace
 
-    if args.n is not None and args.n < 1:
-        raise UserInputError(f"The value of --n is {args.n}, but must be >= 1.")
-    if args.seed < 0:
-        raise UserInputError(f"The value of --seed is {args.seed}, but must be >= 0.")
+    check_option_limits({"n": args.n, "seed": args.seed})
     space = SearchSpace.from_file(args.space_file)
     if args.method == "grid":
         grid = GridSearch(space)

@@ -1,4 +1,12 @@
-"""Reads and writes of the ``trial_epochs`` and ``checkpoints`` tables."""
+"""Reads and writes of the ``trial_epochs``, ``checkpoints`` and ``best_checkpoints`` tables.
+
+A trial has two saved states: its latest (``checkpoints``), which training resumes from,
+and its state at its best epoch (``best_checkpoints``), which is "the model": the one the
+leaderboard ranks by, export writes and predict scores with (Keras' save-best-only,
+Ray Tune's checkpoint score). Older states are not kept. The best epoch is the first
+epoch with the highest validation accuracy, as the ``automl.leaderboard`` view's
+``best_epoch`` defines it.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ class EpochRow:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The latest saved state of a trial: inline ``state`` bytes and/or an artifact ``uri``."""
+    """A saved state of a trial (its latest, or its best epoch's): inline ``state`` bytes
+    and/or an artifact ``uri``."""
 
     epoch: int
     state: bytes | None
@@ -123,10 +132,14 @@ def save_checkpoint(
     state: bytes | None = None,
     uri: str | None = None,
 ) -> bool:
-    """Keep this as the trial's checkpoint unless a newer epoch is already saved.
+    """Keep this as the trial's checkpoint unless a newer epoch is already saved; keep it
+    as the trial's best-epoch state too when ``epoch`` is the trial's best epoch.
 
-    Returns whether it was written: an older epoch never overwrites a newer one (a late,
-    retried task cannot roll a model back); the same epoch overwrites.
+    Returns whether the latest checkpoint was written: an older epoch never overwrites a
+    newer one (a late, retried task cannot roll a model back); the same epoch
+    overwrites. The best-epoch state is written, in the same transaction, when the
+    epoch's recorded validation accuracy is the trial's highest (its first epoch with
+    it), so record the epoch's metrics (``record_epoch``) first.
 
     Raises:
         ValueError: neither ``state`` nor ``uri`` is given, or ``epoch`` is below 1.
@@ -147,7 +160,20 @@ def save_checkpoint(
             ).format(t=_t("checkpoints")),
             (experiment_id, trial_id, epoch, blob, uri),
         )
-        return bool(cur.rowcount)
+        written = bool(cur.rowcount)
+        # The same ordering as the leaderboard view's best_epoch (views.py).
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {best} (experiment_id, trial_id, epoch, state, uri) "
+                "SELECT %s, %s, %s, %s, %s WHERE %s = ("
+                "  SELECT epoch FROM {epochs} WHERE experiment_id = %s AND trial_id = %s "
+                "  AND valid_accuracy IS NOT NULL ORDER BY valid_accuracy DESC, epoch LIMIT 1"
+                ") ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+                "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now()"
+            ).format(best=_t("best_checkpoints"), epochs=_t("trial_epochs")),
+            (experiment_id, trial_id, epoch, blob, uri, epoch, experiment_id, trial_id),
+        )
+        return written
 
 
 def checkpoint_epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int]) -> dict[int, int]:
@@ -163,13 +189,15 @@ def checkpoint_epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int]) -
         return {int(t): int(e) for t, e in cur.fetchall()}
 
 
-def load_checkpoint(conn: Any, experiment_id: int, trial_id: int) -> Checkpoint | None:
-    """The trial's latest checkpoint, or None when it has none."""
+def load_checkpoint(
+    conn: Any, experiment_id: int, trial_id: int, *, best: bool = False
+) -> Checkpoint | None:
+    """The trial's latest checkpoint (``best``: its best epoch's state), or None."""
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
                 "SELECT epoch, state, uri FROM {} WHERE experiment_id = %s AND trial_id = %s"
-            ).format(_t("checkpoints")),
+            ).format(_t("best_checkpoints" if best else "checkpoints")),
             (experiment_id, trial_id),
         )
         row = cur.fetchone()
