@@ -486,10 +486,24 @@ class DaskExecutor:
                 log.info("partition %d moves to worker %s", p, w)
                 self._owner[p] = w
 
+    def _await_a_worker(self) -> set[str]:
+        """Every worker is gone (e.g. two lost in a row on a 2-worker cluster): wait for a
+        nanny's restart or a new worker, up to ``WORKERS_TIMEOUT_S``, then raise."""
+        log.warning(
+            "no live Dask worker; waiting up to %.0f s for one to (re)join", WORKERS_TIMEOUT_S
+        )
+        try:
+            self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"the Dask cluster has had no live worker for {WORKERS_TIMEOUT_S:.0f} s"
+            ) from exc
+        return set(self._live_workers())
+
     def _poll_workers(self) -> list[JobResult]:
         """Failed results for the work lost with workers that left; reassigns partitions."""
         self._last_poll = time.monotonic()
-        live = set(self._live_workers())
+        live = set(self._live_workers()) or self._await_a_worker()
         used = set(self._owner.values()) | {f.worker for f in self._inflight.values()}
         dead = {w for w in used | {h.worker for h in self._latest.values()} if w not in live}
         if dead:

@@ -8,12 +8,14 @@ in seconds with exactly the job log and epoch rows of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import psutil
 import psycopg2
 import pytest
 
@@ -33,6 +35,12 @@ EXPECTED_EPOCHS = sorted(
 )
 # in the first epoch | right after an epoch of a promoted trial ends | right after a rung ends
 KILL_POINTS = ["first-epoch", "epoch-end", "rung-end"]
+# After the k-th of the run's 28 job results, through to its last epoch (job-25 and 27);
+# "job-k+m": a second worker dies after the m-th result, the first one's replacement or
+# the other.
+JOB_KILL_POINTS = [f"job-{k}" for k in (2, 5, 8, 11, 14, 17, 20, 23, 25, 27)] + [
+    "job-3+6", "job-9+12", "job-15+19", "job-21+24",
+]  # fmt: skip
 
 
 class _Sink(DatabaseSink):
@@ -48,27 +56,50 @@ class _Sink(DatabaseSink):
 
 
 class _Killer:
-    """Kills one worker process, once; remembers which and when."""
+    """Kills worker processes (SIGKILL; each nanny starts a fresh worker that rejoins)."""
 
     def __init__(self, executor: DaskExecutor) -> None:
-        # Asked while every worker is alive and idle, so the call returns at once.
-        self._pids: dict[str, int] = executor.client.run(os.getpid)
         self.killed: list[str] = []
         self.at = 0.0
 
-    def kill(self, worker: str | None) -> None:
-        if self.killed or worker is None:
+    def kill(self, worker: str | None, *, limit: int = 1) -> None:
+        if len(self.killed) >= limit or worker is None:
             return
         self.killed.append(worker)
         self.at = time.monotonic()
-        os.kill(self._pids[worker], signal.SIGKILL)  # its nanny starts a fresh worker
+        os.kill(_worker_pid(worker), signal.SIGKILL)
+
+
+def _worker_pid(address: str) -> int:
+    """The pid of the local worker at ``address`` (its process title names the address)."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            # setproctitle's title, padded with empty arguments.
+            if " ".join(child.cmdline()).strip() == f"dask worker [{address}]":
+                return child.pid
+    raise AssertionError(f"no local process runs the worker {address}")
 
 
 def _arm(when: str, executor: DaskExecutor, sink: _Sink, killer: _Killer) -> Callable:
     """Set the kill up at ``when``; returns the on_model_done callback (the promotion)."""
     rung0_done: list[int] = []
 
-    if when == "first-epoch":
+    if when.startswith("job-"):
+        # After the k-th job result (and the m-th: a second worker loss), kill the worker
+        # that holds partition k % 2; its job in flight, if any, dies with it.
+        thresholds = [int(k) for k in when.removeprefix("job-").split("+")]
+        wait, seen = executor.wait, [0]
+
+        def wait_then_kill_at(timeout: float | None = None) -> list:
+            results = wait(timeout)
+            seen[0] += len(results)
+            due = [k for k in thresholds if k <= seen[0]]
+            if len(due) > len(killer.killed):
+                killer.kill(executor.owner(due[-1] % 2), limit=len(due))
+            return results
+
+        executor.wait = wait_then_kill_at  # type: ignore[method-assign]
+    elif when == "first-epoch":
         wait = executor.wait
 
         def wait_then_kill(timeout: float | None = None) -> list:
@@ -163,4 +194,29 @@ def test_losing_a_worker_mid_run_reruns_its_work_elsewhere(
     assert len(run["rows"]) == len(EXPECTED_EPOCHS) * 2 * 2  # epochs x partitions x 2 passes
     # A lost worker costs time, never a result: the metrics are those of a run without loss.
     assert run["metrics"] == uninterrupted["metrics"]
+    assert run["elapsed"] < 60, f"the run took {run['elapsed']:.1f} s after losing {run['killed']}"
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("when", JOB_KILL_POINTS)
+def test_a_worker_killed_at_any_point_costs_at_most_its_epochs_in_flight(
+    digits_url: str, when: str, uninterrupted: dict[str, Any]
+) -> None:
+    run = _run(digits_url, f"worker-loss-{when}", when)
+    summary = run["summary"]
+    assert len(run["killed"]) == when.count("+") + 1, f"kills at {when}: {run['killed']}"
+    assert sorted(summary.completed) == sorted(RUNG0 + PROMOTED)
+    check_job_log(
+        run["rows"],
+        models=EXPECTED_MODELS,
+        partitions=[0, 1],
+        evaluate=True,
+        train_order=lambda m, e: train_order(0, m, e, [0, 1]),
+    )
+    assert run["metrics"] == uninterrupted["metrics"]
+    # Each loss redoes at most the epochs whose latest state lived on the dead worker
+    # (one per trial, at most the 3 trials of the run).
+    redone = summary.epochs_trained - len(EXPECTED_EPOCHS)
+    assert 0 <= redone <= 3 * len(run["killed"]), redone
     assert run["elapsed"] < 60, f"the run took {run['elapsed']:.1f} s after losing {run['killed']}"
