@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,7 +139,6 @@ def predict_table(
     without ``replace``, a ``batch_size`` below 1, or an unknown experiment; and, with
     nothing written, for source rows whose features do not fit the model.
     """
-    from automl_core.data.reader import normalize
     from automl_core.export import ExportedModel, best_model
 
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -147,9 +147,6 @@ def predict_table(
     conn.rollback()  # end the catalog reads' transaction before the long one
     if not isinstance(model, ExportedModel):
         model = best_model(conn, model, s3_client=s3_client)
-    from automl_core.training.engine import predict_proba  # torch: only once there is work
-
-    info = model.dataset_info()
     classes = model.class_values
     out = sql.Identifier(out_table)
     total = 0
@@ -165,28 +162,55 @@ def predict_table(
                 )
             )
             copy_sql = sql.SQL("COPY {} (id, predicted, probability) FROM STDIN").format(out)
-            with conn.cursor(name=_CURSOR_NAME) as source:
-                source.itersize = batch_size
-                source.execute(
-                    sql.SQL("SELECT id, features FROM {}").format(sql.Identifier(source_table))
-                )
-                while rows := source.fetchmany(batch_size):
-                    ids, raw = _batch_features(rows, repr(source_table))
-                    x = normalize(raw, info)
-                    proba = predict_proba(
-                        model.config,
-                        model.state,
-                        x,
-                        input_shape=model.feature_shape,
-                        num_classes=model.num_classes,
-                    )
-                    index = proba.argmax(axis=1)
-                    labels = [classes[i] for i in index.tolist()]
-                    cur.copy_expert(copy_sql, copy_rows(ids, labels, proba.max(axis=1)))
-                    total += len(rows)
+            for ids, proba, _ in scored_batches(conn, source_table, model, batch_size):
+                index = proba.argmax(axis=1)
+                labels = [classes[i] for i in index.tolist()]
+                cur.copy_expert(copy_sql, copy_rows(ids, labels, proba.max(axis=1)))
+                total += len(ids)
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     log.info("wrote %d predictions from %s to %s", total, source_table, out_table)
     return total
+
+
+def scored_batches(
+    conn: Any,
+    source_table: str,
+    model: ExportedModel,
+    batch_size: int,
+    *,
+    labels: bool = False,
+    split: str | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[Any] | None]]:
+    """Stream ``source_table`` through ``model``: per batch of at most ``batch_size`` rows,
+    ``(ids [n], probabilities [n, classes], labels or None)``.
+
+    Features are normalised as the model's training data was; ``labels`` also reads the
+    ``label`` column, as loaded; ``split`` keeps only the rows of that split (``train``,
+    ``test``). The table name must already be validated (it is quoted as an identifier).
+    Raises UserInputError for rows whose features do not fit.
+    """
+    from automl_core.data.reader import normalize
+    from automl_core.training.engine import predict_proba  # torch: only once there is work
+
+    info = model.dataset_info()
+    columns = "id, features, label" if labels else "id, features"
+    with conn.cursor(name=_CURSOR_NAME) as source:
+        source.itersize = batch_size
+        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(columns), sql.Identifier(source_table))
+        if split is None:
+            source.execute(query)
+        else:
+            source.execute(query + sql.SQL(" WHERE split = %s"), (split,))
+        while rows := source.fetchmany(batch_size):
+            ids, raw = _batch_features([(r[0], r[1]) for r in rows], repr(source_table))
+            proba = predict_proba(
+                model.config,
+                model.state,
+                normalize(raw, info),
+                input_shape=model.feature_shape,
+                num_classes=model.num_classes,
+            )
+            yield ids, proba, ([r[2] for r in rows] if labels else None)

@@ -54,12 +54,17 @@ def open_experiment(name: str, db_url: str | None) -> Iterator[ExperimentContext
 
 
 def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> dict[str, Any]:
-    """Create (or find, if identical) the experiment; validates everything first."""
+    """Create (or find, if identical) the experiment; validates everything first.
+
+    A ``parent_experiment`` must exist (``UserInputError`` listing the experiments).
+    """
     request.validate()
     from automl_core.data.reader import dataset_info
 
     with _connection(db_url) as (conn, _):
         info = dataset_info(conn, request.dataset)
+        if request.parent_experiment is not None:
+            repo.get_experiment(conn, request.parent_experiment)
         experiment = repo.create_experiment(
             conn,
             name=request.experiment_name(),
@@ -68,6 +73,7 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
             spec=request.spec(),
             seed=request.seed,
             airflow_run_id=request.airflow_run_id,
+            parent_experiment=request.parent_experiment,
         )
     return {
         "name": experiment.name,
@@ -220,16 +226,25 @@ def _hyperopt_history(ctx: ExperimentContext, batch: int) -> list[tuple[dict[str
     The score is the trial's best validation accuracy: the model the leaderboard ranks
     and export hands over is its best epoch. A failed trial, or one with no validation
     result, is told as a failure (None), so TPE learns from it and never proposes it
-    again.
+    again. A second round (``parent_experiment`` set) first tells the parent's trials
+    that lie in its narrowed space (``narrowing.parent_history``), so its first batch
+    comes from TPE once they are as many as the random start-up.
     """
     exp_id = ctx.experiment.id
     first = batch * ctx.request.batch_size
     best = {f.trial_id: f.best_valid_accuracy for f in repo.finished_trials(ctx.conn, exp_id)}
-    return [
+    history = [
         (t.config, None if t.status == "failed" else best.get(t.trial_id))
         for t in repo.get_trials(ctx.conn, exp_id)
         if t.trial_id < first
     ]
+    parent = ctx.experiment.parent_experiment
+    if parent is None:
+        return history
+    from automl_core.experiment.narrowing import parent_history
+    from automl_core.space import SearchSpace
+
+    return parent_history(ctx.conn, parent, SearchSpace.from_dict(ctx.request.space)) + history
 
 
 def submit_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:

@@ -12,12 +12,26 @@ it) changes nothing the driver did, and gets the same answer.
 
 Hyperband's brackets therefore run concurrently on one pool of workers: while one
 bracket waits for its promotion (milliseconds here), the others keep every worker busy.
+
+Faults. The engine talks to the database through one ``RetryingConnection``: a server
+that goes away is waited for (``AUTOML_DB_RETRY_S``, 60 s) and every call is repeated
+on the new connection, which is safe because every write is keyed or guarded by state;
+after a reconnect the engine re-reads the queue and the plan, since an answer may have
+been lost with the old connection. Past the window it raises ``DatabaseLostError``,
+naming the experiment. A ``StopRequest`` (a signal, or Airflow's ``on_kill``) or a
+KeyboardInterrupt ends the loop between steps: the jobs in flight are abandoned with
+the workers, the queue and the trials are put back for the rerun, the experiment is
+marked ``interrupted`` and ``EngineInterrupted`` says how many epochs are saved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -28,8 +42,14 @@ from automl_core.experiment.engine import TrainingEngine
 from automl_core.experiment.finalize import finalize
 from automl_core.experiment.plan import PlanGroup, search_plan
 from automl_core.experiment.request import SearchRequest
+from automl_core.experiment.stopping import (
+    EngineInterrupted,
+    StopRequest,
+    new_processes_ignore_sigint,
+)
 from automl_core.experiment.training import open_executor, progress_bar
 from automl_core.store import repository as repo
+from automl_core.store.connection import DatabaseLostError, RetryingConnection
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +66,14 @@ class SearchDriver:
     """Takes the next step of each group of the plan once the database says it is due."""
 
     def __init__(
-        self, ctx: api.ExperimentContext, release: Callable[[list[int]], None] | None = None
+        self,
+        ctx: api.ExperimentContext,
+        release: Callable[[list[int]], None] | None = None,
+        db: RetryingConnection | None = None,
     ) -> None:
+        """``db``: the connection to retry the steps on (default: ``ctx.conn``, no retry)."""
         self._ctx = ctx
+        self._db = db or RetryingConnection(None, ctx.conn)
         self._plan = search_plan(ctx.request)
         self._release = release or (lambda ids: None)
         self._complete: set[str] = set()
@@ -71,7 +96,8 @@ class SearchDriver:
             group = todo.pop(0)
             if group.group_id in self._complete or not self._ready(group):
                 continue
-            done = self._advance_bracket(group) if group.promotes else self._advance_batch(group)
+            # Every step is idempotent: after a lost connection the group is advanced again.
+            done = self._db.run(functools.partial(self._advance_group, group=group))
             if done:
                 self._complete.add(group.group_id)
                 log.info("%s complete", group.group_id.replace("_", " "))
@@ -81,9 +107,15 @@ class SearchDriver:
         after = group.after
         return after is None or f"{group.kind}_{after}" in self._complete
 
-    def _advance_bracket(self, group: PlanGroup) -> bool:
+    def _advance_group(self, conn: Any, *, group: PlanGroup) -> bool:
+        ctx = dataclasses.replace(self._ctx, conn=conn)
+        return (
+            self._advance_bracket(ctx, group) if group.promotes else self._advance_batch(ctx, group)
+        )
+
+    def _advance_bracket(self, ctx: api.ExperimentContext, group: PlanGroup) -> bool:
         """Submit or promote the bracket's current rung; True when the bracket is done."""
-        ctx, s = self._ctx, group.index
+        s = group.index
         for step in group.rungs:
             members = repo.get_rung(ctx.conn, ctx.experiment.id, s, step.rung)
             if step.rung > 0 and not members:
@@ -98,9 +130,9 @@ class SearchDriver:
             self._release([m.trial_id for m in members] if last else decision["stopped"])
         return True
 
-    def _advance_batch(self, group: PlanGroup) -> bool:
+    def _advance_batch(self, ctx: api.ExperimentContext, group: PlanGroup) -> bool:
         """Propose and submit the batch; True once all its trials are trained."""
-        ctx, b = self._ctx, group.index
+        b = group.index
         api.propose_batch_in(ctx, b)
         ids = api.submit_batch_in(ctx, b)
         if api.unfinished_trials(ctx, batch=b):
@@ -129,42 +161,36 @@ def run_engine(
     db_url: str | None = None,
     progress: bool = False,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
+    stop: StopRequest | None = None,
 ) -> dict[str, Any]:
     """Train the whole search ``name`` on one pool of workers; resumes after a crash.
 
     Returns a summary (epochs trained, jobs, engine starts). Raises EngineStalledError
     when nothing can train for ``idle_timeout_s`` seconds although the search is not
-    complete, and TrainingError when a job keeps failing.
+    complete; TrainingError when a job keeps failing; EngineInterrupted when ``stop`` is
+    requested (or a KeyboardInterrupt arrives) before the search is complete; and
+    DatabaseLostError when the database stays away longer than ``AUTOML_DB_RETRY_S``.
     """
-    from automl_core.data.reader import dataset_info
-
+    stop = stop or StopRequest()
     with api.open_experiment(name, db_url) as ctx:
+        db = RetryingConnection(ctx.url, ctx.conn)
         exp_id = ctx.experiment.id
-        starts = repo.start_engine(ctx.conn, exp_id, host=socket.gethostname(), pid=os.getpid())
-        requeued = repo.requeue_running(ctx.conn, exp_id)
-        log.info(
-            "engine of %s started (start %d%s)",
-            name,
-            starts,
-            f"; {requeued} requests back in the queue" if requeued else "",
-        )
-        info = dataset_info(ctx.conn, ctx.experiment.dataset)
-        bar = progress_bar(progress)
-        with open_executor(
-            ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
-        ) as executor:
-            engine = TrainingEngine(
-                ctx.conn,
-                exp_id,
-                executor,
-                seed=ctx.request.seed,
-                seeded_order=ctx.request.visit_order == "seeded",
-                progress=bar,
-            )
-            driver = SearchDriver(ctx, release=engine.release)
-            _loop(ctx, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar)
-        repo.stop_engine(ctx.conn, exp_id)
-        summary = engine.summary
+        try:
+            try:
+                summary, starts = _train(ctx, db, workers, cluster, progress, idle_timeout_s, stop)
+            except KeyboardInterrupt:
+                stop.request(signal.SIGINT)
+                summary = None
+            if summary is None:
+                # The workers are closed (the jobs in flight abandoned); put the rest back.
+                epochs = db.run(lambda c: repo.interrupt_engine(c, exp_id))
+                raise EngineInterrupted(name, stop.signum or signal.SIGINT, epochs) from None
+            db.run(lambda c: repo.stop_engine(c, exp_id))
+        except DatabaseLostError as exc:
+            exc.experiment = name
+            raise
+        finally:
+            db.close()
     return {
         "epochs_trained": summary.epochs_trained,
         "jobs": summary.jobs,
@@ -173,19 +199,94 @@ def run_engine(
     }
 
 
+def _train(
+    ctx: api.ExperimentContext,
+    db: RetryingConnection,
+    workers: int | None,
+    cluster: str | None,
+    progress: bool,
+    idle_timeout_s: float,
+    stop: StopRequest,
+) -> tuple[Any, int]:
+    """Start the engine and train until the plan is complete: (runner summary, starts).
+
+    The summary is None when ``stop`` ended the training first.
+    """
+    from automl_core.data.reader import dataset_info
+
+    exp_id, name = ctx.experiment.id, ctx.experiment.name
+    host, pid = socket.gethostname(), os.getpid()
+    starts = db.run(lambda c: repo.start_engine(c, exp_id, host=host, pid=pid))
+    db.run(lambda c: repo.resume_experiment(c, exp_id))
+    requeued = db.run(lambda c: repo.requeue_running(c, exp_id))
+    log.info(
+        "engine of %s started (start %d%s)",
+        name,
+        starts,
+        f"; {requeued} requests back in the queue" if requeued else "",
+    )
+    for other, lease in db.run(repo.stale_experiments):
+        log.warning(
+            "experiment %r is stale: it is marked running but its engine (pid %d on %s) "
+            "is gone; to resume it, %s",
+            other.name,
+            lease.pid,
+            lease.host,
+            repo.resume_hint(other),
+        )
+    info = db.run(lambda c: dataset_info(c, ctx.experiment.dataset))
+    if stop.requested:  # before the workers start: nothing to abandon
+        return None, starts
+    bar = progress_bar(progress)
+    with contextlib.ExitStack() as stack:
+        with new_processes_ignore_sigint():
+            executor = stack.enter_context(
+                open_executor(
+                    ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
+                )
+            )
+        engine = TrainingEngine(
+            db,
+            exp_id,
+            executor,
+            seed=ctx.request.seed,
+            seeded_order=ctx.request.visit_order == "seeded",
+            progress=bar,
+        )
+        driver = SearchDriver(ctx, release=engine.release, db=db)
+        complete = _loop(ctx, db, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar, stop=stop)
+    return (engine.summary if complete else None), starts
+
+
 def _loop(
     ctx: api.ExperimentContext,
+    db: RetryingConnection,
     engine: TrainingEngine,
     driver: SearchDriver,
     *,
     idle_timeout_s: float,
     bar: Any,
-) -> None:
-    def go() -> None:
+    stop: StopRequest,
+) -> bool:
+    """Claim, step and advance until the plan is complete (True) or ``stop`` (False)."""
+    exp_id = ctx.experiment.id
+
+    def go() -> bool:
         driver.advance()
         last_beat = idle_since = last_claim = time.monotonic()
         claim_due = True
+        reconnects = db.reconnects
         while not driver.complete:
+            if stop.requested:
+                return False
+            if db.reconnects != reconnects:
+                # An answer may have been lost with the old connection: a claim (its
+                # requests are running but not here) or a finish (its group never
+                # advanced). Requeue and advance everything: both are idempotent.
+                reconnects = db.reconnects
+                db.run(lambda c: repo.requeue_running(c, exp_id))
+                driver.advance()
+                claim_due = True
             # The queue is read when the driver may have added to it (it advanced), and
             # every POLL_S for requests from other processes: not after every job.
             started = engine.claim() if claim_due else 0
@@ -205,21 +306,31 @@ def _loop(
                     "training_requests table for failed requests, then rerun."
                 )
             if now - last_beat >= HEARTBEAT_S:
-                repo.engine_heartbeat(ctx.conn, ctx.experiment.id)
+                db.run(lambda c: repo.engine_heartbeat(c, exp_id))
                 last_beat = now
+        return True
 
     if bar is None:
-        go()
-        return
+        return go()
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     # Per-epoch log lines print above the bar instead of through it.
     with bar, logging_redirect_tqdm():
-        go()
+        return go()
 
 
-def run_search(request: SearchRequest, *, progress: bool = True, db_url: str | None = None) -> str:
-    """Run the search end to end (resuming one of the same name) and finalise it."""
+def run_search(
+    request: SearchRequest,
+    *,
+    progress: bool = True,
+    db_url: str | None = None,
+    stop: StopRequest | None = None,
+) -> str:
+    """Run the search end to end (resuming one of the same name) and finalise it.
+
+    Raises EngineInterrupted (``stop`` was requested) and DatabaseLostError as
+    ``run_engine`` does; the experiment is then left for a rerun to resume.
+    """
     name = api.create_experiment(request, db_url=db_url)["name"]
     run_engine(
         name,
@@ -227,6 +338,7 @@ def run_search(request: SearchRequest, *, progress: bool = True, db_url: str | N
         cluster=request.cluster,
         db_url=db_url,
         progress=progress,
+        stop=stop,
     )
     finalize(name, db_url=db_url)
     return name

@@ -16,6 +16,8 @@ the rung before (a promoted trial does not travel through the database); otherwi
 its checkpoint; otherwise fresh. After a crash, a new engine puts every *running* request
 back in the queue (``requeue_running``) and each trial resumes from its checkpoint, so at
 most the epochs in flight are trained again, with keyed upserts overwriting their rows.
+Every database call goes through ``RetryingConnection.run``, so a server restart is
+waited out and the call repeated: each is guarded by the states it may start from.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import time
 from typing import Any
 
-from automl_core.experiment.sink import DatabaseSink
+from automl_core.experiment.sink import DatabaseSink, retrying
 from automl_core.mop.runner import HopperRunner, TrainingTarget
 from automl_core.store import repository as repo
 
@@ -44,14 +46,18 @@ class TrainingEngine:
         seeded_order: bool = True,
         progress: Any = None,
     ) -> None:
-        """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``)."""
-        self._conn = conn
+        """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``).
+
+        ``conn``: a connection or a ``RetryingConnection`` (every write here is guarded
+        by the states it may start from, so a retried one changes nothing twice).
+        """
+        self._db = retrying(conn)
         self._experiment_id = experiment_id
         self._finished: list[repo.TrainingRequest] = []
         self._deferred: list[repo.TrainingRequest] = []  # its trial is still training
         self._runner = HopperRunner(
             executor,
-            DatabaseSink(conn, experiment_id),
+            DatabaseSink(self._db, experiment_id),
             seed=seed,
             seeded_order=seeded_order,
             progress=progress,
@@ -70,7 +76,8 @@ class TrainingEngine:
 
     def claim(self) -> int:
         """Take every queued request and start training it; returns how many started."""
-        taken = repo.claim_requests(self._conn, self._experiment_id) + self._deferred
+        exp_id = self._experiment_id
+        taken = self._db.run(lambda c: repo.claim_requests(c, exp_id)) + self._deferred
         self._deferred = []
         if not taken:
             return 0
@@ -85,24 +92,19 @@ class TrainingEngine:
         if not first:
             return 0
         ids = sorted(first)
-        configs = {
-            t.trial_id: t.config
-            for t in repo.get_trials(self._conn, self._experiment_id, trial_ids=ids)
-        }
-        done_epochs = repo.checkpoint_epochs(self._conn, self._experiment_id, ids)
+        trials = self._db.run(lambda c: repo.get_trials(c, exp_id, trial_ids=ids))
+        configs = {t.trial_id: t.config for t in trials}
+        done_epochs = self._db.run(lambda c: repo.checkpoint_epochs(c, exp_id, ids))
         targets = []
         for trial_id in ids:
             request, start = first[trial_id], done_epochs.get(trial_id, 0)
             if start >= request.target_epoch:
-                self._finished += repo.finish_requests(
-                    self._conn, self._experiment_id, trial_id, start
-                )
+                self._finish(trial_id, start)
                 continue
             targets.append(TrainingTarget(trial_id, configs[trial_id], start, request.target_epoch))
         if targets:
-            repo.set_trial_status(
-                self._conn, self._experiment_id, [t.trial_id for t in targets], "running"
-            )
+            running = [t.trial_id for t in targets]
+            self._db.run(lambda c: repo.set_trial_status(c, exp_id, running, "running"))
             self._runner.add(targets)
         return len(targets)
 
@@ -125,9 +127,14 @@ class TrainingEngine:
 
     def _on_model_failed(self, trial_id: int, error: str) -> None:
         """A trial that cannot train fails with its error; the search goes on without it."""
-        self._finished += repo.fail_requests(self._conn, self._experiment_id, [trial_id], error)
-        repo.set_trial_status(self._conn, self._experiment_id, [trial_id], "failed", error=error)
+        exp_id = self._experiment_id
+        self._finished += self._db.run(lambda c: repo.fail_requests(c, exp_id, [trial_id], error))
+        self._db.run(lambda c: repo.set_trial_status(c, exp_id, [trial_id], "failed", error=error))
 
     def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
-        self._finished += repo.finish_requests(self._conn, self._experiment_id, trial_id, epoch)
+        self._finish(trial_id, epoch)
         return []
+
+    def _finish(self, trial_id: int, epoch: int) -> None:
+        exp_id = self._experiment_id
+        self._finished += self._db.run(lambda c: repo.finish_requests(c, exp_id, trial_id, epoch))

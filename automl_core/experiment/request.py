@@ -33,6 +33,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "batch_size": (1, 10_000),
     "workers": (1, 256),
     "partitions": (1, 256),
+    "top": (1, 10_000),  # trials a space is narrowed to (automl_core.space.narrow)
 }
 
 
@@ -84,6 +85,9 @@ class SearchRequest:
     # automl_core.search.hyperopt_search.startup_trials).
     startup_trials: int | None = None
     visit_order: str = "seeded"
+    # The experiment whose best trials this search's space was narrowed to
+    # (automl_core.experiment.narrowing); Hyperopt also learns from its trials.
+    parent_experiment: str | None = None
 
     def validate(self) -> None:
         """Raise UserInputError naming the first bad field.
@@ -106,6 +110,11 @@ class SearchRequest:
             raise UserInputError(
                 f"The value of name is {self.name!r}, but must be 1-200 letters, digits or "
                 "'_.:+-', starting with a letter or digit."
+            )
+        if self.parent_experiment is not None and not NAME_PATTERN.match(self.parent_experiment):
+            raise UserInputError(
+                f"The value of parent_experiment is {self.parent_experiment!r}, but must be "
+                "the name of an experiment (1-200 letters, digits or '_.:+-')."
             )
         if not isinstance(self.space, Mapping) or not self.space:
             raise UserInputError("The search space is empty: give a space file with parameters.")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from automl_core.errors import UserInputError
 from automl_core.report import leaderboard as lb
 from automl_core.report import plots
+from automl_core.store import repository as repo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +77,16 @@ def _summary_rows(
         rows.append(("wall time", _esc(_duration((finished - created).total_seconds()))))
     if exp.airflow_run_id:
         rows.append(("Airflow run", _esc(exp.airflow_run_id)))
+    if exp.parent_experiment:
+        rows.append(
+            (
+                "narrowed from",
+                _esc(
+                    f"{exp.parent_experiment}: this search's space is that experiment's, "
+                    "narrowed to its best trials"
+                ),
+            )
+        )
     counts = board["status"].value_counts().sort_index()
     by_status = ", ".join(f"{n} {s}" for s, n in counts.items())
     rows.append(("trials", _esc(f"{len(board)} ({by_status})" if len(board) else "0")))
@@ -246,11 +257,33 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
             "No sub-epoch job has finished yet.",
         ),
     ]
-    page = _page(exp, board, usage, figures)
+    page = _page(exp, board, usage, figures, repo.evaluations(conn, exp.id))
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     log.info("wrote the report of %s to %s", experiment_name, index)
     return index
+
+
+def _evaluations_section(rows: Sequence[repo.EvaluationRow]) -> str:
+    """Held-out results (``automl evaluate``), each with its confusion matrix."""
+    if not rows:
+        return (
+            "<p>None yet: <code>automl evaluate EXPERIMENT --table TABLE</code> scores a "
+            "labelled table the search never saw.</p>"
+        )
+    parts = []
+    for r in rows:
+        head = "".join(f"<th>{_esc(v)}</th>" for v in r.class_values)
+        body = "".join(
+            f"<tr><th>{_esc(v)}</th>{''.join(f'<td>{c}</td>' for c in counts)}</tr>"
+            for v, counts in zip(r.class_values, r.confusion, strict=True)
+        )
+        parts.append(
+            f"<h3>{_esc(r.table_name)}</h3><p>{r.rows} rows; trial {r.trial_id} at epoch "
+            f"{r.epoch}: accuracy <b>{r.accuracy:.4f}</b>, loss {r.loss:.4f}.</p>"
+            f"<table class='confusion'><tr><th>true \\ predicted</th>{head}</tr>{body}</table>"
+        )
+    return "".join(parts)
 
 
 def _page(
@@ -258,6 +291,7 @@ def _page(
     board: pd.DataFrame,
     usage: plots.Utilisation | None,
     figures: Sequence[str],
+    evaluations: Sequence[repo.EvaluationRow] = (),
 ) -> str:
     from automl_core.export import package_version
 
@@ -279,6 +313,8 @@ def _page(
 <h2>Leaderboard</h2>
 <p>Best validation accuracy first; ties by trial id; trials without a result last.</p>
 {_leaderboard_table(board)}
+<h2>Held-out evaluation</h2>
+{_evaluations_section(evaluations)}
 <h2>Search specification</h2>
 <details><summary>spec</summary><pre>{_esc(spec)}</pre></details>
 <p class="note">Generated {generated} by automl {_esc(package_version())}.</p>

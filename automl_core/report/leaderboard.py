@@ -11,6 +11,7 @@ ranked by is the one export writes and predict scores with.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from automl_core.store.repository import Experiment
+
+log = logging.getLogger(__name__)
 
 #: Columns of ``leaderboard()``, in order.
 LEADERBOARD_COLUMNS = (
@@ -115,6 +118,7 @@ def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) ->
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UserInputError(f"The limit is {limit!r}, but must be a whole number of at least 1.")
     exp = experiment_record(conn, experiment_name)
+    _warn_if_unfinished(conn, exp)
     query = (
         f"SELECT {', '.join(LEADERBOARD_COLUMNS)} FROM automl.leaderboard "
         "WHERE experiment_id = %s ORDER BY rank"
@@ -129,6 +133,27 @@ def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) ->
     for col in _FLOAT_COLUMNS:
         df[col] = df[col].astype("float64")
     return df
+
+
+def _warn_if_unfinished(conn: Any, exp: Experiment) -> None:
+    """Say when the experiment stopped before its end (its trials are not all trained)."""
+    from automl_core.store import repository as repo
+
+    if exp.status == "interrupted":
+        log.warning(
+            "experiment %r was interrupted; to resume it, %s", exp.name, repo.resume_hint(exp)
+        )
+        return
+    lease = repo.stale_lease(conn, exp)
+    if lease is not None:
+        log.warning(
+            "experiment %r is stale: marked running, but its engine (pid %d on %s) is gone; "
+            "to resume it, %s",
+            exp.name,
+            lease.pid,
+            lease.host,
+            repo.resume_hint(exp),
+        )
 
 
 def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:

@@ -2,19 +2,27 @@
 
 ``AUTOML_DB_URL`` names the database when it is set; otherwise the project's embedded
 PostgreSQL server (``automl_core.store.embedded``) is started on first use and shared by
-every process that uses the same project home.
+every process that uses the same project home. ``RetryingConnection`` is the connection
+of a long-running process (the training engine): it rides out a restart of the server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
 
 from automl_core.errors import UserInputError
 from automl_core.store.config import DB_URL_ENV, configured_db_url, project_home
+
+log = logging.getLogger(__name__)
 
 # Applied only when the URL does not set them: a dead host should fail in seconds, not
 # hang a training task, and the sessions should be recognisable in pg_stat_activity.
@@ -90,15 +98,20 @@ def connect(url: str | None = None) -> psycopg2.extensions.connection:
             f"See the server log at {log_path(project_home())}, or set {DB_URL_ENV} "
             f"to use another server."
         )
-    params = _parse(url, source)
-    extra: dict[str, Any] = {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params}
     try:
-        return psycopg2.connect(url, **extra)
+        return _open(url, source)
     except psycopg2.OperationalError as exc:
         reason = describe(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
         raise UserInputError(
             f"cannot connect to the database {describe(url)} (from {source}): {reason}. {hint}"
         ) from None
+
+
+def _open(url: str, source: str) -> psycopg2.extensions.connection:
+    """``psycopg2.connect`` with ``_CONNECT_DEFAULTS``; its OperationalError passes through."""
+    params = _parse(url, source)
+    extra: dict[str, Any] = {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params}
+    return psycopg2.connect(url, **extra)
 
 
 def _parse(url: str, source: str) -> dict[str, str]:
@@ -112,3 +125,129 @@ def _parse(url: str, source: str) -> dict[str, str]:
             f"the database URL {describe(url)} (from {source}) is malformed: {reason}. "
             f"Write it as {example} or as key=value pairs (host=... dbname=...)."
         ) from None
+
+
+# --- a connection that outlives a restart of the server ------------------------------------
+
+RETRY_ENV = "AUTOML_DB_RETRY_S"
+DEFAULT_RETRY_S = 60.0
+_T = TypeVar("_T")
+# What a server that went away looks like: the connection broke mid-statement
+# (OperationalError, AdminShutdown included) or was already closed (InterfaceError).
+_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class DatabaseLostError(RuntimeError):
+    """The database stayed unreachable for the whole retry window.
+
+    ``experiment`` is the experiment whose work it stopped, when one is known.
+    """
+
+    def __init__(self, message: str, experiment: str | None = None) -> None:
+        super().__init__(message)
+        self.experiment = experiment
+
+
+def retry_window_s() -> float:
+    """Seconds a long run waits for a lost database: ``AUTOML_DB_RETRY_S``, default 60.
+
+    Raises UserInputError when the variable is not a number from 0 to 3600.
+    """
+    text = os.environ.get(RETRY_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETRY_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise UserInputError(
+            f"{RETRY_ENV} is {text!r}, but must be a number of seconds from 0 to 3600 "
+            f"(unset it for {DEFAULT_RETRY_S:.0f})."
+        )
+    return value
+
+
+class RetryingConnection:
+    """One connection for a long-running process, reopened when the server goes away.
+
+    ``run(fn)`` calls ``fn(connection)``; when the connection is lost (the server was
+    restarted, stopped or killed) it reconnects to ``url`` with exponential backoff and
+    calls ``fn`` again, for up to ``retry_s`` seconds from the loss, then raises
+    ``DatabaseLostError``. So ``fn`` must be safe to repeat: one transaction of keyed
+    upserts or guarded state changes, as every repository function is. ``reconnects``
+    counts the recoveries, so a caller can re-read state whose acknowledgement was lost.
+    Without ``url`` it never reconnects (a connection a caller opened and owns).
+    """
+
+    def __init__(self, url: str | None, conn: Any = None, *, retry_s: float | None = None) -> None:
+        self._url = url
+        self._conn = conn if conn is not None else connect(url)
+        self._retry_s = retry_window_s() if retry_s is None else retry_s
+        self.reconnects = 0
+
+    @property
+    def conn(self) -> Any:
+        return self._conn
+
+    def run(self, fn: Callable[[Any], _T]) -> _T:
+        try:
+            return fn(self._conn)
+        except _LOST as exc:
+            if self._url is None:
+                raise
+            # A rollback on the dead connection raises "connection already closed" over
+            # the error that says why; report that one.
+            lost = exc.__context__ if isinstance(exc.__context__, _LOST) else exc
+        return self._recover(fn, lost)
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg2.Error):
+            self._conn.close()
+
+    def _recover(self, fn: Callable[[Any], _T], lost: BaseException) -> _T:
+        from tenacity import (
+            RetryError,
+            Retrying,
+            retry_if_exception_type,
+            stop_before_delay,
+            wait_exponential,
+        )
+
+        log.warning(
+            "lost the database connection (%s); retrying for up to %.0f s",
+            _first_line(lost),
+            self._retry_s,
+        )
+        started = time.monotonic()
+        retrying = Retrying(
+            # Never sleeps past the window: the run ends at most retry_s after the loss.
+            stop=stop_before_delay(self._retry_s),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            retry=retry_if_exception_type(_LOST),
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._reopen()
+                    result = fn(self._conn)
+        except RetryError as exc:
+            last = exc.last_attempt.exception() or lost
+            raise DatabaseLostError(
+                f"the database {describe(str(self._url))} was unreachable for "
+                f"{time.monotonic() - started:.0f} s ({RETRY_ENV}={self._retry_s:g}); "
+                f"last error: {_first_line(last)}"
+            ) from None
+        self.reconnects += 1
+        log.warning("reconnected to the database after %.1f s", time.monotonic() - started)
+        return result
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(psycopg2.Error):
+            self._conn.close()
+        self._conn = _open(str(self._url), "the database URL given")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return describe(text.splitlines()[0]) if text else type(exc).__name__

@@ -244,11 +244,76 @@ def _v4_best_checkpoints(cur: Any, dialect: Dialect) -> None:
     )
 
 
+def _v5_experiment_interrupted(cur: Any, dialect: Dialect) -> None:
+    """Experiments may be ``interrupted``: stopped by a signal, resumed by a rerun.
+
+    The status check of version 1 is replaced (by its name, PostgreSQL's default one)
+    with one that also allows the new status.
+    """
+    experiments = _t("experiments")
+    cur.execute(
+        sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS experiments_status_check").format(
+            experiments
+        )
+    )
+    cur.execute(
+        sql.SQL(
+            "ALTER TABLE {} ADD CONSTRAINT experiments_status_check "
+            "CHECK (status IN ('running', 'completed', 'failed', 'interrupted'))"
+        ).format(experiments)
+    )
+
+
+def _v6_experiment_lineage(cur: Any, dialect: Dialect) -> None:
+    """``experiments.parent_experiment``: the name of the experiment whose best trials a
+    search's space was narrowed to (``automl run --narrow-from``); NULL for the others.
+
+    A name, not an id: it is what a user types and reads, and names are unique and
+    never change. No foreign key (Greenplum declares none).
+    """
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS parent_experiment text").format(
+            _t("experiments")
+        )
+    )
+
+
+def _v7_evaluations(cur: Any, dialect: Dialect) -> None:
+    """``evaluations``: an experiment's model scored on a labelled table
+    (``automl evaluate``), the latest result per table: which trial and epoch, the rows,
+    held-out accuracy, mean cross-entropy and the confusion matrix (rows: true class,
+    columns: predicted, in ``class_values`` order)."""
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE {t} (
+                experiment_id bigint NOT NULL{fk},
+                table_name text NOT NULL,
+                trial_id integer NOT NULL,
+                epoch integer NOT NULL,
+                rows bigint NOT NULL CHECK (rows > 0),
+                accuracy double precision NOT NULL,
+                loss double precision NOT NULL,
+                class_values jsonb NOT NULL,
+                confusion jsonb NOT NULL,
+                evaluated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (experiment_id, table_name)
+            ){dist}"""
+        ).format(
+            t=_t("evaluations"),
+            fk=dialect.references(_t("experiments"), "id"),
+            dist=dialect.distributed_by("experiment_id"),
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "leaderboard views", create_views),
     Migration(3, "training requests and engines", _v3_training_requests),
     Migration(4, "best-epoch checkpoints", _v4_best_checkpoints),
+    Migration(5, "experiment status interrupted", _v5_experiment_interrupted),
+    Migration(6, "experiment lineage", _v6_experiment_lineage),
+    Migration(7, "held-out evaluations", _v7_evaluations),
 )
 
 

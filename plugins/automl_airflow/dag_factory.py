@@ -127,6 +127,9 @@ def _request_args(spec: DagSpec) -> dict[str, Any]:
         "experiment_name": "{{ params.experiment_name or '' }}",
         "workers": spec.workers,
         "visit_order": spec.visit_order,
+        # A grid's batches follow its space's size, so a grid DAG has no narrowing fields.
+        "narrow_from": "{{ params.narrow_from or '' }}" if spec.method != "grid" else None,
+        "narrow_top": "{{ params.narrow_top }}" if spec.method != "grid" else None,
     }
 
 

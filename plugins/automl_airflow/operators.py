@@ -87,9 +87,21 @@ class PrepareDataOperator(AutomlOperator):
 
 
 class _SearchRequestOperator(AutomlOperator):
-    """Base of the operators that build the run's ``SearchRequest``."""
+    """Base of the operators that build the run's ``SearchRequest``.
 
-    template_fields: Sequence[str] = ("dataset", "seed", "epochs", "experiment_name")
+    :param narrow_from: an experiment whose space, narrowed to its ``narrow_top`` best
+        trials, this run searches instead of ``space`` (empty: ``space``); a name, read
+        from the database, never a path.
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset",
+        "seed",
+        "epochs",
+        "experiment_name",
+        "narrow_from",
+        "narrow_top",
+    )
 
     def __init__(
         self,
@@ -103,10 +115,14 @@ class _SearchRequestOperator(AutomlOperator):
         experiment_name: str | None = None,
         workers: int | None = None,
         visit_order: str = "seeded",
+        narrow_from: str | None = None,
+        narrow_top: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.visit_order = visit_order
+        self.narrow_from = narrow_from
+        self.narrow_top = narrow_top
         self.dataset = dataset
         self.space = dict(space)
         self.method = method
@@ -123,7 +139,7 @@ class _SearchRequestOperator(AutomlOperator):
         if opt_str(self.epochs) is not None:
             budget["epochs"] = as_int(self.epochs, "epochs")
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        return SearchRequest(
+        request = SearchRequest(
             dataset=str(self.dataset),
             space=self.space,
             method=self.method,
@@ -134,6 +150,18 @@ class _SearchRequestOperator(AutomlOperator):
             airflow_run_id=run_id,
             **budget,
         )
+        parent = opt_str(self.narrow_from)
+        if parent is None:
+            return request
+        from automl_core.experiment.narrowing import narrow_request
+        from automl_core.space.narrow import DEFAULT_TOP
+
+        top = opt_str(self.narrow_top)
+        top_k = DEFAULT_TOP if top is None else as_int(top, "narrow_top")
+        request, narrowed = narrow_request(request, parent, top=top_k, db_url=self.db_url)
+        if narrowed is not None:
+            self.log.info("%s\n%s", narrowed.summary(), "\n".join(map(str, narrowed.changes)))
+        return request
 
 
 class ValidateConfOperator(_SearchRequestOperator):
@@ -234,18 +262,34 @@ class TrainingEngineOperator(_ExperimentStepOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from automl_airflow.clusters import allowed_clusters, resolve_cluster
         from automl_core.experiment import run_engine
+        from automl_core.experiment.stopping import StopRequest
 
         address = resolve_cluster(
             opt_str(self.cluster), allowed_clusters(self.clusters), self.default_cluster
         )
+        self._stop = StopRequest()
         result = run_engine(
             str(self.experiment),
             workers=self.workers,
             cluster=address,
             db_url=self.db_url,
+            stop=self._stop,
         )
         self.log.info("Search trained: %s", result)
         return xcom_summary(result)
+
+    def on_kill(self) -> None:
+        """The task is told to stop (SIGTERM): the engine stops cleanly within a second.
+
+        Airflow calls this from its signal handler in the task's process while
+        ``execute`` runs; the engine abandons its jobs, marks the experiment
+        ``interrupted`` and raises EngineInterrupted; a retry or a clear resumes it.
+        """
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            import signal
+
+            stop.request(signal.SIGTERM)
 
 
 class _AwaitTrainingOperator(_ExperimentStepOperator):

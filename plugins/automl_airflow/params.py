@@ -139,7 +139,46 @@ def run_fields(spec: DagSpec) -> list[Field]:
             },
         ),
     ]
+    if spec.method != "grid":  # a grid's batches follow its space's size: the DAG's shape
+        fields += narrow_fields()
     return fields
+
+
+def narrow_fields() -> list[Field]:
+    """The second-round fields: an experiment to narrow the space from, and how many of
+    its best trials (``automl run --narrow-from EXPERIMENT --top K``)."""
+    from automl_core.experiment.request import LIMITS
+    from automl_core.space.narrow import DEFAULT_TOP
+
+    return [
+        Field(
+            "narrow_from",
+            None,
+            {
+                "type": ["null", "string"],
+                # "" like null: search the spec's space (the form says empty means that).
+                "pattern": f"^$|{NAME_PATTERN}",
+                "title": "Narrow from experiment",
+                "description": "Optional: the name of a finished experiment. This run "
+                "searches that experiment's space narrowed to its best trials (each choice "
+                "keeps the values they used, each range shrinks around them) instead of the "
+                "spec's space, records it as its parent, and Hyperopt starts from its "
+                "results. Empty: the spec's space.",
+            },
+        ),
+        Field(
+            "narrow_top",
+            DEFAULT_TOP,
+            {
+                "type": "integer",
+                "minimum": LIMITS["top"][0],
+                "maximum": LIMITS["top"][1],
+                "title": "Narrow to the top",
+                "description": "With 'Narrow from experiment': how many of its best trials "
+                "(by validation accuracy) the space is narrowed to.",
+            },
+        ),
+    ]
 
 
 def build_params(spec: DagSpec) -> dict[str, Any]:

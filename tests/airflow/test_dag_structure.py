@@ -138,6 +138,8 @@ def test_hyperband_params_leave_out_the_shape_knobs() -> None:
         "experiment_name",
         "export_to",
         "cluster",
+        "narrow_from",
+        "narrow_top",
     }
 
 
@@ -196,6 +198,8 @@ def test_airflow_accepts_a_good_conf(monkeypatch: pytest.MonkeyPatch) -> None:
         "export_to": "s3://models/digits/best",
         "cluster": "gpu",
         "load_if_missing": None,
+        "narrow_from": "nightly-2023.12.31",
+        "narrow_top": 3,
     }
     values = serialized(example("hyperopt_digits.yaml")).params.deep_merge(conf).validate()
     assert values == conf

@@ -26,6 +26,7 @@ PRIMARY_KEYS = {
     "mop_jobs": ["experiment_id", "trial_id", "epoch", "partition", "kind"],
     "training_requests": ["experiment_id", "trial_id", "target_epoch"],
     "engines": ["experiment_id"],
+    "evaluations": ["experiment_id", "table_name"],
 }
 
 
@@ -106,6 +107,7 @@ def test_column_types_follow_the_contract(conn: Any) -> None:
         "best_checkpoints",
         "checkpoints",
         "engines",
+        "evaluations",
         "mop_jobs",
         "rungs",
         "training_requests",

@@ -130,6 +130,7 @@ EXPERIMENT_TABLES = (
     "training_requests",
     "engines",
     "best_checkpoints",
+    "evaluations",
 )
 
 

@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
         "init", help="create or upgrade the automl schema (safe to repeat)"
     ).set_defaults(handler=init)
     actions.add_parser(
-        "status", help="show the database in use and its schema version"
+        "status",
+        help="show the database in use, its schema version, and stale or interrupted experiments",
     ).set_defaults(handler=status)
     actions.add_parser(
         "stop", help="stop the embedded server (nothing to do when AUTOML_DB_URL is set)"
@@ -72,6 +73,8 @@ def status(args: argparse.Namespace) -> int:
     try:
         dialect = Dialect.detect(conn)
         version = current_version(conn)
+        # Experiments are read only from a schema this automl knows (their columns).
+        unfinished = _unfinished(conn) if version == LATEST_VERSION else []
     finally:
         conn.close()
     print(f"database: {_where(url)}")
@@ -86,7 +89,31 @@ def status(args: argparse.Namespace) -> int:
     else:
         schema = f"version {version} (up to date)"
     print(f"schema:   {schema}")
+    for line in unfinished:
+        print(line)
     return 0
+
+
+def _unfinished(conn: Any) -> list[str]:
+    """A line for each experiment that stopped before its end, with how to resume it.
+
+    ``stale``: marked running, but its engine's process is gone (killed, or it lost the
+    database); ``interrupted``: stopped by a signal. Neither has anything running.
+    """
+    from automl_core.store import repository as repo
+
+    lines = [
+        f"stale:    experiment {exp.name!r} is marked running but its engine (pid {lease.pid} "
+        f"on {lease.host}, last heartbeat {lease.heartbeat_age_s:.0f} s ago) is gone; to "
+        f"resume it, {repo.resume_hint(exp)}"
+        for exp, lease in repo.stale_experiments(conn)
+    ]
+    lines += [
+        f"interrupted: experiment {exp.name!r} was stopped; to resume it, {repo.resume_hint(exp)}"
+        for exp in repo.list_experiments(conn)
+        if exp.status == "interrupted"
+    ]
+    return lines
 
 
 def stop(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from automl_core.errors import UserInputError
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``leaderboard``, ``export``, ``predict`` and ``report`` commands."""
+    """Add the ``leaderboard``, ``export``, ``predict``, ``evaluate`` and ``report`` commands."""
     board = subparsers.add_parser(
         "leaderboard",
         help="list an experiment's trials, best first",
@@ -52,6 +52,28 @@ def register(subparsers: Any) -> None:
     )
     predict.add_argument("--replace", action="store_true", help="replace OUT if it exists")
     predict.set_defaults(handler=_predict)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score a labelled table with the best model: accuracy, loss, confusion matrix",
+        description="Score every row of TABLE (id, features, label, as `automl data load` "
+        "writes labelled data; use rows the search never saw) with the best model of "
+        "EXPERIMENT; print held-out accuracy, mean cross-entropy and the confusion matrix, "
+        "and keep them in automl.evaluations (shown by `automl report`).",
+    )
+    evaluate.add_argument("experiment", metavar="EXPERIMENT")
+    evaluate.add_argument("--table", required=True, metavar="TABLE", help="the labelled table")
+    evaluate.add_argument(
+        "--batch-size", type=int, default=4096, metavar="N", help="rows per batch (default 4096)"
+    )
+    evaluate.add_argument(
+        "--split",
+        metavar="SPLIT",
+        help="only the rows of this split (e.g. test). `automl data prepare` validates on a "
+        "source's test split unless given --validation-fraction: only then are they held out",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(handler=_evaluate)
 
     report = subparsers.add_parser(
         "report",
@@ -130,6 +152,23 @@ def _predict(args: argparse.Namespace) -> int:
             replace=args.replace,
         )
     print(f"wrote {n} predictions from {args.table} to {args.out_table}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from automl_core.evaluate import evaluate_table, format_evaluation
+
+    with _connection() as conn:
+        result = evaluate_table(
+            conn, args.experiment, args.table, split=args.split, batch_size=args.batch_size
+        )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), allow_nan=False))
+    else:
+        print(format_evaluation(result))
     return 0
 
 

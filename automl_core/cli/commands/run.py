@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from automl_core.errors import UserInputError
 
@@ -16,7 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with model hopper parallelism, then print the leaderboard.",
     )
     p.add_argument("--data", required=True, help="a data set prepared with `automl data prepare`")
-    p.add_argument("--space", required=True, type=Path, help="search-space file (YAML or JSON)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--space", type=Path, help="search-space file (YAML or JSON)")
+    source.add_argument(
+        "--narrow-from",
+        metavar="EXPERIMENT",
+        help="search EXPERIMENT's space narrowed to its --top trials (see `automl space "
+        "narrow`); the new experiment records it as its parent, and Hyperopt starts from "
+        "its results",
+    )
+    p.add_argument("--top", type=int, help="with --narrow-from: how many best trials (default 5)")
     p.add_argument("--method", required=True, choices=["grid", "random", "hyperband", "hyperopt"])
     p.add_argument("--epochs", type=int, default=5, help="epochs per trial (grid/random/hyperopt)")
     p.add_argument("--n", type=int, default=8, help="random: number of configurations")
@@ -25,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-last", type=int, default=0, help="hyperband: rungs to drop")
     p.add_argument("--batches", type=int, default=3, help="hyperopt: number of batches")
     p.add_argument("--batch-size", type=int, default=4, help="trials per batch")
+    p.add_argument(
+        "--startup-trials",
+        type=int,
+        help="hyperopt: trials sampled at random before TPE proposes (default: sized to the "
+        "budget, min(20, max(2, batches x batch-size / 3)))",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="local Dask workers (default: partitions)")
     where.add_argument("--cluster", help="address of an existing Dask scheduler")
@@ -57,12 +73,14 @@ def _run(args: argparse.Namespace) -> int:
     from automl_core.space import SearchSpace
 
     check_option_limits(vars(args))  # named as typed (--R), before anything else
-    if not args.space.is_file():
+    if args.top is not None and not args.narrow_from:
+        raise UserInputError("--top goes with --narrow-from EXPERIMENT; add it or drop --top.")
+    if args.space is not None and not args.space.is_file():
         raise UserInputError(f"--space {args.space}: no such file; give a YAML or JSON space file.")
-    space = SearchSpace.from_file(args.space)
+    space = SearchSpace.from_file(args.space).to_dict() if args.space is not None else {}
     request = SearchRequest(
         dataset=args.data,
-        space=space.to_dict(),
+        space=space,
         method=args.method,
         name=args.name,
         seed=args.seed,
@@ -73,16 +91,36 @@ def _run(args: argparse.Namespace) -> int:
         skip_last=args.skip_last,
         batches=args.batches,
         batch_size=args.batch_size,
+        startup_trials=args.startup_trials,
         workers=args.workers,
         cluster=args.cluster,
         visit_order=args.visit_order,
     )
-    name = run_search(request, progress=not args.no_progress)
+    if args.narrow_from:
+        request = _narrowed(request, args.narrow_from, args.top)
+    from automl_core.experiment.stopping import stop_on_signals
+
+    # SIGINT/SIGTERM stop the engine cleanly; `automl` prints how to resume (cli.main).
+    with stop_on_signals() as stop:
+        name = run_search(request, progress=not args.no_progress, stop=stop)
     if args.export_to or args.report:
         finalize(name, export_to=args.export_to, report_dir=args.report)
     _print_leaderboard(name)
     print(f"experiment: {name}")
     return 0
+
+
+def _narrowed(request: Any, parent: str, top: int | None) -> Any:
+    """The request on ``parent``'s narrowed space; prints what changed."""
+    from automl_core.experiment.narrowing import narrow_request
+    from automl_core.space.narrow import DEFAULT_TOP
+
+    request, narrowed = narrow_request(request, parent, top=top or DEFAULT_TOP)
+    if narrowed is None:
+        print(f"resuming {request.experiment_name()}, narrowed from {parent} before")
+    else:
+        print("\n".join([narrowed.summary(), *(str(c) for c in narrowed.changes)]))
+    return request
 
 
 def _print_leaderboard(name: str) -> None:

@@ -11,7 +11,7 @@ Contract shared by every function here:
   ordered by their key.
 
 Statuses are plain strings (a ``str`` Enum whose values are these strings also works):
-experiments ``running``/``completed``/``failed``; trials ``pending``/``running``/
+experiments ``running``/``completed``/``failed``/``interrupted``; trials ``pending``/``running``/
 ``completed``/``failed``/``stopped``. Epochs are 1-based; trial ids are non-negative and
 ``next_trial_id`` numbers them from 0.
 """
@@ -26,12 +26,14 @@ from automl_core.store.repository._epochs import (
     record_epoch,
     save_checkpoint,
 )
+from automl_core.store.repository._evaluations import EvaluationRow, evaluations, save_evaluation
 from automl_core.store.repository._experiments import (
     EXPERIMENT_STATUSES,
     Experiment,
     create_experiment,
     get_experiment,
     list_experiments,
+    resume_experiment,
     set_experiment_status,
 )
 from automl_core.store.repository._jobs import JobRow, jobs, record_jobs
@@ -42,12 +44,17 @@ from automl_core.store.repository._requests import (
     RequestState,
     TrainingRequest,
     claim_requests,
+    engine_alive,
     engine_heartbeat,
     fail_requests,
     finish_requests,
     get_engine,
     get_requests,
+    interrupt_engine,
     requeue_running,
+    resume_hint,
+    stale_experiments,
+    stale_lease,
     start_engine,
     stop_engine,
     submit_requests,
@@ -72,6 +79,9 @@ from automl_core.store.repository._trials import (
 )
 
 __all__ = [
+    "EvaluationRow",
+    "evaluations",
+    "save_evaluation",
     "EXPERIMENT_STATUSES",
     "REQUEST_TRANSITIONS",
     "TRIAL_STATUSES",
@@ -91,6 +101,7 @@ __all__ = [
     "checkpoint_epochs",
     "claim_requests",
     "create_experiment",
+    "engine_alive",
     "engine_heartbeat",
     "epochs",
     "fail_requests",
@@ -103,12 +114,17 @@ __all__ = [
     "get_trials",
     "jobs",
     "last_epoch",
+    "interrupt_engine",
     "list_experiments",
     "load_checkpoint",
     "next_trial_id",
     "record_epoch",
     "record_jobs",
     "requeue_running",
+    "resume_experiment",
+    "resume_hint",
+    "stale_experiments",
+    "stale_lease",
     "save_checkpoint",
     "set_experiment_status",
     "set_rung_results",

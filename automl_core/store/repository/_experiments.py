@@ -13,7 +13,7 @@ from psycopg2.extras import Json
 from automl_core.errors import UserInputError
 from automl_core.store.repository._common import _checked, _normalised_json, _t, _tx
 
-EXPERIMENT_STATUSES = ("running", "completed", "failed")
+EXPERIMENT_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,30 @@ class Experiment:
     airflow_run_id: str | None
     created_at: datetime
     finished_at: datetime | None
+    # The experiment this one's space was narrowed from (migration 6); None for most.
+    parent_experiment: str | None = None
 
 
 _EXPERIMENT_COLUMNS = sql.SQL(
-    "id, name, method, dataset, spec, seed, status, airflow_run_id, created_at, finished_at"
+    "id, name, method, dataset, spec, seed, status, airflow_run_id, created_at, finished_at, "
+    "parent_experiment"
 )
 
 
 def _experiment(row: Sequence[Any]) -> Experiment:
-    exp_id, name, method, dataset, spec, seed, status, run_id, created, finished = row
+    exp_id, name, method, dataset, spec, seed, status, run_id, created, finished, parent = row
     return Experiment(
-        int(exp_id), name, method, dataset, spec, int(seed), status, run_id, created, finished
+        int(exp_id),
+        name,
+        method,
+        dataset,
+        spec,
+        int(seed),
+        status,
+        run_id,
+        created,
+        finished,
+        parent,
     )
 
 
@@ -51,16 +64,18 @@ def create_experiment(
     spec: dict[str, Any],
     seed: int,
     airflow_run_id: str | None = None,
+    parent_experiment: str | None = None,
 ) -> Experiment:
     """The experiment ``name``, created if absent (status ``running``).
 
-    Re-running with the same name, method, dataset, spec and seed returns the existing
-    experiment unchanged (its status and airflow_run_id are kept), so a retried task
-    resumes rather than starts over.
+    Re-running with the same name, method, dataset, spec, seed and parent experiment
+    returns the existing experiment unchanged (its status and airflow_run_id are kept),
+    so a retried task resumes rather than starts over. ``parent_experiment`` names the
+    experiment this one's space was narrowed from (lineage; not checked here).
 
     Raises:
         UserInputError: the name is empty, the spec is not JSON, or the name is taken by
-            an experiment with a different method, dataset, spec or seed.
+            an experiment with a different method, dataset, spec, seed or parent.
     """
     if not name or not name.strip():
         raise UserInputError("The experiment name is empty: pass a name with --name.")
@@ -68,10 +83,11 @@ def create_experiment(
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
-                "INSERT INTO {} (name, method, dataset, spec, seed, airflow_run_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING {}"
+                "INSERT INTO {} (name, method, dataset, spec, seed, airflow_run_id, "
+                "parent_experiment) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (name) DO NOTHING RETURNING {}"
             ).format(_t("experiments"), _EXPERIMENT_COLUMNS),
-            (name, method, dataset, Json(spec_json), int(seed), airflow_run_id),
+            (name, method, dataset, Json(spec_json), int(seed), airflow_run_id, parent_experiment),
         )
         row = cur.fetchone()
         if row is not None:
@@ -83,7 +99,13 @@ def create_experiment(
             (name,),
         )
         existing = _experiment(cur.fetchone())
-    wanted = {"method": method, "dataset": dataset, "spec": spec_json, "seed": int(seed)}
+    wanted = {
+        "method": method,
+        "dataset": dataset,
+        "spec": spec_json,
+        "seed": int(seed),
+        "parent_experiment": parent_experiment,
+    }
     differ = [key for key, value in wanted.items() if getattr(existing, key) != value]
     if differ:
         raise UserInputError(
@@ -149,3 +171,16 @@ def set_experiment_status(
         )
         if cur.rowcount == 0:
             raise LookupError(f"There is no experiment with id {experiment_id}.")
+
+
+def resume_experiment(conn: Any, experiment_id: int) -> bool:
+    """An ``interrupted`` experiment is ``running`` again (its engine restarts); True if so."""
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET status = 'running', finished_at = NULL "
+                "WHERE id = %s AND status = 'interrupted'"
+            ).format(_t("experiments")),
+            (experiment_id,),
+        )
+        return bool(cur.rowcount)

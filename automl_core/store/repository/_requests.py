@@ -7,6 +7,8 @@ may start from in its WHERE clause, so a transition that is not allowed changes 
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +18,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from automl_core.store.repository._common import _t, _tx
+from automl_core.store.repository._experiments import Experiment, list_experiments
 
 
 class RequestState(StrEnum):
@@ -59,6 +62,7 @@ class EngineLease:
     starts: int
     heartbeat_age_s: float
     stopped: bool
+    started_age_s: float = 0.0
 
 
 _COLUMNS = sql.SQL("trial_id, target_epoch, bracket, rung, batch, state, error")
@@ -223,17 +227,121 @@ def stop_engine(conn: Any, experiment_id: int) -> None:
         )
 
 
+def interrupt_engine(conn: Any, experiment_id: int) -> int:
+    """The engine stopped before the search ended (a signal); returns the epochs recorded.
+
+    In one transaction: its running requests go back to the queue and its running trials
+    back to pending (the rerun takes them again, from their checkpoints), a running
+    experiment becomes ``interrupted`` and the lease is stopped.
+    """
+    with _tx(conn) as cur:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET state = 'queued', updated_at = now() "
+                "WHERE experiment_id = %s AND state = 'running'"
+            ).format(_t("training_requests")),
+            (experiment_id,),
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET status = 'pending' WHERE experiment_id = %s AND status = 'running'"
+            ).format(_t("trials")),
+            (experiment_id,),
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET status = 'interrupted' WHERE id = %s AND status = 'running'"
+            ).format(_t("experiments")),
+            (experiment_id,),
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET stopped_at = now(), heartbeat_at = now() WHERE experiment_id = %s"
+            ).format(_t("engines")),
+            (experiment_id,),
+        )
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE experiment_id = %s").format(_t("trial_epochs")),
+            (experiment_id,),
+        )
+        return int(cur.fetchone()[0])
+
+
 def get_engine(conn: Any, experiment_id: int) -> EngineLease | None:
     """The experiment's engine lease, or None when no engine has started."""
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
                 "SELECT host, pid, starts, extract(epoch FROM now() - heartbeat_at), "
-                "stopped_at IS NOT NULL FROM {} WHERE experiment_id = %s"
+                "stopped_at IS NOT NULL, extract(epoch FROM now() - started_at) "
+                "FROM {} WHERE experiment_id = %s"
             ).format(_t("engines")),
             (experiment_id,),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    return EngineLease(row[0], int(row[1]), int(row[2]), float(row[3]), bool(row[4]))
+    return EngineLease(row[0], int(row[1]), int(row[2]), float(row[3]), bool(row[4]), float(row[5]))
+
+
+# --- engines that are gone ---------------------------------------------------------------
+
+# An engine on another host is gone when it has not beaten for this long (it beats every
+# 5 s; a minute covers a busy database or a long garbage collection).
+ENGINE_SILENT_S = 60.0
+# The clocks of this process and of the database server are compared through ages only;
+# this covers the rounding and the time between the lease's write and its process start.
+_PID_START_SLACK_S = 5.0
+
+
+def engine_alive(lease: EngineLease) -> bool:
+    """Whether the engine that holds ``lease`` still runs.
+
+    On this host its process decides: the pid must be alive and not younger than the
+    lease (a reused pid is another process). On another host, whose processes cannot be
+    seen from here, a heartbeat within ``ENGINE_SILENT_S`` does.
+    """
+    if lease.host != socket.gethostname():
+        return lease.heartbeat_age_s < ENGINE_SILENT_S
+    import psutil
+
+    try:
+        created = psutil.Process(lease.pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return created <= time.time() - lease.started_age_s + _PID_START_SLACK_S
+
+
+def stale_experiments(conn: Any) -> list[tuple[Experiment, EngineLease]]:
+    """Experiments marked ``running`` whose engine started and is gone (see engine_alive).
+
+    Staleness is computed, never stored: an engine on another host may only be slow, and
+    a status written by a reader would race with it. A lease that was stopped cleanly
+    (the engine ended; finalising comes next) or that no engine has taken yet is not stale.
+    """
+    out = []
+    for experiment in list_experiments(conn):
+        lease = stale_lease(conn, experiment)
+        if lease is not None:
+            out.append((experiment, lease))
+    return out
+
+
+def stale_lease(conn: Any, experiment: Experiment) -> EngineLease | None:
+    """The lease of ``experiment`` when it is stale (see stale_experiments); else None."""
+    if experiment.status != "running":
+        return None
+    lease = get_engine(conn, experiment.id)
+    if lease is None or lease.stopped or engine_alive(lease):
+        return None
+    return lease
+
+
+def resume_hint(experiment: Experiment) -> str:
+    """How to resume ``experiment``: rerun its command, or its Airflow run's engine task."""
+    if experiment.airflow_run_id:
+        return (
+            f"clear the engine task of Airflow run {experiment.airflow_run_id!r} "
+            f"(or rerun `automl run ... --name {experiment.name}` with its settings)"
+        )
+    return f"rerun `automl run ... --name {experiment.name}` with its original settings"

@@ -1,0 +1,113 @@
+"""``automl evaluate``: held-out accuracy, loss and confusion matrix of the model handed
+over, saved in ``automl.evaluations`` and shown in the report; bad input writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_core.cli import main
+from automl_core.evaluate import evaluate_table
+from automl_core.experiment import SearchRequest, run_search
+from automl_core.predict import predict_table
+from automl_core.report.html import write_report
+from automl_core.store import repository as repo
+from automl_core.store.connection import connect
+
+SPACE = {"architecture": "mlp", "hidden": 64, "optimizer": "adam", "lr": 0.01, "batch_size": 32}
+NAME = "evaluate-me"
+
+
+@pytest.fixture(scope="module")
+def trained(digits_url: str) -> str:
+    request = SearchRequest(
+        dataset="digits", space=SPACE, method="random", name=NAME, n=1, epochs=2, batch_size=1
+    )
+    run_search(request, progress=False, db_url=digits_url)
+    return digits_url
+
+
+@pytest.fixture
+def conn(trained: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AUTOML_DB_URL", trained)  # for the `automl` command
+    connection = connect(trained)
+    yield connection
+    connection.close()
+
+
+def saved(conn: Any) -> list[repo.EvaluationRow]:
+    return repo.evaluations(conn, repo.get_experiment(conn, NAME).id)
+
+
+@pytest.mark.timeout(300)
+def test_figures_agree_with_predict_and_are_saved_and_reported(conn: Any, tmp_path: Path) -> None:
+    result = evaluate_table(conn, NAME, "digits", batch_size=500)
+    confusion = np.array(result.confusion)
+    assert result.rows == confusion.sum() == 1797
+    assert confusion.shape == (10, 10)
+    assert result.accuracy == pytest.approx(np.trace(confusion) / 1797)
+    # The rows include the training and validation rows, so it is near their accuracy.
+    board = {r.epoch: r for r in repo.epochs(conn, repo.get_experiment(conn, NAME).id)}
+    assert result.epoch in board
+    assert result.accuracy == pytest.approx(board[result.epoch].valid_accuracy, abs=0.08)
+    assert 0.8 < result.accuracy <= 1.0 and result.loss > 0
+    # The same model as predict: its predictions give the same accuracy.
+    predict_table(conn, source_table="digits", out_table="digits_scored", model=NAME, replace=True)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT avg((s.predicted = d.label)::int) FROM digits_scored s JOIN digits d USING (id)"
+        )
+        assert float(cur.fetchone()[0]) == pytest.approx(result.accuracy)
+    conn.rollback()
+    assert saved(conn) == [result]
+    again = evaluate_table(conn, NAME, "digits")
+    assert saved(conn) == [again]  # the latest per table, not a second row
+    page = write_report(conn, NAME, tmp_path / "report").read_text()
+    assert "Held-out evaluation" in page and f"accuracy <b>{result.accuracy:.4f}</b>" in page
+
+
+def test_cli_prints_figures_and_json(conn: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", NAME, "--table", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "1797 rows" in out and "confusion matrix" in out
+    assert main(["evaluate", NAME, "--table", "digits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"] == 1797 and len(data["confusion"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("no_such_table", "does not exist"),
+        ("bad name;", "table name"),
+        ("unlabelled", "needs id, features and label"),
+        ("strange_labels", "the label 42, which the model was not trained on"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_saved(
+    conn: Any, table: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS unlabelled, strange_labels")
+        cur.execute("CREATE TABLE unlabelled (id bigint, features real[])")
+        cur.execute("CREATE TABLE strange_labels (id bigint, features real[], label bigint)")
+        cur.execute("INSERT INTO strange_labels SELECT id, features, 42 FROM digits LIMIT 3")
+    conn.commit()
+    before = saved(conn)
+    assert main(["evaluate", NAME, "--table", table]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert saved(conn) == before
+
+
+def test_split_keeps_that_split_only(conn: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    result = evaluate_table(conn, NAME, "digits", split="train")  # digits: every row is train
+    assert result.table_name == "digits:train" and result.rows == 1797
+    assert main(["evaluate", NAME, "--table", "digits", "--split", "test"]) == 2
+    assert "'digits:test' has no rows" in capsys.readouterr().err
+    assert "digits:test" not in {r.table_name for r in saved(conn)}
