@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from automl_airflow.clusters import ADDRESS_PATTERN, ClusterChoiceError, check_clusters
 from automl_core.errors import UserInputError
 
@@ -138,10 +136,16 @@ def load_spec(path: Path, *, base_dir: Path) -> DagSpec:
     ``base_dir`` is the folder a relative ``space`` path is resolved against (the
     repository root); the path may not leave it. Raises :class:`SpecError`.
     """
+    # The space parser's loader: safe, and bounded in depth, aliases and size, so a
+    # hostile spec file cannot hang or crash the DAG processor.
+    from automl_core.space.parse import load_yaml_text
+
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(path, None, f"cannot be read as YAML: {exc}") from exc
+        raw = load_yaml_text(path.read_text(encoding="utf-8"), what="it")
+    except OSError as exc:
+        raise SpecError(path, None, f"cannot be read: {exc}") from exc
+    except UserInputError as exc:
+        raise SpecError(path, None, f"cannot be read as YAML: {exc}") from None
     if not isinstance(raw, Mapping):
         raise SpecError(path, None, "must be a YAML mapping of keys to values")
     return parse_spec(raw, source=path, base_dir=base_dir)

@@ -96,3 +96,23 @@ def test_a_file_that_is_not_a_mapping_is_named(tmp_path: Path, content: str) -> 
     path = write(tmp_path, content, name="notyaml.yaml")
     with pytest.raises(SpecError, match="notyaml.yaml"):
         load_spec(path, base_dir=REPO)
+
+
+NESTED = "dag_id: x\nspace: " + "[" * 1000 + "]" * 1000 + "\n"
+ALIASES = "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else '1'] * 9)}]\n" for i in range(7)
+)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(NESTED, "more than 32 levels deep"), (ALIASES, "more than 100,000 values")],
+)
+def test_a_hostile_spec_file_is_refused_quickly(tmp_path: Path, content: str, words: str) -> None:
+    """A DAG processor parses every spec file: a deep or alias-bomb file must neither
+    crash it (RecursionError) nor take its time and memory."""
+    path = write(tmp_path, content, name="hostile.yaml")
+    with pytest.raises(SpecError, match="hostile.yaml") as caught:
+        load_spec(path, base_dir=REPO)
+    assert words in str(caught.value)

@@ -158,6 +158,12 @@ def test_a_killed_run_shows_as_stale_and_its_rerun_resumes_it(
     )
     assert board.returncode == 0, board.stderr
     assert f"experiment {name!r} is stale" in board.stderr
+    # A watch ends instead of waiting for a search nothing will resume.
+    watch = subprocess.run(
+        [*COMMAND, "watch", name], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert watch.returncode == 4, watch.stdout + watch.stderr
+    assert f"experiment {name}: its engine (pid {run.proc.pid}" in watch.stdout
 
     rerun = Run(run_args(space, name), {"AUTOML_DB_URL": digits_url}, tmp_path / "rerun.log")
     code, output = rerun.wait(timeout=150)

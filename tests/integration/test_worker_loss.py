@@ -35,10 +35,10 @@ EXPECTED_EPOCHS = sorted(
 )
 # in the first epoch | right after an epoch of a promoted trial ends | right after a rung ends
 KILL_POINTS = ["first-epoch", "epoch-end", "rung-end"]
-# After the k-th of the run's 28 job results, through to its last epoch (job-25 and 27);
+# After the k-th of the run's 28 job results, through to its last epoch (job-25 to 27);
 # "job-k+m": a second worker dies after the m-th result, the first one's replacement or
 # the other.
-JOB_KILL_POINTS = [f"job-{k}" for k in (2, 5, 8, 11, 14, 17, 20, 23, 25, 27)] + [
+JOB_KILL_POINTS = [f"job-{k}" for k in (1, 2, 5, 8, 11, 13, 14, 17, 20, 23, 25, 26, 27)] + [
     "job-3+6", "job-9+12", "job-15+19", "job-21+24",
 ]  # fmt: skip
 

@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
         help="print a search's progress, one line per bracket or batch, as it changes",
         description="Poll the database every second and print each bracket's (or batch's) "
         "rung and trained trials when they change, until EXPERIMENT is completed or failed, "
-        "the process --pid ends, or --timeout seconds have passed (exit code 3).",
+        "the process --pid ends, or --timeout seconds have passed (exit code 3). A search "
+        "run by `automl run` whose process is gone ends the watch (exit code 4); an Airflow "
+        "run's engine task may still be retried, so that one is only reported.",
     )
     watch.add_argument("experiment", metavar="EXPERIMENT")
     watch.add_argument("--pid", type=int, help="stop when this process (the search) ends")
@@ -46,6 +48,7 @@ def _watch(args: argparse.Namespace) -> int:
     start = time.monotonic()
     deadline = start + args.timeout
     shown: dict[str, str] = {}
+    reported: set[str] = set()
     conn = connect(database_url())
     try:
         while time.monotonic() < deadline:
@@ -59,6 +62,8 @@ def _watch(args: argparse.Namespace) -> int:
                 if experiment.status != "running":
                     print(f"experiment {experiment.name}: {experiment.status}", flush=True)
                     return 0
+                if _engine_gone(conn, repo, experiment, reported):
+                    return 4
             if not _alive(args.pid):
                 return 0
             time.sleep(POLL_S)
@@ -66,6 +71,23 @@ def _watch(args: argparse.Namespace) -> int:
         conn.close()
     print(f"automl watch: still running after {args.timeout:.0f} s; stopped watching.")
     return 3
+
+
+def _engine_gone(conn: Any, repo: Any, experiment: Any, reported: set[str]) -> bool:
+    """Whether the watch should end: the experiment is stale and nothing will resume it
+    (an `automl run` process that is gone). A stale Airflow experiment is reported once:
+    its engine task's retry may resume it."""
+    lease = repo.stale_lease(conn, experiment)
+    if lease is None:
+        return False
+    if experiment.name not in reported:
+        reported.add(experiment.name)
+        print(
+            f"experiment {experiment.name}: its engine (pid {lease.pid} on {lease.host}) is "
+            f"gone; to resume it, {repo.resume_hint(experiment)}",
+            flush=True,
+        )
+    return not experiment.airflow_run_id
 
 
 def _find(conn: Any, repo: Any, name: str) -> Any:
