@@ -76,26 +76,36 @@ def test_the_migration_keeps_the_best_state_of_trials_saved_before_it(db_url: st
     conn = connect(db_url)
     try:
         migrate(conn, MIGRATIONS[:3])
-        exp = repo.create_experiment(conn, name="old", method="random", dataset="d", spec={},
-                                     seed=0)  # fmt: skip
-        repo.upsert_trials(conn, exp.id, [repo.TrialRow(0, {}), repo.TrialRow(1, {})])
+        with conn, conn.cursor() as cur:
+            # The row as version 3 wrote it (today's create_experiment needs later columns).
+            cur.execute(
+                "INSERT INTO automl.experiments (name, method, dataset, spec, seed) "
+                "VALUES ('old', 'random', 'd', '{}', 0) RETURNING id"
+            )
+            (exp_id,) = cur.fetchone()
+            for trial in (0, 1):
+                cur.execute(
+                    "INSERT INTO automl.trials (experiment_id, trial_id, config) "
+                    "VALUES (%s, %s, '{}')",
+                    (exp_id, trial),
+                )
         with conn, conn.cursor() as cur:
             for trial, accuracies in ((0, [0.5, 0.9]), (1, [0.9, 0.5])):
                 for epoch, accuracy in enumerate(accuracies, start=1):
                     cur.execute(
                         "INSERT INTO automl.trial_epochs (experiment_id, trial_id, epoch, "
                         "valid_accuracy) VALUES (%s, %s, %s, %s)",
-                        (exp.id, trial, epoch, accuracy),
+                        (exp_id, trial, epoch, accuracy),
                     )
                 cur.execute(
                     "INSERT INTO automl.checkpoints (experiment_id, trial_id, epoch, state) "
                     "VALUES (%s, %s, 2, %s)",
-                    (exp.id, trial, b"latest"),
+                    (exp_id, trial, b"latest"),
                 )
-        assert migrate(conn) == [4]
-        best = repo.load_checkpoint(conn, exp.id, 0, best=True)
+        assert migrate(conn) == [m.version for m in MIGRATIONS[3:]]
+        best = repo.load_checkpoint(conn, exp_id, 0, best=True)
         assert best is not None and (best.epoch, best.state) == (2, b"latest")
         # Trial 1's best epoch (1) was overwritten before the migration: nothing to keep.
-        assert repo.load_checkpoint(conn, exp.id, 1, best=True) is None
+        assert repo.load_checkpoint(conn, exp_id, 1, best=True) is None
     finally:
         conn.close()
