@@ -58,7 +58,7 @@ class _Sink(DatabaseSink):
 class _Killer:
     """Kills worker processes (SIGKILL; each nanny starts a fresh worker that rejoins)."""
 
-    def __init__(self, executor: DaskExecutor) -> None:
+    def __init__(self) -> None:
         self.killed: list[str] = []
         self.at = 0.0
 
@@ -145,7 +145,7 @@ def _run(url: str, name: str, when: str | None) -> dict[str, Any]:
     sink = _Sink(conn, exp.id)
     executor = DaskExecutor(data, [0, 1], seed=0)
     try:
-        killer = _Killer(executor)
+        killer = _Killer()
         on_model_done = _arm(when or "", executor, sink, killer)
         started = time.monotonic()
         runner = HopperRunner(executor, sink, seed=0)
@@ -173,6 +173,21 @@ def uninterrupted(digits_url: str) -> dict[str, Any]:
     return _run(digits_url, "worker-loss-none", None)
 
 
+def _check_complete(run: dict[str, Any], uninterrupted: dict[str, Any]) -> None:
+    """Every trial reached its target, each visit once and in its seeded order, with the
+    metrics of the run without a loss (a lost worker costs time, never a result)."""
+    assert sorted(run["summary"].completed) == sorted(RUNG0 + PROMOTED)
+    check_job_log(
+        run["rows"],
+        models=EXPECTED_MODELS,
+        partitions=[0, 1],
+        evaluate=True,
+        train_order=lambda m, e: train_order(0, m, e, [0, 1]),
+    )
+    assert run["metrics"] == uninterrupted["metrics"]
+    assert run["elapsed"] < 60, f"the run took {run['elapsed']:.1f} s after losing {run['killed']}"
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("when", KILL_POINTS)
 def test_losing_a_worker_mid_run_reruns_its_work_elsewhere(
@@ -182,19 +197,9 @@ def test_losing_a_worker_mid_run_reruns_its_work_elsewhere(
     summary = run["summary"]
     assert run["killed"], f"no worker was killed at {when}"
     assert summary.failed_jobs + summary.resets > 0
-    assert sorted(summary.completed) == sorted(RUNG0 + PROMOTED)
-    check_job_log(
-        run["rows"],
-        models=EXPECTED_MODELS,
-        partitions=[0, 1],
-        evaluate=True,
-        train_order=lambda m, e: train_order(0, m, e, [0, 1]),
-    )
     assert sorted(run["metrics"]) == EXPECTED_EPOCHS
     assert len(run["rows"]) == len(EXPECTED_EPOCHS) * 2 * 2  # epochs x partitions x 2 passes
-    # A lost worker costs time, never a result: the metrics are those of a run without loss.
-    assert run["metrics"] == uninterrupted["metrics"]
-    assert run["elapsed"] < 60, f"the run took {run['elapsed']:.1f} s after losing {run['killed']}"
+    _check_complete(run, uninterrupted)
 
 
 @pytest.mark.fault
@@ -206,17 +211,8 @@ def test_a_worker_killed_at_any_point_costs_at_most_its_epochs_in_flight(
     run = _run(digits_url, f"worker-loss-{when}", when)
     summary = run["summary"]
     assert len(run["killed"]) == when.count("+") + 1, f"kills at {when}: {run['killed']}"
-    assert sorted(summary.completed) == sorted(RUNG0 + PROMOTED)
-    check_job_log(
-        run["rows"],
-        models=EXPECTED_MODELS,
-        partitions=[0, 1],
-        evaluate=True,
-        train_order=lambda m, e: train_order(0, m, e, [0, 1]),
-    )
-    assert run["metrics"] == uninterrupted["metrics"]
+    _check_complete(run, uninterrupted)
     # Each loss redoes at most the epochs whose latest state lived on the dead worker
     # (one per trial, at most the 3 trials of the run).
     redone = summary.epochs_trained - len(EXPECTED_EPOCHS)
     assert 0 <= redone <= 3 * len(run["killed"]), redone
-    assert run["elapsed"] < 60, f"the run took {run['elapsed']:.1f} s after losing {run['killed']}"

@@ -154,14 +154,18 @@ def fail_requests(
 def requeue_running(conn: Any, experiment_id: int) -> int:
     """Put requests an engine was training back in the queue (the engine restarted)."""
     with _tx(conn) as cur:
-        cur.execute(
-            sql.SQL(
-                "UPDATE {} SET state = 'queued', updated_at = now() "
-                "WHERE experiment_id = %s AND state = 'running'"
-            ).format(_t("training_requests")),
-            (experiment_id,),
-        )
-        return int(cur.rowcount)
+        return _requeue_running(cur, experiment_id)
+
+
+def _requeue_running(cur: Any, experiment_id: int) -> int:
+    cur.execute(
+        sql.SQL(
+            "UPDATE {} SET state = 'queued', updated_at = now() "
+            "WHERE experiment_id = %s AND state = 'running'"
+        ).format(_t("training_requests")),
+        (experiment_id,),
+    )
+    return int(cur.rowcount)
 
 
 def get_requests(
@@ -235,13 +239,7 @@ def interrupt_engine(conn: Any, experiment_id: int) -> int:
     experiment becomes ``interrupted`` and the lease is stopped.
     """
     with _tx(conn) as cur:
-        cur.execute(
-            sql.SQL(
-                "UPDATE {} SET state = 'queued', updated_at = now() "
-                "WHERE experiment_id = %s AND state = 'running'"
-            ).format(_t("training_requests")),
-            (experiment_id,),
-        )
+        _requeue_running(cur, experiment_id)
         cur.execute(
             sql.SQL(
                 "UPDATE {} SET status = 'pending' WHERE experiment_id = %s AND status = 'running'"
