@@ -31,37 +31,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from automl_core.errors import UserInputError
-from automl_core.store.artifacts import (
+from automl_core import PACKAGE, package_version
+from automl_core.artifacts import (
     ArtifactNotFoundError,
     artifact_store_for,
     check_key,
     read_uri,
 )
+from automl_core.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 CARD_FORMAT = "automl-model-card/1"
 WEIGHTS_KEY = "model.pt"
 CARD_KEY = "model_card.json"
-PACKAGE = "automl-greenplum"
 # The registry's default (automl_core.training.registry.DEFAULT_ARCHITECTURE), repeated
 # so that exporting does not import torch.
 _DEFAULT_ARCHITECTURE = "mlp"
 # What prediction needs from a card's data section.
 _DATA_KEYS = ("dataset", "feature_shape", "num_classes", "class_values", "normalization")
-
-
-def package_version() -> str:
-    """The installed version of this package (the source tree's when not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(PACKAGE)
-    except PackageNotFoundError:
-        from automl_core import __version__
-
-        return __version__
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl_core.executors.base import JobResult, StateLostError, Visit
 from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
 from automl_core.executors.spawn_safe import spawn_safe_main
+from automl_core.mop.executor import JobResult, StateLostError, Visit
 from automl_core.mop.types import Job, JobKind
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,9 @@ class DaskExecutor:
         self._owner: dict[int, str] = {}
         self._inflight: dict[Any, _InFlight] = {}  # result future key -> job
         self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
+        # model id -> key of its newest job; an older one still running was dropped (its
+        # model was reset) and its output must not pass for the model's state.
+        self._newest: dict[int, Any] = {}
         self._epochs: dict[int, _EpochVisits] = {}  # model id -> its epoch in progress
         # model id -> (key of its output future, the output), pulled when its epoch ended
         self._fetched: dict[int, tuple[Any, tuple[bytes, list[Visit]]]] = {}
@@ -185,6 +188,7 @@ class DaskExecutor:
     def forget(self, model_id: int) -> None:
         """Let go of the model's latest state (no job will read it again), so Dask frees it."""
         self._latest.pop(model_id, None)
+        self._newest.pop(model_id, None)
         self._fetched.pop(model_id, None)
         self._epochs.pop(model_id, None)
 
@@ -203,6 +207,7 @@ class DaskExecutor:
         elif input_state.status in _UNUSABLE:
             # Submitting it would make Dask recompute the state on a dead worker.
             self._cancel([input_state])
+            self._newest.pop(job.model_id, None)
             now = time.time()
             worker = self._owner[job.partition]
             self._pending_results.append(
@@ -284,6 +289,7 @@ class DaskExecutor:
             **pinned,
         )
         self._inflight[result.key] = _InFlight(job, result, worker, input_state, time.time())
+        self._newest[job.model_id] = result.key
         self._completed.add(result)
 
     def _collect_ready(self, *, block: bool) -> list[JobResult]:
@@ -322,6 +328,11 @@ class DaskExecutor:
             return self._failed(flight, repr(exc), lost=False)
         if status == "cancelled":
             return self._failed(flight, "cancelled", state_lost=self._input_lost(flight))
+        if self._newest.get(job.model_id) != future.key:
+            # A dropped job: it only frees its partition. Its output is not the model's
+            # state; kept as the latest, a later loss of its worker would be reported
+            # against the model's newer job.
+            return JobResult(job, flight.worker, flight.submitted_at, time.time(), state=future)
         if self._ends_epoch(job):
             try:
                 # The epoch's checkpoint will want this output: pull it while this job can

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_core.executors.base import Visit
+from automl_core.mop.executor import Visit
 
 # (db_url, dataset, partition, split) -> (x, y); per worker process.
 _PARTITIONS: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -44,7 +44,7 @@ def _prepare_torch(partition: int) -> None:
         return
     import torch
 
-    from automl_core.training.plugins import import_architecture_modules
+    from automl_core.training.user_modules import import_architecture_modules
 
     import_architecture_modules()
     torch.set_num_threads(int(os.environ.get("AUTOML_TORCH_THREADS", "1")))

@@ -1,6 +1,6 @@
 """An executor with a simulated clock, and a small driver that replays a whole MOP run.
 
-``SimulatedExecutor`` keeps the ``Executor`` contract of ``executors/base.py`` but runs
+``SimulatedExecutor`` keeps the ``Executor`` contract of ``mop/executor.py`` but runs
 nothing: a job takes ``cost(job)`` simulated seconds, and ``wait()`` jumps the clock to
 the next end. ``simulate`` does what the real runner (``mop/runner.py``) does, without a
 database: it feeds events to the scheduler, carries ``RunJob`` out on the executor and
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from automl_core.executors.base import JobResult, StateRef, Visit
+from automl_core.mop.executor import JobResult, StateRef, Visit
 from automl_core.mop.joblog import JobLogError, JobLogRow, check_job_log, job_log_problems
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (

@@ -277,7 +277,7 @@ def _submit(ctx: ExperimentContext, requests: Sequence[repo.TrainingRequest]) ->
     """
     from automl_core.data.reader import dataset_info
     from automl_core.training.engine import validate_config
-    from automl_core.training.plugins import import_architecture_modules
+    from automl_core.training.user_modules import import_architecture_modules
 
     exp_id = ctx.experiment.id
     queued = repo.submit_requests(ctx.conn, exp_id, requests)

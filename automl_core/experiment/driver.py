@@ -47,7 +47,7 @@ from automl_core.experiment.stopping import (
     StopRequest,
     new_processes_ignore_sigint,
 )
-from automl_core.experiment.training import open_executor, progress_bar
+from automl_core.experiment.worker_pool import open_executor, progress_bar
 from automl_core.store import repository as repo
 from automl_core.store.connection import DatabaseLostError, RetryingConnection
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from automl_core.executors.base import Executor, JobResult, StateLostError
+from automl_core.mop.executor import Executor, JobResult, StateLostError
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
     EpochCompleted,
@@ -313,6 +313,9 @@ class HopperRunner:
         model = self._models[model_id]
         _, state = self._sink.load_checkpoint(model_id)
         model.state = state
+        # What the executor holds of the model is obsolete, and a job of it still running
+        # is dropped: its output must not come back as the model's state.
+        self._executor.forget(model_id)
         self.summary.resets += 1
         log.warning(
             "trial %d: state lost with a worker; redoing the epoch from its checkpoint", model_id

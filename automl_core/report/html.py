@@ -293,7 +293,7 @@ def _page(
     figures: Sequence[str],
     evaluations: Sequence[repo.EvaluationRow] = (),
 ) -> str:
-    from automl_core.export import package_version
+    from automl_core import package_version
 
     summary = "".join(
         f"<tr><th>{_esc(label)}</th><td>{value}</td></tr>"

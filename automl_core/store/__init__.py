@@ -1,4 +1,4 @@
-"""The database layer: configuration, connections, the embedded server, schema and rows.
+"""The database layer: connections, schema and rows (the embedded server is its own package).
 
 ``connect()`` and ``database_url()`` pick the database (``AUTOML_DB_URL`` or the embedded
 server); ``migrate()`` brings the ``automl`` schema up to date; ``Dialect`` hides the
@@ -6,7 +6,7 @@ differences between PostgreSQL and Greenplum; ``automl_core.store.repository`` r
 writes the rows.
 """
 
-from automl_core.store.config import project_home
+from automl_core.config import project_home
 from automl_core.store.connection import connect, database_url, describe, using_embedded
 from automl_core.store.dialect import Dialect
 from automl_core.store.migrations import LATEST_VERSION, SCHEMA, current_version, migrate

@@ -1,7 +1,7 @@
 """Which database to use, and connecting to it.
 
 ``AUTOML_DB_URL`` names the database when it is set; otherwise the project's embedded
-PostgreSQL server (``automl_core.store.embedded``) is started on first use and shared by
+PostgreSQL server (``automl_core.embedded_server.server``) is started on first use and shared by
 every process that uses the same project home. ``RetryingConnection`` is the connection
 of a long-running process (the training engine): it rides out a restart of the server.
 """
@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
+from automl_core.config import DB_URL_ENV, configured_db_url, project_home
 from automl_core.errors import UserInputError
-from automl_core.store.config import DB_URL_ENV, configured_db_url, project_home
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def database_url() -> str:
     url = configured_db_url()
     if url is not None:
         return url
-    from automl_core.store.embedded import ensure_server  # only without AUTOML_DB_URL
+    from automl_core.embedded_server.server import ensure_server  # only without AUTOML_DB_URL
 
     return ensure_server(project_home()).url
 
@@ -92,7 +92,7 @@ def connect(url: str | None = None) -> psycopg2.extensions.connection:
     else:
         url = database_url()
         source = "the embedded server"
-        from automl_core.store.embedded import log_path
+        from automl_core.embedded_server.server import log_path
 
         hint = (
             f"See the server log at {log_path(project_home())}, or set {DB_URL_ENV} "

@@ -12,7 +12,7 @@ registered the first time the registry is consulted. Users add their own with::
         return MyNet(...)
 
 The modules that define such builders are named in ``AUTOML_ARCHITECTURE_MODULES``; every
-lookup here imports them first (``automl_core.training.plugins``), so training, predict,
+lookup here imports them first (``automl_core.training.user_modules``), so training, predict,
 export and every Airflow task find a user's architecture in any process.
 """
 
@@ -55,7 +55,7 @@ def _ensure_builtins() -> None:
     if not _builtins_loaded:
         _builtins_loaded = True
         from automl_core.training import architectures  # noqa: F401
-    from automl_core.training.plugins import import_architecture_modules
+    from automl_core.training.user_modules import import_architecture_modules
 
     import_architecture_modules()
 

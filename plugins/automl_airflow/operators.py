@@ -451,8 +451,8 @@ class FinalizeOperator(_ExperimentStepOperator):
         return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from automl_core.config import project_home
         from automl_core.experiment import finalize
-        from automl_core.store.config import project_home
 
         name = str(self.experiment)
         # A task's working directory is wherever its worker started, so relative folders

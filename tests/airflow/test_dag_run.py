@@ -216,7 +216,7 @@ def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
     monkeypatch.setenv("AUTOML_HOME", str(home))
     yield home
-    from automl_core.store import embedded
+    from automl_core.embedded_server import server as embedded
 
     embedded.stop(home)
     shutil.rmtree(home, ignore_errors=True)
@@ -230,7 +230,7 @@ def test_hyperband_example_runs_on_the_embedded_default(
     run(dags["automl_hyperband_digits"], {"experiment_name": "embedded-hyperband"})
     check_hyperband_results(None, "embedded-hyperband", embedded_home)
     # The data and the results live in the server inside the project home.
-    from automl_core.store import embedded
+    from automl_core.embedded_server import server as embedded
 
     assert embedded.server_info(embedded_home) is not None
     assert embedded.layout(embedded_home).data.is_dir()

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import psycopg2
 
-from automl_core.store.config import repository_root
+from automl_core.config import repository_root
 
 # A small Hyperband search on digits: 17 trials, 69 epochs, about 10 s on 2 workers.
 SPACE = """\

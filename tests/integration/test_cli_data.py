@@ -105,7 +105,7 @@ def test_bad_csv_row_is_reported_by_line(
 @pytest.fixture
 def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private project home for the embedded server; AUTOML_DB_URL unset."""
-    from automl_core.store import embedded
+    from automl_core.embedded_server import server as embedded
 
     # Under /tmp and world-enterable: as root the server runs as an unprivileged account,
     # which must reach the home (pytest's tmp_path root is 0700).

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from automl_core.cli import main
-from automl_core.store import LATEST_VERSION, embedded
+from automl_core.embedded_server import server as embedded
+from automl_core.store import LATEST_VERSION
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

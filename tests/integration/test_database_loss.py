@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from automl_core.cli import EXIT_DATABASE_LOST, main
-from automl_core.store import embedded
-from automl_core.store.embedded import EmbeddedServerError
+from automl_core.embedded_server import server as embedded
+from automl_core.embedded_server.server import EmbeddedServerError
 from tests.integration.fault_runs import (
     SPACE,
     Run,

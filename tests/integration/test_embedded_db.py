@@ -24,9 +24,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from automl_core.store import connect, database_url, describe, embedded
-from automl_core.store.config import repository_root
-from automl_core.store.embedded import EmbeddedServerError, first_unreachable
+from automl_core.config import repository_root
+from automl_core.embedded_server import server as embedded
+from automl_core.embedded_server.server import EmbeddedServerError, first_unreachable
+from automl_core.store import connect, database_url, describe
 
 IS_ROOT = os.geteuid() == 0
 
@@ -112,7 +113,8 @@ def test_the_server_is_reused_within_and_across_processes(home: Path) -> None:
     first = embedded.ensure_server(home)
     assert embedded.ensure_server(home).pid == first.pid
     done = run_python(
-        "from automl_core.store import connect, embedded\n"
+        "from automl_core.embedded_server import server as embedded\n"
+        "from automl_core.store import connect\n"
         "conn = connect()\n"
         "cur = conn.cursor(); cur.execute('SELECT current_database()')\n"
         "print(embedded.ensure_server().pid, cur.fetchone()[0])\n",
@@ -143,7 +145,7 @@ def test_stop_and_restart_keep_the_data(home: Path) -> None:
 
 
 def test_processes_starting_at_once_share_one_server() -> None:
-    code = "from automl_core.store import embedded\nprint(embedded.ensure_server().pid)\n"
+    code = "from automl_core.embedded_server import server as embedded\nprint(embedded.ensure_server().pid)\n"
     with temporary_home() as folder:
         env = {**os.environ, "AUTOML_HOME": str(folder)}
         env.pop("AUTOML_DB_URL", None)
@@ -199,7 +201,8 @@ def test_an_ordinary_user_runs_its_own_server() -> None:
     """As root: the same code run by ``nobody`` (an ordinary account) in its own home."""
     code = (
         "import json, os\n"
-        "from automl_core.store import connect, embedded\n"
+        "from automl_core.embedded_server import server as embedded\n"
+        "from automl_core.store import connect\n"
         "conn = connect(); cur = conn.cursor(); cur.execute('SELECT current_database()')\n"
         "info = embedded.ensure_server()\n"
         "owner = (embedded.layout().data).stat().st_uid\n"

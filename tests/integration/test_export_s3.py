@@ -17,22 +17,23 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl_core.cli import main
-from automl_core.data.load import load_source
-from automl_core.data.prepare import prepare_dataset
-from automl_core.data.reader import dataset_info, normalize, read_partition
-from automl_core.data.sources import SourceData, SplitPart
-from automl_core.errors import UserInputError
-from automl_core.export import CARD_FORMAT, export_best, load_exported, package_version
-from automl_core.predict import predict_table
-from automl_core.store import repository as repo
-from automl_core.store.artifacts import (
+from automl_core import package_version
+from automl_core.artifacts import (
     ArtifactNotFoundError,
     ArtifactStore,
     LocalArtifactStore,
     S3ArtifactStore,
     artifact_store_for,
 )
+from automl_core.cli import main
+from automl_core.data.load import load_source
+from automl_core.data.prepare import prepare_dataset
+from automl_core.data.reader import dataset_info, normalize, read_partition
+from automl_core.data.sources import SourceData, SplitPart
+from automl_core.errors import UserInputError
+from automl_core.export import CARD_FORMAT, export_best, load_exported
+from automl_core.predict import predict_table
+from automl_core.store import repository as repo
 from automl_core.store.repository import TrialRow
 
 # --- S3 on loopback ----------------------------------------------------------------------

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from automl_core.errors import UserInputError
-from automl_core.store.artifacts import (
+from automl_core.artifacts import (
     ArtifactNotFoundError,
     ArtifactStore,
     LocalArtifactStore,
@@ -18,6 +17,7 @@ from automl_core.store.artifacts import (
     parse_s3_uri,
     read_uri,
 )
+from automl_core.errors import UserInputError
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from automl_core.executors.base import JobResult
 from automl_core.executors.simulated import SimulatedExecutor, check_job_log
+from automl_core.mop.executor import JobResult
 from automl_core.mop.runner import (
     EpochMetrics,
     HopperRunner,

@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from automl_core.executors.base import Executor
 from automl_core.executors.simulated import (
     JobLogError,
     JobLogRow,
@@ -15,6 +14,7 @@ from automl_core.executors.simulated import (
     job_log_problems,
     simulate,
 )
+from automl_core.mop.executor import Executor
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
     EpochCompleted,

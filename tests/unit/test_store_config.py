@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import automl_core
+from automl_core import config
 from automl_core.errors import UserInputError
-from automl_core.store import config, connect, describe, using_embedded
+from automl_core.store import connect, describe, using_embedded
 
 
 def test_project_home_defaults_to_dot_automl_in_the_repository(

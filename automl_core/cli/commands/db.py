@@ -30,11 +30,11 @@ def register(subparsers: Any) -> None:
 
 def _where(url: str) -> str:
     """The masked URL and where it came from."""
+    from automl_core.config import DB_URL_ENV
     from automl_core.store import describe, project_home, using_embedded
-    from automl_core.store.config import DB_URL_ENV
 
     if using_embedded():
-        from automl_core.store.embedded import log_path
+        from automl_core.embedded_server.server import log_path
 
         origin = f"embedded server in {project_home()}, log {log_path(project_home())}"
     else:
@@ -118,13 +118,13 @@ def _unfinished(conn: Any) -> list[str]:
 
 def stop(args: argparse.Namespace) -> int:
     """Stop the embedded server of the project home, if it runs."""
+    from automl_core.config import DB_URL_ENV
     from automl_core.store import project_home, using_embedded
-    from automl_core.store.config import DB_URL_ENV
 
     if not using_embedded():
         print(f"{DB_URL_ENV} is set: the embedded server is not in use; nothing to stop")
         return 0
-    from automl_core.store.embedded import stop as stop_server
+    from automl_core.embedded_server.server import stop as stop_server
 
     if stop_server(project_home()):
         print(f"stopped the embedded server in {project_home()}")

@@ -110,8 +110,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from automl_core.artifacts import artifact_store_for
     from automl_core.export import export_best
-    from automl_core.store.artifacts import artifact_store_for
 
     artifact_store_for(args.to)  # a bad target fails before connecting
     with _connection() as conn:

@@ -17,8 +17,8 @@ HOME_ENV = "AUTOML_HOME"
 #: The existing unprivileged account the embedded server runs as when started by root.
 EMBEDDED_USER_ENV = "AUTOML_EMBEDDED_USER"
 
-# automl_core/store/config.py -> parents[2] is the folder that holds the automl_core package.
-_REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+# automl_core/config.py -> parents[1] is the folder that holds the automl_core package.
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 
 
 def repository_root() -> Path:

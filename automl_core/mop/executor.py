@@ -104,7 +104,9 @@ class Executor(Protocol):
         ...
 
     def forget(self, model_id: int) -> None:
-        """No job will read the model's latest state again: free it."""
+        """No job will read the model's latest state again (it is done, or reset to its
+        checkpoint): free it; a job of it still running is dropped, and its output is not
+        taken for the model's state."""
         ...
 
     def now(self) -> float:

@@ -12,9 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from automl_core.store.config import DB_URL_ENV
-from automl_core.store.embedded_account import _Account, _owned_dir, _run_as
-from automl_core.store.embedded_state import (
+from automl_core.config import DB_URL_ENV
+from automl_core.embedded_server.account import _Account, _owned_dir, _run_as
+from automl_core.embedded_server.state import (
     _CHILDREN,
     SUPERUSER,
     EmbeddedServerError,

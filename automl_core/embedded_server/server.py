@@ -34,17 +34,17 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from automl_core.store.config import project_home
-from automl_core.store.embedded_account import _Account as _Account  # tests build one
-from automl_core.store.embedded_account import _account, _check_reachable, first_unreachable
-from automl_core.store.embedded_start import (
+from automl_core.config import project_home
+from automl_core.embedded_server.account import _Account as _Account  # tests build one
+from automl_core.embedded_server.account import _account, _check_reachable, first_unreachable
+from automl_core.embedded_server.start import (
     SOCKET_PORT,
     START_TIMEOUT_S,
     _create_and_start,
     _install_dir,
     _start_failed,
 )
-from automl_core.store.embedded_state import (
+from automl_core.embedded_server.state import (
     DATABASE,
     SUPERUSER,
     EmbeddedServerError,

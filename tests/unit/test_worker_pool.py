@@ -6,7 +6,7 @@ import pytest
 
 
 def test_local_workers_are_capped_at_one_per_partition(caplog: pytest.LogCaptureFixture) -> None:
-    from automl_core.experiment.training import local_workers
+    from automl_core.experiment.worker_pool import local_workers
 
     assert local_workers(None, 4) == 4
     assert local_workers(2, 4) == 2

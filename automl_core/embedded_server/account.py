@@ -8,8 +8,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from automl_core.store.config import DB_URL_ENV, EMBEDDED_USER_ENV, HOME_ENV
-from automl_core.store.embedded_state import EmbeddedServerError, Layout
+from automl_core.config import DB_URL_ENV, EMBEDDED_USER_ENV, HOME_ENV
+from automl_core.embedded_server.state import EmbeddedServerError, Layout
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from automl_core.config import DB_URL_ENV, HOME_ENV
 from automl_core.errors import UserInputError
-from automl_core.store.config import DB_URL_ENV, HOME_ENV
 
 DATABASE = "automl"
 SUPERUSER = "postgres"
