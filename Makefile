@@ -38,6 +38,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy automl_core plugins/automl_airflow dags
+	# The pure core (search methods, the hopper, spaces) is held to strict typing.
+	$(VENV)/bin/mypy --strict automl_core/search automl_core/mop automl_core/space
 
 bench: setup
 	$(PY) benchmarks/bench_scheduler_scale.py

@@ -95,25 +95,11 @@ def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any]
     """The leaderboard row of the best trial that has a checkpoint, the checkpoint of its
     best epoch (else, for a trial saved before those were kept, its latest) and which
     of the two it is (``"best"`` or ``"latest"``)."""
-    from automl_core.report.leaderboard import LEADERBOARD_COLUMNS, read_cursor
-    from automl_core.store.repository import load_checkpoint
+    from automl_core.store.repository import best_trial_with_checkpoint, load_checkpoint
 
-    with read_cursor(conn) as cur:
-        cur.execute(
-            f"SELECT {', '.join('l.' + c for c in LEADERBOARD_COLUMNS)} "
-            "FROM automl.leaderboard l "
-            "WHERE l.experiment_id = %s AND l.best_valid_accuracy IS NOT NULL AND ("
-            "EXISTS (SELECT 1 FROM automl.best_checkpoints b "
-            "WHERE b.experiment_id = l.experiment_id AND b.trial_id = l.trial_id) OR "
-            "EXISTS (SELECT 1 FROM automl.checkpoints c "
-            "WHERE c.experiment_id = l.experiment_id AND c.trial_id = l.trial_id)) "
-            "ORDER BY l.rank LIMIT 1",
-            (experiment_id,),
-        )
-        row = cur.fetchone()
-    if row is None:
+    best = best_trial_with_checkpoint(conn, experiment_id)
+    if best is None:
         return {}, None, ""
-    best = dict(zip(LEADERBOARD_COLUMNS, row, strict=True))
     checkpoint = load_checkpoint(conn, experiment_id, best["trial_id"], best=True)
     if checkpoint is not None:
         return best, checkpoint, "best"
@@ -152,7 +138,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     stored by reference (``uri``) is missing from its store.
     """
     from automl_core.data.reader import dataset_info
-    from automl_core.report.leaderboard import experiment_record, read_cursor
+    from automl_core.store.repository import experiment_record
 
     exp = experiment_record(conn, experiment_name)
     best, checkpoint, kind = _best_with_checkpoint(conn, exp.id)
@@ -164,8 +150,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     state = (
         checkpoint.state if checkpoint.state is not None else read_uri(checkpoint.uri, s3_client)
     )
-    with read_cursor(conn):  # dataset_info leaves its read transaction open
-        info = dataset_info(conn, exp.dataset)
+    info = dataset_info(conn, exp.dataset)  # it ends the read transaction it opens
     history = _history(conn, exp.id, best["trial_id"])
     at_checkpoint = next((h for h in history if h["epoch"] == checkpoint.epoch), {})
     config = dict(best["config"])

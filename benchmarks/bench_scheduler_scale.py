@@ -7,7 +7,9 @@ Run from the repository root:
 Every model trains for 2 epochs with evaluation, so one run makes
 workers x models x 2 epochs x 2 passes decisions. A model's cost per visit is drawn once
 from a seeded lognormal (sigma 0.5), so models differ in speed; an eval visit costs a
-quarter of a train visit. Nothing runs: the simulated executor advances a clock.
+quarter of a train visit. Nothing runs: the simulated executor advances a clock, and the
+real runner (``HopperRunner``) handles every result, so decisions per second include
+what a search pays per job besides the scheduler (epoch metrics, the job log).
 
 The 1,000 workers x 10,000 models run would make 40 million decisions, several minutes
 of pure Python whatever the scheduler does (the simulated executor and the event objects

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_search_quality.py [--seeds 5] [--data digits,signals]
 
 For each data set (the built-in digits, and the harder built-in 1-d signals that
-``automl_core.data.sources.make_signals`` generates offline from a seed), 20% of the rows
+``automl_core.data.signals.make_signals`` generates offline from a seed), 20% of the rows
 are held out (seeded), the rest loaded as the train split of an npz (``automl data load
 npz:...``; the held-out rows as its test split) and prepared with
 ``--validation-fraction 0.2``, so model selection never sees the test rows. Then, for each

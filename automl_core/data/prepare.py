@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from psycopg2 import sql
-from psycopg2.extras import Json
 
 from automl_core.data import packing
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_packed_row
@@ -36,6 +35,7 @@ from automl_core.data.scan import SourceRows, SourceSummary, inspect_source, rea
 from automl_core.data.tables import find_table, segment_count
 from automl_core.data.validate import packed_table_name
 from automl_core.errors import UserInputError
+from automl_core.store import repository as repo
 from automl_core.store.dialect import Dialect
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ def prepare_dataset(
     try:
         _require_schema(conn)
         # Two prepares of one dataset would race on CREATE TABLE: the second waits here.
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"automl.prepare.{name}",))
+        repo.lock_dataset(conn, name)
         dialect = Dialect.detect(conn)
         p = _partition_count(conn, dialect, partitions)
         summary = inspect_source(conn, name, label_column=label_column)
@@ -177,12 +176,7 @@ def _check_packed_is_ours(conn: Any, name: str, packed: str) -> None:
     """Refuse to drop a ``<name>_packed`` table that no dataset row says we made."""
     if find_table(conn, packed) is None:
         return
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT 1 FROM automl.datasets WHERE name = %s AND packed_table = %s", (name, packed)
-        )
-        ours = cur.fetchone() is not None
-    if not ours:
+    if not repo.dataset_owns_table(conn, name, packed):
         raise UserInputError(
             f"A table {packed!r} exists but is not the packed table of dataset {name!r}: "
             "rename or drop it, or load the source under another name."
@@ -265,43 +259,28 @@ def _packed_stream(
 
 
 def _upsert_dataset(conn: Any, info: DatasetInfo) -> None:
-    values = {
-        "name": info.name,
-        "source": info.source,
-        "feature_shape": list(info.feature_shape),
-        "class_values": Json(info.class_values),
-        "num_classes": info.num_classes,
-        "partitions": info.partitions,
-        "n_train": info.n_train,
-        "n_valid": info.n_valid,
-        "rows_per_partition": Json(info.rows_per_partition),
-        "normalization": Json(info.normalization),
-        "source_table": info.source_table,
-        "packed_table": info.packed_table,
-    }
-    cols = list(values)
-    query = sql.SQL(
-        "INSERT INTO automl.datasets ({cols}) VALUES ({vals}) ON CONFLICT (name) DO UPDATE "
-        "SET {updates}, created_at = now()"
-    ).format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in cols),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
-            for c in cols
-            if c != "name"
-        ),
+    repo.upsert_dataset(
+        conn,
+        {
+            "name": info.name,
+            "source": info.source,
+            "feature_shape": list(info.feature_shape),
+            "class_values": info.class_values,
+            "num_classes": info.num_classes,
+            "partitions": info.partitions,
+            "n_train": info.n_train,
+            "n_valid": info.n_valid,
+            "rows_per_partition": info.rows_per_partition,
+            "normalization": info.normalization,
+            "source_table": info.source_table,
+            "packed_table": info.packed_table,
+        },
     )
-    with conn.cursor() as cur:
-        cur.execute(query, values)
 
 
 def _require_schema(conn: Any) -> None:
     # Checked up front: a failing statement later would only say "relation does not exist".
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('automl.datasets')")
-        row = cur.fetchone()
-    if row is None or row[0] is None:
+    if not repo.datasets_table_exists(conn):
         raise UserInputError(
             "The automl schema does not exist in this database: migrate it first "
             "(automl_core.store.migrations.migrate, which the automl commands run)."

@@ -7,19 +7,17 @@ into preallocated arrays, so the peak memory is the partition itself plus one bu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import psycopg2.extensions
 from psycopg2 import sql
 
 from automl_core.data.packing import Normalization
 from automl_core.data.pgcopy import TupleSink
 from automl_core.data.validate import validate_table_name
 from automl_core.errors import UserInputError
+from automl_core.store.repository import dataset_record, read_cursor
 
 SPLITS = ("train", "valid")
 
@@ -47,49 +45,21 @@ class DatasetInfo:
     packed_table: str = ""
 
 
-_INFO_COLUMNS = (
-    "name",
-    "feature_shape",
-    "num_classes",
-    "class_values",
-    "partitions",
-    "n_train",
-    "n_valid",
-    "rows_per_partition",
-    "normalization",
-    "source",
-    "source_table",
-    "packed_table",
-)
-
-
 def dataset_info(conn: Any, name: str) -> DatasetInfo:
     """The summary of dataset ``name`` from ``automl.datasets``.
 
     Runs in the caller's open transaction if there is one; otherwise it ends the one it
-    opened (see :func:`_reading`). Raises UserInputError naming the dataset and
+    opened (``read_cursor``). Raises UserInputError naming the dataset and
     ``automl data prepare`` when it has not been prepared (or the schema does not exist yet).
     """
     validate_table_name(name, what="dataset name")
-    with _reading(conn), conn.cursor() as cur:
-        # Check first: a failed SELECT would abort the caller's transaction.
-        cur.execute("SELECT to_regclass('automl.datasets')")
-        row = cur.fetchone()
-        if row is not None and row[0] is not None:
-            query = sql.SQL("SELECT {} FROM automl.datasets WHERE name = %s").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in _INFO_COLUMNS)
-            )
-            cur.execute(query, (name,))
-            row = cur.fetchone()
-        else:
-            row = None
-    if row is None:
+    values = dataset_record(conn, name)
+    if values is None:
         raise UserInputError(
             f"The dataset {name!r} has not been prepared: run `automl data prepare {name} "
             "--partitions P` (after `automl data load SOURCE --table "
             f"{name}`)."
         )
-    values = dict(zip(_INFO_COLUMNS, row, strict=True))
     return DatasetInfo(
         name=values["name"],
         feature_shape=tuple(int(s) for s in values["feature_shape"]),
@@ -156,7 +126,7 @@ def read_partition(
         'COPY (SELECT n, x, y FROM {} WHERE split = %s AND "partition" = %s ORDER BY buffer) '
         "TO STDOUT WITH (FORMAT binary)"
     ).format(sql.Identifier(info.packed_table))
-    with _reading(conn), conn.cursor() as cur:
+    with read_cursor(conn) as cur:
         # COPY takes no bind parameters: mogrify binds them client-side, quoted by psycopg2.
         statement = cur.mogrify(query, (split, partition)).decode()
         sink = TupleSink(take)
@@ -164,23 +134,6 @@ def read_partition(
     if filled != n or not sink.finished:
         raise RuntimeError(_mismatch(info, split, partition))
     return x.reshape(n, *info.feature_shape), y
-
-
-@contextmanager
-def _reading(conn: Any) -> Iterator[None]:
-    """Leave the connection's transaction state as it was found.
-
-    If no transaction was open, the one these reads open is ended (rolled back: nothing
-    was written). A worker that keeps its connection for hours then holds no lock on the
-    packed table, which would otherwise make a re-run of ``prepare`` (DROP TABLE) wait.
-    """
-    idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
-    started = not conn.autocommit and conn.get_transaction_status() == idle
-    try:
-        yield
-    finally:
-        if started:
-            conn.rollback()
 
 
 def _mismatch(info: DatasetInfo, split: str, partition: int) -> str:

@@ -34,13 +34,21 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
+from automl_core.executors.dask_worker import DataRef, job_output, run_job
 from automl_core.executors.spawn_safe import spawn_safe_main
+from automl_core.executors.worker_loss import (
+    _UNUSABLE,
+    WORKERS_TIMEOUT_S,
+    WorkerLossHandling,
+    _InFlight,
+    _StateHolder,
+    _WorkerGone,
+)
 from automl_core.mop.executor import JobResult, StateLostError, Visit
 from automl_core.mop.types import Job, JobKind
 
@@ -48,35 +56,9 @@ log = logging.getLogger(__name__)
 
 LIVENESS_POLL_S = 0.5  # how often wait() asks the scheduler which workers live
 RESULT_SLICE_S = 0.5  # a gather waits this long before it checks its worker still lives
-SCHEDULER_CALL_S = 10.0  # one request to the scheduler (identity, cancel)
-SCHEDULER_SILENCE_S = 60.0  # no answer from the scheduler for this long: give up
 STATE_DEADLINE_S = 300.0  # a model state (up to GBs) from a live worker
 CONNECT_TIMEOUT_S = 30.0
-WORKERS_TIMEOUT_S = 120.0
 CLOSE_TIMEOUT_S = 30.0
-_UNUSABLE = ("cancelled", "lost", "error")  # future states whose data will never come
-
-
-class _WorkerGone(Exception):
-    """The worker that holds a result left the cluster while we waited for it."""
-
-
-@dataclass
-class _InFlight:
-    job: Job
-    result: Any  # Future of the job's output: (state bytes, visits of its epoch)
-    worker: str
-    input_state: Any  # Future the job reads, or None
-    submitted_at: float
-
-
-@dataclass
-class _StateHolder:
-    """Where a model's latest state lives, and the job that made it."""
-
-    future: Any
-    worker: str
-    job: Job
 
 
 @dataclass
@@ -87,7 +69,7 @@ class _EpochVisits:
     done: set[tuple[int, JobKind]] = field(default_factory=set)
 
 
-class DaskExecutor:
+class DaskExecutor(WorkerLossHandling):
     """Runs jobs on a local Dask cluster (default) or an existing one (``address``).
 
     ``seed`` is the experiment's seed; a model's training seed is derived from it and the
@@ -280,7 +262,8 @@ class DaskExecutor:
             job.model_id,
             job.partition,
             job.epoch,
-            dict(config),
+            # A typed TrainingConfig (not a Mapping) travels as is; a dict is copied.
+            dict(config) if isinstance(config, Mapping) else config,
             state,
             self._data,
             self._model_seed(job.model_id),
@@ -352,15 +335,6 @@ class DaskExecutor:
         self._note_visit(job)
         return JobResult(job, flight.worker, flight.submitted_at, time.time(), state=future)
 
-    def _failed(
-        self, flight: _InFlight, error: str, *, state_lost: bool = False, lost: bool = True
-    ) -> JobResult:
-        """A job that did not finish; ``lost`` unless the job itself raised."""
-        now = time.time()
-        return JobResult(
-            flight.job, flight.worker, now, now, error=error, state_lost=state_lost, lost=lost
-        )
-
     def _input_lost(self, flight: _InFlight) -> bool:
         return flight.input_state is not None and flight.input_state.status in _UNUSABLE
 
@@ -407,155 +381,3 @@ class DaskExecutor:
         early = self._fetched.get(job.model_id)
         if early is not None and early[0] != self._latest[job.model_id].future.key:
             del self._fetched[job.model_id]  # the output of an older job: never asked for now
-
-    # --- cluster calls with deadlines ----------------------------------------------------
-
-    def _sync(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run the client coroutine ``fn`` with the scheduler-call deadline."""
-        return self._client.sync(fn, *args, callback_timeout=SCHEDULER_CALL_S, **kwargs)
-
-    def _cancel(self, futures: Iterable[Any]) -> None:
-        """Cancel ``futures`` (and what depends on them) so nothing waits on a dead worker."""
-        futures = [f for f in futures if f is not None]
-        if futures:
-            try:
-                # Client.cancel takes no timeout; its coroutine does the same work.
-                self._sync(self._client._cancel, futures, reason="worker lost")
-            except TimeoutError:
-                log.warning("the Dask scheduler did not take a cancel in time")
-
-    def _live_workers(self) -> list[str]:
-        """Addresses of the workers the scheduler knows now.
-
-        A slow answer keeps the last known list; raises RuntimeError when the scheduler
-        has not answered for ``SCHEDULER_SILENCE_S``.
-        """
-        try:
-            scheduler = self._client.scheduler
-            if scheduler is None:
-                raise OSError("the client is not connected to a scheduler")
-            info = self._sync(scheduler.identity, n_workers=-1)
-        except (TimeoutError, OSError) as exc:
-            silent = time.monotonic() - self._heard_from_scheduler
-            if silent > SCHEDULER_SILENCE_S:
-                raise RuntimeError(
-                    f"the Dask scheduler has not answered for {silent:.0f} s"
-                ) from exc
-            log.warning("the Dask scheduler did not answer in time: %r", exc)
-            return self._live
-        self._heard_from_scheduler = time.monotonic()
-        self._live = sorted(info["workers"])
-        return self._live
-
-    # --- worker loss -----------------------------------------------------------------------
-
-    def _load(self, live: Iterable[str]) -> dict[str, int]:
-        """How many partitions each live worker holds."""
-        load = dict.fromkeys(live, 0)
-        for w in self._owner.values():
-            if w in load:
-                load[w] += 1
-        return load
-
-    def _assign_partitions(self, live: list[str]) -> None:
-        """Give every partition without a live owner to the least loaded live worker."""
-        if not live:
-            raise RuntimeError("the Dask cluster has no live worker")
-        load = self._load(live)
-        for p in self._partitions:
-            if self._owner.get(p) not in load:
-                target = min(live, key=lambda w: (load[w], live.index(w)))
-                self._owner[p] = target
-                load[target] += 1
-
-    def _warm_idle_workers(self, live: list[str]) -> None:
-        """Ready a worker that holds no partition (a restarted one) to take one over from
-        a worker that holds several; the partition moves at its next submit once ready."""
-        for w, (_, future) in list(self._warming.items()):
-            if w not in live or future.status in _UNUSABLE:
-                del self._warming[w]
-                self._cancel([future])
-        load = self._load(live)
-        warming = {p for p, _ in self._warming.values()}
-        for idle in [w for w in live if load[w] == 0 and w not in self._warming]:
-            crowded = [p for p in self._partitions if load[self._owner[p]] > 1]
-            candidates = [p for p in crowded if p not in warming]
-            if not candidates:
-                return
-            p = max(candidates, key=lambda q: load[self._owner[q]])
-            pinned = {"workers": [idle], "allow_other_workers": False, "pure": False}
-            self._warming[idle] = (p, self._client.submit(warm_up, self._data, p, **pinned))
-            warming.add(p)
-
-    def _move_if_warm(self, partition: int) -> None:
-        """Move ``partition`` (no job of it in flight) to a worker warmed up for it."""
-        for w, (p, future) in list(self._warming.items()):
-            if p != partition or future.status != "finished":
-                continue
-            del self._warming[w]
-            if self._load(self._live).get(self._owner[p], 0) > 1 and w in self._live:
-                log.info("partition %d moves to worker %s", p, w)
-                self._owner[p] = w
-
-    def _await_a_worker(self) -> set[str]:
-        """Every worker is gone (e.g. two lost in a row on a 2-worker cluster): wait for a
-        nanny's restart or a new worker, up to ``WORKERS_TIMEOUT_S``, then raise."""
-        log.warning(
-            "no live Dask worker; waiting up to %.0f s for one to (re)join", WORKERS_TIMEOUT_S
-        )
-        try:
-            self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise RuntimeError(
-                f"the Dask cluster has had no live worker for {WORKERS_TIMEOUT_S:.0f} s"
-            ) from exc
-        return set(self._live_workers())
-
-    def _poll_workers(self) -> list[JobResult]:
-        """Failed results for the work lost with workers that left; reassigns partitions."""
-        self._last_poll = time.monotonic()
-        live = set(self._live_workers()) or self._await_a_worker()
-        used = set(self._owner.values()) | {f.worker for f in self._inflight.values()}
-        dead = {w for w in used | {h.worker for h in self._latest.values()} if w not in live}
-        if dead:
-            log.warning("lost Dask workers %s; rerunning their work elsewhere", sorted(dead))
-        self._assign_partitions(sorted(live))
-        self._warm_idle_workers(sorted(live))
-        return self._fail_lost_work(dead) if dead else []
-
-    def _fail_lost_work(self, dead: set[str]) -> list[JobResult]:
-        """Cancel what lived on ``dead`` workers and report it: in-flight jobs failed,
-        lost states as ``state_lost`` (on the model's in-flight job if it has one)."""
-        # Bytes already pulled for a lost state stay: the runner may still ask for them
-        # (its epoch ended in the same batch of results), and they are the right ones.
-        lost = {m: h for m, h in self._latest.items() if h.worker in dead}
-        for m in lost:
-            del self._latest[m]
-        results: list[JobResult] = []
-        doomed: list[Any] = [h.future for h in lost.values()]
-        for key, flight in list(self._inflight.items()):
-            held = lost.get(flight.job.model_id)
-            reads_lost = held is not None and flight.input_state is held.future
-            if flight.worker in dead or reads_lost:
-                del self._inflight[key]
-                doomed.append(flight.result)
-                results.append(
-                    self._failed(flight, f"worker {flight.worker} lost", state_lost=reads_lost)
-                )
-                if reads_lost:
-                    del lost[flight.job.model_id]
-        for holder in lost.values():
-            now = time.time()
-            results.append(
-                JobResult(
-                    holder.job,
-                    holder.worker,
-                    now,
-                    now,
-                    error="state lost",
-                    state_lost=True,
-                    lost=True,
-                )
-            )
-        self._cancel(doomed)
-        return results

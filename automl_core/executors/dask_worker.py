@@ -12,11 +12,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from automl_core.mop.executor import Visit
+
+if TYPE_CHECKING:  # torch is imported on the worker only, when a job runs
+    from automl_core.training.config import TrainingConfig
 
 # (db_url, dataset, partition, split) -> (x, y); per worker process.
 _PARTITIONS: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -105,7 +108,7 @@ def run_job(
     model_id: int,
     partition: int,
     epoch: int,
-    config: Mapping[str, Any],
+    config: TrainingConfig | Mapping[str, Any],
     state: bytes | JobOutput | None,
     data: DataRef,
     seed: int,
@@ -120,13 +123,16 @@ def run_job(
     An evaluation returns the state it read unchanged. ``evaluate_after`` (the epoch's
     last training visit, with validation replicated on every worker) also evaluates the
     new state on every validation partition: ``valid_loss_sum``, ``valid_correct`` and
-    ``valid_samples`` join the visit's metrics.
+    ``valid_samples`` join the visit's metrics. A dict ``config`` is validated once
+    here, and the job reads the typed ``TrainingConfig`` from then on.
     """
     from distributed import get_worker
 
     from automl_core.training import engine
+    from automl_core.training.config import training_config
 
     _prepare_torch(partition)
+    config = training_config(config)
     visits: list[Visit] = []
     if isinstance(state, tuple):
         state, carried = state
@@ -168,9 +174,7 @@ def run_job(
     return bytes(new_state), visits
 
 
-def _evaluate_everywhere(
-    config: Mapping[str, Any], state: bytes, data: DataRef
-) -> dict[str, float]:
+def _evaluate_everywhere(config: TrainingConfig, state: bytes, data: DataRef) -> dict[str, float]:
     """Summed loss and correct predictions over every validation partition."""
     from automl_core.training import engine
 

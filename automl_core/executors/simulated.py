@@ -1,17 +1,18 @@
-"""An executor with a simulated clock, and a small driver that replays a whole MOP run.
+"""An executor with a simulated clock, and a whole MOP run replayed on it.
 
 ``SimulatedExecutor`` keeps the ``Executor`` contract of ``mop/executor.py`` but runs
 nothing: a job takes ``cost(job)`` simulated seconds, and ``wait()`` jumps the clock to
-the next end. ``simulate`` does what the real runner (``mop/runner.py``) does, without a
-database: it feeds events to the scheduler, carries ``RunJob`` out on the executor and
-feeds each result back. Together they replay a search with unchanged scheduler code in
-seconds, for tests and for ``benchmarks/bench_scheduler_scale.py``.
+the next end. ``simulate`` drives the real runner (``mop/runner.py``: ``HopperRunner``)
+with it and an in-memory sink, so a simulation takes the same result-handling path as a
+search; it replays a run with unchanged scheduler and runner code in seconds, for tests
+and for ``benchmarks/bench_scheduler_scale.py``.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,16 +20,16 @@ from types import MappingProxyType
 from typing import Any
 
 from automl_core.mop.executor import JobResult, StateRef, Visit
-from automl_core.mop.joblog import JobLogError, JobLogRow, check_job_log, job_log_problems
+from automl_core.mop.joblog import JobLogError, check_job_log, job_log_problems
+from automl_core.mop.results import EpochMetrics
+from automl_core.mop.runner import HopperRunner, TrainingTarget
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
     EpochCompleted,
     Event,
     Instruction,
     Job,
-    JobFailed,
-    JobFinished,
-    JobKind,
+    JobRecord,
     ModelAdded,
     ModelCompleted,
     ModelReset,
@@ -37,7 +38,8 @@ from automl_core.mop.types import (
 
 __all__ = [
     "JobLogError",
-    "JobLogRow",
+    "JobRecord",
+    "MemorySink",
     "SimulatedExecutor",
     "SimulationResult",
     "check_job_log",
@@ -46,14 +48,33 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# One visit: (partition, epoch, kind, worker, started_at, ended_at). A tuple of atomic
+# values, which the garbage collector stops tracking: a long run holds millions of them.
+_Record = tuple[int, int, str, str, float, float]
+
+
+@dataclass(frozen=True, eq=False)
 class SimState:
-    """The state token a simulated job returns, with the visits of its epoch so far."""
+    """The state token a simulated job returns: the visits of its epoch so far are the
+    first ``n`` records of ``log``, a list the next states of the epoch append to.
+
+    Shared, not copied, so a job costs O(1) however many partitions there are;
+    ``visits`` builds the ``Visit`` objects (O(P), once per epoch).
+    """
 
     model_id: int
     epoch: int
     partition: int
-    visits: tuple[Visit, ...] = ()
+    log: list[_Record]
+    n: int
+
+    @property
+    def visits(self) -> tuple[Visit, ...]:
+        """The visits of this state's epoch so far, in the order they ran."""
+        return tuple(Visit(*r, dict(_SIM_METRICS)) for r in self.log[: self.n])
+
+
+_SIM_METRICS = {"loss_sum": 0.0, "correct": 0.0, "samples": 1.0}
 
 
 class SimulatedExecutor:
@@ -87,6 +108,10 @@ class SimulatedExecutor:
         # (end, sequence, start, job, failed, input state); the sequence breaks every tie.
         self._heap: list[tuple[float, int, float, Job, bool, Any]] = []
         self._busy: dict[int, Job] = {}
+        self._since: dict[int, float] = {}  # partition -> start of its job in flight
+        self._busy_seconds = dict.fromkeys(pids, 0.0)
+        self.submitted = 0  # jobs submitted so far
+        self.failures = 0  # results with an error so far
         self._closed = False
 
     @property
@@ -122,6 +147,8 @@ class SimulatedExecutor:
             raise ValueError(f"cost({job}) is {seconds}, but must be finite and >= 0.")
         failed = bool(self._fail(job)) if self._fail is not None else False
         self._busy[job.partition] = job
+        self._since[job.partition] = self._clock
+        self.submitted += 1
         entry = (self._clock + seconds, self._seq, self._clock, job, failed, state)
         heapq.heappush(self._heap, entry)
         self._seq += 1
@@ -144,6 +171,9 @@ class SimulatedExecutor:
         while self._heap and self._heap[0][0] == end:
             _, _, start, job, failed, state = heapq.heappop(self._heap)
             del self._busy[job.partition]
+            del self._since[job.partition]
+            self._busy_seconds[job.partition] += end - start
+            self.failures += failed
             results.append(self._result(job, start, end, failed, state))
         return results
 
@@ -152,25 +182,30 @@ class SimulatedExecutor:
         if failed:
             lost = bool(self._lose_state(job)) if self._lose_state is not None else False
             return JobResult(job, worker, start, end, error="simulated failure", state_lost=lost)
-        before = state.visits if isinstance(state, SimState) else ()
-        visit = Visit(
-            job.partition,
-            job.epoch,
-            job.kind.value,
-            worker,
-            start,
-            end,
-            {"loss_sum": 0.0, "correct": 0.0, "samples": 1.0},
-        )
-        visits = (*(v for v in before if v.epoch == job.epoch), visit)
+        record = (job.partition, job.epoch, job.kind.value, worker, start, end)
+        if isinstance(state, SimState) and state.epoch == job.epoch:
+            log = state.log
+            if len(log) != state.n:  # a second job continued that state: branch off a copy
+                log = log[: state.n]
+            log.append(record)
+        else:  # a new epoch, or a fresh or checkpointed model: a new list
+            log = [record]
         return JobResult(
-            job, worker, start, end, SimState(job.model_id, job.epoch, job.partition, visits)
+            job, worker, start, end, SimState(job.model_id, job.epoch, job.partition, log, len(log))
         )
 
     def fetch_epoch(self, state: StateRef | bytes) -> tuple[bytes, list[Visit]]:
         if isinstance(state, SimState):
             return b"", list(state.visits)
         return (state if isinstance(state, bytes) else b""), []
+
+    def busy_seconds(self) -> dict[int, float]:
+        """Partition -> simulated seconds its worker has been occupied so far (failed jobs
+        and the elapsed part of jobs still in flight included)."""
+        busy = dict(self._busy_seconds)
+        for partition, since in self._since.items():
+            busy[partition] += self._clock - since
+        return busy
 
     def now(self) -> float:
         return self._clock
@@ -185,14 +220,14 @@ class SimulationResult:
 
     completed: bool  # False when stopped by max_decisions
     makespan: float
-    wall_seconds: float  # real time of the whole loop
+    wall_seconds: float  # real time of the whole run
     scheduler_seconds: float  # real time spent inside scheduler.handle()
     decisions: int  # RunJob instructions carried out
     busy: dict[int, float]  # partition -> seconds its worker was occupied (failures included)
     failures: int  # results with an error
     dropped: int  # results of jobs the scheduler had dropped (ModelReset)
     notifications: list[EpochCompleted | ModelCompleted] = field(default_factory=list)
-    log: list[JobLogRow] = field(default_factory=list)
+    log: list[JobRecord] = field(default_factory=list)
 
     @property
     def utilisation(self) -> float:
@@ -207,6 +242,42 @@ class SimulationResult:
         return self.decisions / self.wall_seconds if self.wall_seconds > 0 else math.inf
 
 
+class MemorySink:
+    """The runner's ``ResultSink`` in memory: the job log (unless ``keep_jobs`` is
+    False) and each trial's latest checkpoint; epoch metrics are dropped."""
+
+    def __init__(self, *, keep_jobs: bool = True) -> None:
+        self.jobs: dict[tuple[int, int, int, str], JobRecord] = {}
+        self.checkpoints: dict[int, tuple[int, bytes]] = {}
+        self._keep_jobs = keep_jobs
+
+    def record_jobs(self, rows: Sequence[JobRecord]) -> None:
+        if self._keep_jobs:
+            for r in rows:
+                self.jobs[(r.trial_id, r.epoch, r.partition, r.kind)] = r
+
+    def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
+        self.checkpoints[trial_id] = (epoch, state)
+
+    def load_checkpoint(self, trial_id: int) -> tuple[int, bytes | None]:
+        return self.checkpoints.get(trial_id, (0, None))
+
+
+def _added(event: ModelAdded) -> TrainingTarget:
+    """The model as the runner takes it (a simulated state is a token: any bytes do for a
+    model that starts past epoch 0)."""
+    state = b"" if event.start_epoch > 0 else None
+    return TrainingTarget(event.model_id, {}, event.start_epoch, event.target_epoch, state)
+
+
+def _follow_up(event: Event) -> TrainingTarget | ModelReset:
+    if isinstance(event, ModelAdded):
+        return _added(event)
+    if isinstance(event, ModelReset):
+        return event
+    raise TypeError(f"The value of event is {event!r}, but must be a ModelAdded or ModelReset.")
+
+
 def simulate(
     scheduler: MopScheduler,
     executor: SimulatedExecutor,
@@ -216,74 +287,52 @@ def simulate(
     max_decisions: int | None = None,
     keep_log: bool = True,
 ) -> SimulationResult:
-    """Run ``models`` to completion (or ``max_decisions`` jobs) and report what happened.
+    """Run ``models`` through a ``HopperRunner`` driving ``scheduler`` on ``executor`` to
+    completion (or ``max_decisions`` jobs) and report what happened.
 
-    ``on_instruction`` sees every instruction after it is carried out; events it returns
-    (e.g. ``ModelAdded`` for a promoted model, ``ModelReset``) are handled right away. A
-    result counts only if ``scheduler.is_current(job)``; a failure that lost the state
-    is fed as ``ModelReset`` then ``JobFailed``. The log keeps the last attempt of each
-    visit, like ``mop_jobs``. Raises RuntimeError if the scheduler is not done but
-    nothing runs (a deadlock), and whatever the scheduler or executor raise.
+    ``on_instruction`` sees every instruction after it is carried out; the events it
+    returns (``ModelAdded`` for a promoted or late model, ``ModelReset``) are carried out
+    right away. Results are handled as the runner handles them (a failure is retried
+    however often it recurs). The log is the runner's job log: the last attempt of each
+    visit of every completed epoch, like ``mop_jobs``.
+
+    Raises:
+        RuntimeError: the scheduler is not done but nothing runs (a deadlock).
+        TypeError: ``on_instruction`` returned another kind of event.
     """
     started = time.perf_counter()
     t0 = executor.now()
-    busy = dict.fromkeys(executor.partitions, 0.0)
-    begun: dict[int, float] = {}  # partition -> start of its job in flight
-    visits: dict[tuple[int, int, int, JobKind], JobLogRow] = {}
-    out = SimulationResult(False, 0.0, 0.0, 0.0, 0, busy, 0, 0)
+    sink = MemorySink(keep_jobs=keep_log)
+    notifications: list[EpochCompleted | ModelCompleted] = []
 
-    def feed(event: Event) -> None:
-        tick = time.perf_counter()
-        instructions = scheduler.handle(event)
-        out.scheduler_seconds += time.perf_counter() - tick
-        follow_ups: list[Event] = []
-        for ins in instructions:
-            if isinstance(ins, RunJob):
-                executor.submit(ins.job, {}, None)
-                begun[ins.job.partition] = executor.now()
-                out.decisions += 1
-            else:
-                out.notifications.append(ins)
-            if on_instruction is not None:
-                follow_ups.extend(on_instruction(ins) or ())
-        for follow_up in follow_ups:
-            feed(follow_up)
+    def hook(ins: Instruction) -> list[TrainingTarget | ModelReset] | None:
+        if not isinstance(ins, RunJob):
+            notifications.append(ins)
+        if on_instruction is None:
+            return None
+        return [_follow_up(e) for e in on_instruction(ins) or ()]
 
-    for model in models:
-        feed(model)
-    while not scheduler.done:
-        if max_decisions is not None and out.decisions >= max_decisions:
+    runner = HopperRunner(
+        executor, sink, scheduler=scheduler, on_instruction=hook, max_failures=sys.maxsize
+    )
+    decided, failed = executor.submitted, executor.failures
+    runner.add([_added(m) for m in models])
+    while runner.busy:
+        if max_decisions is not None and executor.submitted - decided >= max_decisions:
             break
         if not executor.in_flight:
             raise RuntimeError("Deadlock: the scheduler is not done but no job runs.")
-        for r in executor.wait():
-            job = r.job
-            del begun[job.partition]
-            busy[job.partition] += r.ended_at - r.started_at
-            out.failures += r.error is not None
-            if not scheduler.is_current(job):
-                out.dropped += 1
-                feed(JobFinished(job) if r.error is None else JobFailed(job))
-            elif r.error is None:
-                if keep_log:
-                    key = (job.model_id, job.epoch, job.partition, job.kind)
-                    visits.pop(key, None)  # a redone visit replaces the old one
-                    visits[key] = JobLogRow(
-                        job.model_id, job.epoch, job.partition, job.kind.value,
-                        r.worker, r.started_at, r.ended_at,
-                    )  # fmt: skip
-                feed(JobFinished(job))
-            elif r.state_lost:
-                feed(ModelReset(job.model_id))
-                feed(JobFailed(job))
-            else:
-                feed(JobFailed(job))
-
-    now = executor.now()
-    for partition, start in begun.items():  # jobs cut off by max_decisions
-        busy[partition] += now - start
-    out.completed = scheduler.done
-    out.makespan = now - t0
-    out.wall_seconds = time.perf_counter() - started
-    out.log = list(visits.values())
-    return out
+        runner.step()
+    summary = runner.summary
+    return SimulationResult(
+        completed=scheduler.done,
+        makespan=executor.now() - t0,
+        wall_seconds=time.perf_counter() - started,
+        scheduler_seconds=summary.scheduler_seconds,
+        decisions=executor.submitted - decided,
+        busy=executor.busy_seconds(),
+        failures=executor.failures - failed,
+        dropped=summary.dropped_jobs,
+        notifications=notifications,
+        log=list(sink.jobs.values()),
+    )

@@ -16,13 +16,11 @@ from automl_core.experiment.api import (
 from automl_core.experiment.driver import run_engine, run_search
 from automl_core.experiment.finalize import finalize
 from automl_core.experiment.plan import SearchPlan, search_plan
-from automl_core.experiment.request import METHODS, SearchRequest, batch_count
+from automl_core.experiment.request import SearchRequest
 
 __all__ = [
-    "METHODS",
     "SearchPlan",
     "SearchRequest",
-    "batch_count",
     "complete_batch",
     "create_experiment",
     "finalize",

@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from automl_core.errors import UserInputError
-from automl_core.experiment import plan
+from automl_core.experiment.plan import SearchPlan, search_plan
+from automl_core.experiment.proposals import enter_group
 from automl_core.experiment.request import SearchRequest
+from automl_core.search.groups import PlanGroup
+from automl_core.search.methods import get_method
 from automl_core.store import repository as repo
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,17 @@ class ExperimentContext:
     url: str
     experiment: Any
     request: SearchRequest
+    # Filled on first use; ``dataclasses.replace`` (the driver's per-connection copies)
+    # carries it over, so a context computes its plan once.
+    plan_cache: SearchPlan | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def plan(self) -> SearchPlan:
+        """The request's search plan (``plan.search_plan``)."""
+        if self.plan_cache is None:
+            object.__setattr__(self, "plan_cache", search_plan(self.request))
+        assert self.plan_cache is not None
+        return self.plan_cache
 
 
 @contextlib.contextmanager
@@ -84,17 +98,19 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
     }
 
 
-# --- Hyperband ------------------------------------------------------------------------------
+def _group(ctx: ExperimentContext, kind: str, index: int) -> PlanGroup:
+    """The plan's ``kind`` ``index``; UserInputError naming the groups the plan has."""
+    try:
+        return ctx.plan.group(kind, index)
+    except KeyError:
+        groups = ", ".join(g.group_id for g in ctx.plan.groups)
+        raise UserInputError(
+            f"Experiment {ctx.experiment.name!r} ({ctx.request.method}) has no {kind} {index}; "
+            f"its plan has {groups}."
+        ) from None
 
 
-def start_bracket_in(ctx: ExperimentContext, bracket: int) -> list[int]:
-    """Sample rung 0 of ``bracket`` and enter it (once); returns its trial ids."""
-    trials = plan.bracket_trials(ctx.request, bracket)
-    exp_id = ctx.experiment.id
-    repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, bracket=bracket) for t, c in trials])
-    r0 = plan.search_plan(ctx.request).group("bracket", bracket).rungs[0].target_epoch
-    repo.upsert_rung(ctx.conn, exp_id, bracket, 0, [repo.RungEntry(t, r0) for t, _ in trials])
-    return [t for t, _ in trials]
+# --- brackets: rungs and promotions ----------------------------------------------------------
 
 
 def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]:
@@ -106,7 +122,7 @@ def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]
     exp_id = ctx.experiment.id
     members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
     if not members and rung == 0:
-        start_bracket_in(ctx, bracket)
+        enter_group(ctx, _group(ctx, "bracket", bracket))
         members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
     if not members:
         raise UserInputError(
@@ -122,15 +138,14 @@ def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]
 
 
 def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str, Any]:
-    """Pick the top floor(n_i/eta) of the rung and enter them in the next rung.
+    """Enter the survivors the method picks (``SearchMethod.promote``) in the next rung.
 
     A rung that is already decided keeps its decision (and returns it). Raises
     UserInputError while a request of the rung is still unfinished.
     """
-    from automl_core.search.hyperband import select_survivors
-
     exp_id = ctx.experiment.id
-    steps = plan.search_plan(ctx.request).group("bracket", bracket).rungs
+    group = _group(ctx, "bracket", bracket)
+    steps = group.rungs
     members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
     nxt = steps[rung + 1] if rung + 1 < len(steps) else None
     if members and all(m.promoted is not None for m in members):
@@ -142,17 +157,11 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
             f"be promoted yet: trials {unfinished or 'none'} have not finished training."
         )
     scores = _metrics_at(ctx, {m.trial_id: m.target_epochs for m in members})
-    keep = nxt.n if nxt is not None else 0
-    survivors = select_survivors(list(scores.items()), keep, mode="max")
+    decision = get_method(ctx.request.method).promote(group, rung, list(scores.items()))
+    survivors = decision.survivors
     chosen = set(survivors)
-    reason = f"top {keep} of {len(members)} by validation accuracy"
-    repo.set_rung_results(
-        ctx.conn,
-        exp_id,
-        bracket,
-        rung,
-        [(t, scores[t], t in chosen, reason) for t in scores],
-    )
+    rows = [(t, scores[t], t in chosen, decision.reason) for t in scores]
+    repo.set_rung_results(ctx.conn, exp_id, bracket, rung, rows)
     ids = [m.trial_id for m in members]
     stopped = [t for t in ids if t not in chosen]
     if nxt is not None:
@@ -163,10 +172,10 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
             rung + 1,
             [repo.RungEntry(t, nxt.target_epoch) for t in survivors],
         )
-        _set_status_unless_failed(ctx, stopped, "stopped")
+        _set_status_unless_failed(ctx, stopped, repo.TrialState.STOPPED)
         log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
         return {"promoted": survivors, "stopped": stopped}
-    _set_status_unless_failed(ctx, ids, "completed")
+    _set_status_unless_failed(ctx, ids, repo.TrialState.COMPLETED)
     log.info("bracket %d rung %d (last): completed %s", bracket, rung, ids)
     return {"promoted": [], "stopped": []}
 
@@ -197,54 +206,15 @@ def _metrics_at(ctx: ExperimentContext, targets: Mapping[int, int]) -> dict[int,
     return scores
 
 
-# --- batches: grid, random, hyperopt --------------------------------------------------------
+# --- batches ---------------------------------------------------------------------------------
 
 
 def propose_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
     """The trials of ``batch`` (created on first call; the same ids on every later call)."""
-    exp_id, request = ctx.experiment.id, ctx.request
-    existing = repo.get_trials(ctx.conn, exp_id, batch=batch)
+    existing = repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)
     if existing:
         return [t.trial_id for t in existing]
-    if request.method == "grid":
-        trials = plan.grid_batch(request, batch)
-    elif request.method == "random":
-        trials = plan.random_batch(request, batch)
-    elif request.method == "hyperopt":
-        trials = plan.hyperopt_batch(request, batch, _hyperopt_history(ctx, batch))
-    else:
-        raise UserInputError(
-            f"Experiment {ctx.experiment.name!r} uses Hyperband: it has brackets, not batches."
-        )
-    repo.upsert_trials(ctx.conn, exp_id, [repo.TrialRow(t, c, batch=batch) for t, c in trials])
-    return [t for t, _ in trials]
-
-
-def _hyperopt_history(ctx: ExperimentContext, batch: int) -> list[tuple[dict[str, Any], Any]]:
-    """Every trial of the batches before ``batch`` with the score TPE learns from.
-
-    The score is the trial's best validation accuracy: the model the leaderboard ranks
-    and export hands over is its best epoch. A failed trial, or one with no validation
-    result, is told as a failure (None), so TPE learns from it and never proposes it
-    again. A second round (``parent_experiment`` set) first tells the parent's trials
-    that lie in its narrowed space (``narrowing.parent_history``), so its first batch
-    comes from TPE once they are as many as the random start-up.
-    """
-    exp_id = ctx.experiment.id
-    first = batch * ctx.request.batch_size
-    best = {f.trial_id: f.best_valid_accuracy for f in repo.finished_trials(ctx.conn, exp_id)}
-    history = [
-        (t.config, None if t.status == "failed" else best.get(t.trial_id))
-        for t in repo.get_trials(ctx.conn, exp_id)
-        if t.trial_id < first
-    ]
-    parent = ctx.experiment.parent_experiment
-    if parent is None:
-        return history
-    from automl_core.experiment.narrowing import parent_history
-    from automl_core.space import SearchSpace
-
-    return parent_history(ctx.conn, parent, SearchSpace.from_dict(ctx.request.space)) + history
+    return enter_group(ctx, _group(ctx, "batch", batch))
 
 
 def submit_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
@@ -262,7 +232,7 @@ def submit_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
 def complete_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
     """Mark the batch's trained trials completed; returns the batch's trial ids."""
     ids = [t.trial_id for t in repo.get_trials(ctx.conn, ctx.experiment.id, batch=batch)]
-    _set_status_unless_failed(ctx, ids, "completed")
+    _set_status_unless_failed(ctx, ids, repo.TrialState.COMPLETED)
     return ids
 
 
@@ -292,7 +262,9 @@ def _submit(ctx: ExperimentContext, requests: Sequence[repo.TrainingRequest]) ->
         except UserInputError as exc:
             log.warning("trial %d failed: %s", trial.trial_id, exc)
             repo.fail_requests(ctx.conn, exp_id, [trial.trial_id], str(exc))
-            repo.set_trial_status(ctx.conn, exp_id, [trial.trial_id], "failed", error=str(exc))
+            repo.set_trial_status(
+                ctx.conn, exp_id, [trial.trial_id], repo.TrialState.FAILED, error=str(exc)
+            )
 
 
 def unfinished_trials(
@@ -365,10 +337,12 @@ def request_progress(
         reader.close()
 
 
-def _set_status_unless_failed(ctx: ExperimentContext, trial_ids: list[int], status: str) -> None:
+def _set_status_unless_failed(
+    ctx: ExperimentContext, trial_ids: list[int], status: repo.TrialState
+) -> None:
     """Mark trials ``status``, keeping ``failed`` (a rejected configuration) as it is."""
     rows = repo.get_trials(ctx.conn, ctx.experiment.id, trial_ids=trial_ids)
-    keep = [t.trial_id for t in rows if t.status != "failed"]
+    keep = [t.trial_id for t in rows if t.status != repo.TrialState.FAILED]
     repo.set_trial_status(ctx.conn, ctx.experiment.id, keep, status)
 
 

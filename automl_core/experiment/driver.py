@@ -40,7 +40,7 @@ from typing import Any
 from automl_core.experiment import api
 from automl_core.experiment.engine import TrainingEngine
 from automl_core.experiment.finalize import finalize
-from automl_core.experiment.plan import PlanGroup, search_plan
+from automl_core.experiment.plan import PlanGroup
 from automl_core.experiment.request import SearchRequest
 from automl_core.experiment.stopping import (
     EngineInterrupted,
@@ -74,7 +74,7 @@ class SearchDriver:
         """``db``: the connection to retry the steps on (default: ``ctx.conn``, no retry)."""
         self._ctx = ctx
         self._db = db or RetryingConnection(None, ctx.conn)
-        self._plan = search_plan(ctx.request)
+        self._plan = ctx.plan
         self._release = release or (lambda ids: None)
         self._complete: set[str] = set()
 

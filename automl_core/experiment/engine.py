@@ -104,7 +104,9 @@ class TrainingEngine:
             targets.append(TrainingTarget(trial_id, configs[trial_id], start, request.target_epoch))
         if targets:
             running = [t.trial_id for t in targets]
-            self._db.run(lambda c: repo.set_trial_status(c, exp_id, running, "running"))
+            self._db.run(
+                lambda c: repo.set_trial_status(c, exp_id, running, repo.TrialState.RUNNING)
+            )
             self._runner.add(targets)
         return len(targets)
 
@@ -129,7 +131,11 @@ class TrainingEngine:
         """A trial that cannot train fails with its error; the search goes on without it."""
         exp_id = self._experiment_id
         self._finished += self._db.run(lambda c: repo.fail_requests(c, exp_id, [trial_id], error))
-        self._db.run(lambda c: repo.set_trial_status(c, exp_id, [trial_id], "failed", error=error))
+        self._db.run(
+            lambda c: repo.set_trial_status(
+                c, exp_id, [trial_id], repo.TrialState.FAILED, error=error
+            )
+        )
 
     def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
         self._finish(trial_id, epoch)

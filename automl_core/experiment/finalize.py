@@ -44,7 +44,9 @@ def finalize(
             index = write_report(ctx.conn, name, Path(report_dir))
             result["report"] = str(index)
             log.info("report: file://%s", Path(index).resolve())
-        repo.set_experiment_status(ctx.conn, ctx.experiment.id, "completed", finished=True)
+        repo.set_experiment_status(
+            ctx.conn, ctx.experiment.id, repo.ExperimentState.COMPLETED, finished=True
+        )
     return result
 
 
@@ -57,8 +59,10 @@ def _fail_if_nothing_trained(ctx: Any) -> None:
     if repo.epochs(ctx.conn, ctx.experiment.id):
         return
     trials = repo.get_trials(ctx.conn, ctx.experiment.id)
-    errors = [t.error for t in trials if t.status == "failed" and t.error]
-    repo.set_experiment_status(ctx.conn, ctx.experiment.id, "failed", finished=True)
+    errors = [t.error for t in trials if t.status == repo.TrialState.FAILED and t.error]
+    repo.set_experiment_status(
+        ctx.conn, ctx.experiment.id, repo.ExperimentState.FAILED, finished=True
+    )
     reason = f"the first error: {errors[0]}" if errors else "no trial was trained"
     raise UserInputError(
         f"No trial of experiment {ctx.experiment.name!r} could train ({len(trials)} "

@@ -65,7 +65,11 @@ def narrow_experiment_in(conn: Any, parent: str, *, top: int = DEFAULT_TOP) -> N
     check_limit("top", top)
     experiment = repo.get_experiment(conn, parent)
     space = SearchSpace.from_dict(experiment.spec["space"])
-    failed = {t.trial_id for t in repo.get_trials(conn, experiment.id) if t.status == "failed"}
+    failed = {
+        t.trial_id
+        for t in repo.get_trials(conn, experiment.id)
+        if t.status == repo.TrialState.FAILED
+    }
     scored = [
         ScoredTrial(f.trial_id, f.config, f.best_valid_accuracy)
         for f in repo.finished_trials(conn, experiment.id)
@@ -175,7 +179,7 @@ def parent_history(
     for trial in repo.get_trials(conn, experiment.id):
         if not space.contains(trial.config):
             continue
-        if trial.status == "failed":
+        if trial.status == repo.TrialState.FAILED:
             history.append((trial.config, None))
         elif best.get(trial.trial_id) is not None:
             history.append((trial.config, best[trial.trial_id]))

@@ -2,45 +2,54 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from automl_core.errors import UserInputError
+from automl_core.search.methods import Setup, all_knobs, find_knob, get_method
 
-METHODS = ("grid", "random", "hyperband", "hyperopt")
 #: How a model's partitions are ordered within an epoch (``mop.scheduler``): "seeded" repeats
 #: every metric from the seed, whatever the workers' timing; "free" lets any free worker take
 #: any model, which keeps workers busier but makes results depend on timing.
 VISIT_ORDERS = ("seeded", "free")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}$")
 
-#: The one table of integer limits: ``SearchRequest.validate``, the ``automl`` command's
-#: options, the spec loader (``automl_airflow.specs``) and the run form
-#: (``automl_airflow.params``) all read it. Upper bounds keep a typo (``--R 1e12``) from
-#: sampling for hours, and every seed fits the database's integer columns.
-LIMITS: dict[str, tuple[int, int]] = {
+#: Integer limits of what is not a method's budget knob. With the knobs' own limits
+#: (``automl_core.search.methods``) they are the one table ``SearchRequest.validate``, the
+#: ``automl`` command's options, the spec loader (``automl_airflow.specs``) and the run
+#: form (``automl_airflow.params``) read. Every seed fits the database's integer columns.
+GENERAL_LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, 2**31 - 1),
-    "epochs": (1, 1000),
-    "n": (1, 10_000),
-    "R": (1, 10_000),
-    "eta": (2, 10_000),
-    "skip_last": (0, 10_000),
-    "batches": (1, 10_000),
-    "batch_size": (1, 10_000),
     "workers": (1, 256),
     "partitions": (1, 256),
     "top": (1, 10_000),  # trials a space is narrowed to (automl_core.space.narrow)
 }
+#: The limits of the general keys and the built-in methods' knobs, as registered at import.
+LIMITS: dict[str, tuple[int, int]] = {
+    **GENERAL_LIMITS,
+    **{k.name: k.limits for k in all_knobs() if k.limits is not None},
+}
+
+
+def limits_of(key: str) -> tuple[int, int] | None:
+    """The inclusive limits of ``key`` (a general key or any registered knob), or None."""
+    if key in GENERAL_LIMITS:
+        return GENERAL_LIMITS[key]
+    knob = find_knob(key)
+    return None if knob is None else knob.limits
 
 
 def check_limit(key: str, value: object, *, label: str | None = None) -> int:
-    """``value`` if it is an integer within ``LIMITS[key]``; else UserInputError naming
-    ``label`` (default: ``key``; the CLI passes its option, e.g. ``--R``) and the range."""
-    low, high = LIMITS[key]
+    """``value`` if it is an integer within ``limits_of(key)``; else UserInputError naming
+    ``label`` (default: ``key``; the CLI passes its option, e.g. ``--R``) and the range.
+    ``KeyError`` when ``key`` has no limits."""
+    limits = limits_of(key)
+    if limits is None:
+        raise KeyError(f"{key!r} has no limits")
+    low, high = limits
     # bool is an int in Python; "true" for a budget is a typo, not 1.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise UserInputError(
@@ -51,10 +60,10 @@ def check_limit(key: str, value: object, *, label: str | None = None) -> int:
 
 
 def check_option_limits(values: Mapping[str, object]) -> None:
-    """Check the command-line options that ``LIMITS`` names (``None`` means not given);
+    """Check the command-line options that have limits (``None`` means not given);
     errors name the option as typed (``--batch-size``)."""
     for key, value in values.items():
-        if key in LIMITS and value is not None:
+        if limits_of(key) is not None and value is not None:
             check_limit(key, value, label="--" + key.replace("_", "-"))
 
 
@@ -62,8 +71,10 @@ def check_option_limits(values: Mapping[str, object]) -> None:
 class SearchRequest:
     """A search: the method, its budget, the space and the data.
 
-    Epoch budgets: grid, random and hyperopt train every trial for ``epochs``; Hyperband
-    trains rung i of bracket s to ``r_i`` epochs (``R`` at most).
+    The budget fields below are the built-in methods' knobs (``automl_core.search.methods``):
+    grid, random and hyperopt train every trial for ``epochs``; Hyperband trains rung i of
+    bracket s to ``r_i`` epochs (``R`` at most). A registered method's knob that is no
+    field here lives in ``extra_budget``; ``with_budget`` sorts a budget into both.
     """
 
     dataset: str
@@ -88,19 +99,37 @@ class SearchRequest:
     # The experiment whose best trials this search's space was narrowed to
     # (automl_core.experiment.narrowing); Hyperopt also learns from its trials.
     parent_experiment: str | None = None
+    extra_budget: Mapping[str, int | None] = field(default_factory=dict)
+
+    @classmethod
+    def with_budget(cls, budget: Mapping[str, Any], **values: Any) -> SearchRequest:
+        """A request with ``budget``'s knobs as fields or in ``extra_budget``."""
+        extra = {**values.pop("extra_budget", {})}
+        extra.update((k, v) for k, v in budget.items() if k not in _FIELDS)
+        named = {k: v for k, v in budget.items() if k in _FIELDS}
+        return cls(**values, **named, extra_budget=extra)
+
+    def budget(self) -> dict[str, int | None]:
+        """The value of each knob of this request's method (``UserInputError`` for an
+        unknown method)."""
+        return {k.name: self._knob_value(k.name, k.default) for k in get_method(self.method).knobs}
+
+    def _knob_value(self, name: str, default: int | None) -> int | None:
+        if name in _FIELDS:
+            value: int | None = getattr(self, name)
+            return value
+        return self.extra_budget.get(name, default)
 
     def validate(self) -> None:
         """Raise UserInputError naming the first bad field.
 
-        Numbers are held to ``LIMITS``; every value of the space a trial will certainly
+        Numbers are held to their limits (``limits_of``); the method checks that the space
+        can give its budget what it asks for (``SearchMethod.check``); every value of the space a trial will certainly
         get (fixed values, choice options, ends of integer ranges) is checked as the
         trainer reads it, so a space no trial could train with is refused before an
         experiment is written.
         """
-        if self.method not in METHODS:
-            raise UserInputError(
-                f"The value of method is {self.method!r}, but must be one of {', '.join(METHODS)}."
-            )
+        method = get_method(self.method)
         if self.visit_order not in VISIT_ORDERS:
             raise UserInputError(
                 f"The value of visit_order is {self.visit_order!r}, but must be one of "
@@ -118,8 +147,12 @@ class SearchRequest:
             )
         if not isinstance(self.space, Mapping) or not self.space:
             raise UserInputError("The search space is empty: give a space file with parameters.")
-        for key in ("epochs", "n", "R", "eta", "batches", "batch_size", "seed", "skip_last"):
-            check_limit(key, getattr(self, key))
+        # Every budget field is checked, whichever method reads it, as it always was.
+        for knob in all_knobs():
+            value = self._knob_value(knob.name, knob.default)
+            if knob.limits is not None and (value is not None or knob.name in _FIELDS):
+                knob.check(value)
+        check_limit("seed", self.seed)
         if self.workers is not None:
             check_limit("workers", self.workers)
         if self.cluster is not None:
@@ -128,18 +161,7 @@ class SearchRequest:
 
         space = SearchSpace.from_dict(self.space)
         check_space_values(space)
-        if self.method == "grid" and not space.is_discrete:
-            raise UserInputError(
-                "method 'grid' needs a discrete space (lists and fixed values only); "
-                "use --method random or hyperopt for continuous ranges."
-            )
-        if self.method == "hyperband":
-            from automl_core.search.hyperband import hyperband_schedule
-
-            hyperband_schedule(self.R, self.eta, self.skip_last)
-        from automl_core.search.budget import check_search_budget
-
-        check_search_budget(space, self)
+        method.check(Setup(space, self.budget(), self.seed))
 
     def experiment_name(self) -> str:
         """The given name, or one made from the method, the data and the time."""
@@ -150,19 +172,10 @@ class SearchRequest:
 
     def spec(self) -> dict[str, Any]:
         """What defines the experiment's results (stored; a rerun must match it)."""
-        keep = {
-            "grid": ("epochs", "batch_size"),
-            "random": ("epochs", "n", "batch_size"),
-            "hyperband": ("R", "eta", "skip_last"),
-            "hyperopt": ("epochs", "batches", "batch_size"),
-        }[self.method]
-        data = asdict(self)
-        if self.method == "hyperopt" and self.startup_trials is not None:
-            keep = (*keep, "startup_trials")  # only when set: older specs stay equal
         spec: dict[str, Any] = {
             "space": dict(self.space),
             "method": self.method,
-            "budget": {k: data[k] for k in keep},
+            "budget": get_method(self.method).stored_budget(self.budget()),
         }
         if self.visit_order != "seeded":
             spec["visit_order"] = self.visit_order  # only when set: older specs stay equal
@@ -170,14 +183,17 @@ class SearchRequest:
 
     @classmethod
     def from_spec(cls, dataset: str, seed: int, spec: Mapping[str, Any]) -> SearchRequest:
-        return cls(
+        return cls.with_budget(
+            spec["budget"],
             dataset=dataset,
             space=spec["space"],
             method=spec["method"],
             seed=seed,
             visit_order=spec.get("visit_order", "seeded"),
-            **spec["budget"],
         )
+
+
+_FIELDS = frozenset(f.name for f in fields(SearchRequest) if f.name != "extra_budget")
 
 
 def _check_cluster_port(address: str) -> None:
@@ -204,18 +220,3 @@ def check_space_values(space: Any) -> None:
             check_value(name, value)
         except UserInputError as exc:
             raise UserInputError(f"Search-space parameter {label!r}: {exc}") from None
-
-
-def batch_count(request: SearchRequest) -> int:
-    """How many batches a grid, random or hyperopt search has (pure; fixes a DAG's shape)."""
-    if request.method == "hyperopt":
-        return request.batches
-    if request.method == "random":
-        return math.ceil(request.n / request.batch_size)
-    if request.method == "grid":
-        from automl_core.search.distinct import distinct_grid_size
-        from automl_core.space import SearchSpace
-
-        grid = distinct_grid_size(SearchSpace.from_dict(request.space))
-        return math.ceil(grid / request.batch_size)
-    raise UserInputError("Hyperband has brackets, not batches: use hyperband_schedule().")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from automl_core.mop.runner import EpochMetrics, JobRecord
+from automl_core.mop.runner import EpochMetrics
+from automl_core.mop.types import JobRecord
 from automl_core.store import repository as repo
 from automl_core.store.connection import RetryingConnection
 
@@ -29,20 +30,7 @@ class DatabaseSink:
     def record_jobs(self, rows: Sequence[JobRecord]) -> None:
         if not rows:
             return
-        job_rows = [
-            repo.JobRow(
-                trial_id=r.trial_id,
-                epoch=r.epoch,
-                partition=r.partition,
-                kind=r.kind,
-                worker=r.worker,
-                started_at=r.started_at,
-                ended_at=r.ended_at,
-                attempt=r.attempt,
-            )
-            for r in rows
-        ]
-        self._db.run(lambda conn: repo.record_jobs(conn, self._experiment_id, job_rows))
+        self._db.run(lambda conn: repo.record_jobs(conn, self._experiment_id, rows))
 
     def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
         # Metrics first, checkpoint second: a crash between the two leaves the checkpoint one

@@ -88,6 +88,9 @@ def check_scheduler_state(sch: MopScheduler) -> None:
             fail(f"partition {sch._pids[i]}: idle flag {bool(sch._idle[i])} is wrong")
     if sch._n_idle != int(sch._idle.sum()):
         fail(f"idle count {sch._n_idle} != {int(sch._idle.sum())}")
+    n_drain = sum(job is not None for job in sch._drain)
+    if sch._n_drain != n_drain:
+        fail(f"draining count {sch._n_drain} != {n_drain}")
 
     # Work conservation: no idle partition while a free model needs it.
     runnable = need_t[sch._idle] & free

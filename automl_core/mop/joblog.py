@@ -1,7 +1,8 @@
 """Checks of the MOP invariants on a job log (simulated, or read back from ``mop_jobs``).
 
 A log row is ``(trial_id, epoch, partition, kind, worker, started_at, ended_at)``, one per
-completed visit: a ``JobLogRow``, a plain tuple or a database row all work. ``kind`` is a
+completed visit, optionally followed by ``attempt``: a ``JobRecord``, a plain tuple or a
+database row all work. ``kind`` is a
 ``JobKind`` or its value (``"train"``/``"eval"``). Failed attempts and dropped jobs are not
 visits: a log keeps only the attempt that counted (``mop_jobs`` is keyed by the visit).
 """
@@ -10,24 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from automl_core.mop.types import JobKind, ModelAdded
+from automl_core.mop.types import JobKind, JobRecord, ModelAdded
 
-__all__ = ["JobLogError", "JobLogRow", "check_job_log", "job_log_problems"]
+__all__ = ["JobLogError", "check_job_log", "job_log_problems"]
 
 _MAX_LISTED = 20
 _KIND_RANK = {JobKind.TRAIN: 0, JobKind.EVAL: 1}
-
-
-class JobLogRow(NamedTuple):
-    trial_id: int
-    epoch: int
-    partition: int
-    kind: str
-    worker: str
-    started_at: float
-    ended_at: float
 
 
 class JobLogError(AssertionError):
@@ -46,12 +37,17 @@ def _expected_epochs(models: Iterable[ModelAdded | Sequence[int]]) -> dict[int, 
     return expected
 
 
-def _overlaps(rows: list[JobLogRow], what: str) -> list[str]:
+def _shown(row: JobRecord) -> tuple[Any, ...]:
+    """The visit as messages show it (without ``attempt``)."""
+    return tuple(row)[:7]
+
+
+def _overlaps(rows: list[JobRecord], what: str) -> list[str]:
     problems = []
     rows = sorted(rows, key=lambda r: (r.started_at, r.ended_at))
     for before, after in zip(rows, rows[1:], strict=False):
         if after.started_at < before.ended_at:
-            problems.append(f"{what}: {tuple(before)} overlaps {tuple(after)}")
+            problems.append(f"{what}: {_shown(before)} overlaps {_shown(after)}")
     return problems
 
 
@@ -73,33 +69,33 @@ def job_log_problems(
     of one model and no two visits on one worker overlap in time; a model's visits run in
     order of (epoch, train before eval); with ``train_order(model, epoch)`` (the partition
     ids in order, e.g. ``visit_order.train_order`` with the run's seed), every TRAIN pass
-    ran in that order. Raises ValueError for a row that is not 7 fields.
+    ran in that order. Raises ValueError for a row that is not 7 or 8 fields.
     """
     expected = _expected_epochs(models)
     part_set = set(partitions)
     kinds = [JobKind.TRAIN, JobKind.EVAL] if evaluate else [JobKind.TRAIN]
     problems: list[str] = []
     seen: set[tuple[int, int, int, JobKind]] = set()
-    by_model: dict[int, list[JobLogRow]] = defaultdict(list)
-    by_worker: dict[str, list[JobLogRow]] = defaultdict(list)
+    by_model: dict[int, list[JobRecord]] = defaultdict(list)
+    by_worker: dict[str, list[JobRecord]] = defaultdict(list)
 
     for raw in log:
-        if len(raw) != 7:
-            raise ValueError(f"The log row {raw!r} has {len(raw)} fields, but must have 7.")
-        row = JobLogRow(*raw)
+        if len(raw) not in (7, 8):
+            raise ValueError(f"The log row {raw!r} has {len(raw)} fields, but must have 7 or 8.")
+        row = JobRecord(*raw)
         kind = JobKind(row.kind)
         key = (int(row.trial_id), int(row.epoch), int(row.partition), kind)
         if key in seen:
-            problems.append(f"visit repeated: {tuple(row)}")
+            problems.append(f"visit repeated: {_shown(row)}")
         seen.add(key)
         if key[0] not in expected or key[1] not in expected[key[0]]:
-            problems.append(f"unexpected model or epoch: {tuple(row)}")
+            problems.append(f"unexpected model or epoch: {_shown(row)}")
         if key[2] not in part_set:
-            problems.append(f"unknown partition: {tuple(row)}")
+            problems.append(f"unknown partition: {_shown(row)}")
         if kind not in kinds:
-            problems.append(f"evaluation although evaluate=False: {tuple(row)}")
+            problems.append(f"evaluation although evaluate=False: {_shown(row)}")
         if not row.started_at <= row.ended_at:
-            problems.append(f"ends before it starts: {tuple(row)}")
+            problems.append(f"ends before it starts: {_shown(row)}")
         by_model[key[0]].append(row)
         by_worker[str(row.worker)].append(row)
 
@@ -121,7 +117,9 @@ def job_log_problems(
         for before, after in zip(ordered, ordered[1:], strict=False):
             rank_before = (before.epoch, _KIND_RANK[JobKind(before.kind)])
             if (after.epoch, _KIND_RANK[JobKind(after.kind)]) < rank_before:
-                problems.append(f"model {m} out of pass order: {tuple(before)} then {tuple(after)}")
+                problems.append(
+                    f"model {m} out of pass order: {_shown(before)} then {_shown(after)}"
+                )
         if train_order is not None:
             problems += _order_problems(m, ordered, train_order)
     for worker, rows in by_worker.items():
@@ -129,7 +127,7 @@ def job_log_problems(
     return problems
 
 
-def _order_problems(m: int, rows: list[JobLogRow], train_order: TrainOrder) -> list[str]:
+def _order_problems(m: int, rows: list[JobRecord], train_order: TrainOrder) -> list[str]:
     """TRAIN passes of model ``m`` (``rows`` in time order) that left its seeded order."""
     ran: dict[int, list[int]] = defaultdict(list)
     for row in rows:

@@ -9,6 +9,9 @@ Two ways to drive it. ``run()`` trains a fixed set of targets (plus whatever
 whenever new work arrives and ``step()`` in its own loop, so work from every bracket and
 batch of a search shares the workers while the runner keeps going.
 
+``simulate`` (``executors/simulated.py``) drives it too, on a simulated clock, with its
+own scheduler and an ``on_instruction`` hook: one result-handling path for both.
+
 A trial that completed a target stays *held*: its latest state stays on its worker, so a
 promoted trial continues from it without a trip through the database. ``release()`` drops
 held trials that no rung needs again. A held state that died with a worker is forgotten,
@@ -18,12 +21,20 @@ and the trial restarts from its checkpoint when it is added again.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from automl_core.mop.executor import Executor, JobResult, StateLostError
+from automl_core.mop.results import (
+    EpochMetrics,
+    ResultSink,
+    epoch_metrics,
+    epoch_visits,
+    job_records,
+)
 from automl_core.mop.scheduler import MopScheduler
 from automl_core.mop.types import (
     EpochCompleted,
@@ -32,13 +43,15 @@ from automl_core.mop.types import (
     Job,
     JobFailed,
     JobFinished,
-    JobKind,
     ModelAdded,
     ModelCompleted,
     ModelRemoved,
     ModelReset,
     RunJob,
 )
+
+__all__ = ["EpochMetrics", "HopperRunner", "ResultSink", "RunSummary", "TrainingError"]
+__all__ += ["TrainingTarget", "DoneCallback", "FailedCallback", "InstructionHook"]
 
 log = logging.getLogger(__name__)
 
@@ -54,54 +67,6 @@ class TrainingTarget:
     state: bytes | None = None
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    trial_id: int
-    epoch: int
-    partition: int
-    kind: str
-    worker: str
-    started_at: float
-    ended_at: float
-    attempt: int
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    train_loss: float
-    train_accuracy: float
-    valid_loss: float | None
-    valid_accuracy: float | None
-    seconds: float
-    samples: int
-
-
-class ResultSink(Protocol):
-    """Where the runner writes; the database in production, memory in tests."""
-
-    def record_jobs(self, rows: Sequence[JobRecord]) -> None: ...
-
-    def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
-        """Persist an epoch's metrics and the state after it (one transaction if possible)."""
-        ...
-
-    def load_checkpoint(self, trial_id: int) -> tuple[int, bytes | None]:
-        """The last saved (epoch, state); (0, None) when the trial has none."""
-        ...
-
-
-@dataclass
-class _Sums:
-    loss: float = 0.0
-    correct: float = 0.0
-    samples: float = 0.0
-
-    def add(self, metrics: Mapping[str, float], prefix: str = "") -> None:
-        self.loss += metrics.get(f"{prefix}loss_sum", 0.0)
-        self.correct += metrics.get(f"{prefix}correct", 0.0)
-        self.samples += metrics.get(f"{prefix}samples", 0.0)
-
-
 @dataclass
 class _ModelRun:
     config: Mapping[str, Any]
@@ -114,6 +79,8 @@ class RunSummary:
     jobs: int = 0
     failed_jobs: int = 0
     resets: int = 0
+    dropped_jobs: int = 0  # results of jobs that no longer counted (their model was reset)
+    scheduler_seconds: float = 0.0  # real seconds spent inside the scheduler
     completed: list[int] = field(default_factory=list)
 
 
@@ -123,6 +90,9 @@ class TrainingError(RuntimeError):
 
 DoneCallback = Callable[[int, int], Iterable[TrainingTarget]]
 FailedCallback = Callable[[int, str], None]
+# Sees every instruction once it is carried out; what it returns is added (a target) or
+# reset (``ModelReset``) right away. The simulation's hook (``executors/simulated.py``).
+InstructionHook = Callable[[Instruction], Iterable["TrainingTarget | ModelReset"] | None]
 
 
 class HopperRunner:
@@ -140,21 +110,30 @@ class HopperRunner:
         max_failures: int = 3,
         on_model_done: DoneCallback | None = None,
         on_model_failed: FailedCallback | None = None,
+        scheduler: MopScheduler | None = None,
+        on_instruction: InstructionHook | None = None,
     ) -> None:
         """``seeded_order``: each model visits the partitions in its own seeded order, so
         its metrics depend on ``seed`` alone (see ``MopScheduler``).
 
         ``on_model_failed(trial, error)``: a trial whose job failed more than
         ``max_failures`` times (not counting lost workers) leaves the run, and the others
-        go on; without it, the run stops with TrainingError."""
+        go on; without it, the run stops with TrainingError.
+
+        ``scheduler``: drive this one (over ``executor.partitions``) instead of a new one;
+        its own seed, order and ``evaluate`` then apply."""
         self._executor = executor
         self._sink = sink
         # An EVAL pass after each TRAIN pass, unless the executor evaluates at an epoch's
         # last visit (or ``evaluate=False``: no evaluation at all).
         self._evaluate = executor.evaluation_pass if evaluate is None else evaluate
-        self._scheduler = MopScheduler(
-            executor.partitions, seed=seed, evaluate=self._evaluate, seeded_order=seeded_order
-        )
+        if scheduler is None:
+            scheduler = MopScheduler(
+                executor.partitions, seed=seed, evaluate=self._evaluate, seeded_order=seeded_order
+            )
+        self._evaluate = scheduler.evaluate
+        self._scheduler = scheduler
+        self._on_instruction = on_instruction
         self._models: dict[int, _ModelRun] = {}
         self._failures: defaultdict[Job, int] = defaultdict(int)
         self._max_failures = max_failures
@@ -166,7 +145,7 @@ class HopperRunner:
     @property
     def busy(self) -> bool:
         """True while a model is training or a dropped job is still draining on a worker."""
-        return not self._scheduler.done or bool(self._scheduler.draining)
+        return not self._scheduler.done or self._scheduler.n_draining > 0
 
     def is_training(self, trial_id: int) -> bool:
         """True while the trial has not reached its current target."""
@@ -230,20 +209,19 @@ class HopperRunner:
                     0, t.target_epoch - t.start_epoch
                 )
                 self._progress.refresh()
-            instructions.extend(
-                self._scheduler.handle(ModelAdded(t.trial_id, t.start_epoch, t.target_epoch))
-            )
+            instructions.extend(self._handle(ModelAdded(t.trial_id, t.start_epoch, t.target_epoch)))
         return instructions
 
     def _on_result(self, result: JobResult) -> None:
         job = result.job
+        current = self._scheduler.is_current(job)
+        self.summary.dropped_jobs += not current
         model = self._models.get(job.model_id)
         if model is None:
             # A removed model's dropped job ended: it frees its partition, nothing more.
             if self._scheduler.draining.get(job.partition) == job:
                 self._feed(JobFinished(job) if result.error is None else JobFailed(job))
             return
-        current = self._scheduler.is_current(job)
         if result.error is not None:
             self.summary.failed_jobs += 1
             # A job lost with its worker is retried without counting against the job.
@@ -261,7 +239,7 @@ class HopperRunner:
             # The scheduler wants the reset before the failure, so the failed visit is
             # not retried from the lost state (see MopScheduler's notes).
             if result.state_lost and job.model_id in self._scheduler.active_models:
-                self._reset(job.model_id)
+                self._carry_out(self._reset(job.model_id))
             elif result.state_lost:
                 # A held trial (waiting for its promotion) lost its state: it restarts from
                 # its checkpoint if it is added again.
@@ -308,8 +286,8 @@ class HopperRunner:
         assert self._on_model_failed is not None
         self._on_model_failed(model_id, error)
 
-    def _reset(self, model_id: int) -> None:
-        """Redo the model's current epoch from its last checkpoint."""
+    def _reset(self, model_id: int) -> list[Instruction]:
+        """Redo the model's current epoch from its last checkpoint; returns what follows."""
         model = self._models[model_id]
         _, state = self._sink.load_checkpoint(model_id)
         model.state = state
@@ -320,16 +298,25 @@ class HopperRunner:
         log.warning(
             "trial %d: state lost with a worker; redoing the epoch from its checkpoint", model_id
         )
-        self._feed(ModelReset(model_id))
+        return self._handle(ModelReset(model_id))
 
     # --- instructions out -----------------------------------------------------------------
 
+    def _handle(self, event: Event) -> list[Instruction]:
+        started = time.perf_counter()
+        instructions = self._scheduler.handle(event)
+        self.summary.scheduler_seconds += time.perf_counter() - started
+        return instructions
+
     def _feed(self, event: Event) -> None:
-        self._carry_out(self._scheduler.handle(event))
+        self._carry_out(self._handle(event))
 
     def _carry_out(self, instructions: Iterable[Instruction]) -> None:
         pending = list(instructions)
+        hook = self._on_instruction
         while pending:
+            follow_ups: list[TrainingTarget | ModelReset] = []
+            notifications: list[Instruction] = []
             # Start jobs before bookkeeping (checkpoints, database writes, promotions), so
             # no worker waits on the driver.
             for instruction in pending:
@@ -337,7 +324,10 @@ class HopperRunner:
                     job = instruction.job
                     model = self._models[job.model_id]
                     self._executor.submit(job, model.config, model.state)
-            notifications = [i for i in pending if not isinstance(i, RunJob)]
+                    if hook is not None:
+                        follow_ups.extend(hook(instruction) or ())
+                else:
+                    notifications.append(instruction)
             pending = []
             for instruction in notifications:
                 if isinstance(instruction, EpochCompleted):
@@ -347,6 +337,13 @@ class HopperRunner:
                     if self._on_model_done is not None:
                         done = self._on_model_done(instruction.model_id, instruction.epoch)
                         pending.extend(self._add(done))
+                if hook is not None:
+                    follow_ups.extend(hook(instruction) or ())
+            for follow_up in follow_ups:
+                if isinstance(follow_up, ModelReset):
+                    pending.extend(self._reset(follow_up.model_id))
+                else:
+                    pending.extend(self._add([follow_up]))
 
     def _finish_epoch(self, model_id: int, epoch: int) -> None:
         model = self._models[model_id]
@@ -360,38 +357,11 @@ class HopperRunner:
                 f"trial {model_id}: the state after epoch {epoch} was lost with its worker "
                 "before it was saved; run the search again to resume from its checkpoint"
             ) from exc
-        train, valid, jobs, seconds = _Sums(), _Sums(), [], 0.0
-        # Summed in a fixed order, not the order the visits ran: float sums then repeat.
-        for v in sorted(visits, key=lambda v: (v.kind != JobKind.TRAIN.value, v.partition)):
-            if v.epoch != epoch:
-                continue
-            if v.kind == JobKind.TRAIN.value:
-                train.add(v.metrics)
-                valid.add(v.metrics, "valid_")  # the epoch's last visit may evaluate too
-            else:
-                valid.add(v.metrics)
-            seconds += v.ended_at - v.started_at
-            job = Job(model_id, v.partition, epoch, JobKind(v.kind))
-            jobs.append(
-                JobRecord(
-                    model_id,
-                    epoch,
-                    v.partition,
-                    v.kind,
-                    v.worker,
-                    v.started_at,
-                    v.ended_at,
-                    self._failures.pop(job, 0) + 1,
-                )
-            )
-        metrics = EpochMetrics(
-            train_loss=train.loss / max(train.samples, 1),
-            train_accuracy=train.correct / max(train.samples, 1),
-            valid_loss=valid.loss / valid.samples if valid.samples else None,
-            valid_accuracy=valid.correct / valid.samples if valid.samples else None,
-            seconds=seconds,
-            samples=int(train.samples),
-        )
+        visits = epoch_visits(visits, epoch)
+        metrics = epoch_metrics(visits)
+        # The visits' failures are counted no more (rare: skip the lookups when none failed).
+        failures = (lambda job: self._failures.pop(job, 0)) if self._failures else None
+        jobs = job_records(model_id, epoch, visits, failures)
         self._sink.record_jobs(jobs)
         self._sink.record_epoch(model_id, epoch, metrics, state)
         self.summary.epochs_trained += 1

@@ -74,12 +74,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from automl_core.mop._scheduler_checks import SchedulerStateError, check_scheduler_state
+from automl_core.mop._scheduler_state import SchedulerCounters, _SchedulerState
 from automl_core.mop.types import (
     EpochCompleted,
     Event,
@@ -99,45 +98,9 @@ from automl_core.mop.visit_order import train_order
 __all__ = ["MopScheduler", "SchedulerCounters", "SchedulerStateError"]
 
 _REJECTION_DRAWS = 8  # after this many misses, list the candidates exactly
-_RANDOM_BATCH = 4096
-_INITIAL_SLOTS = 16
 
 
-@dataclass
-class SchedulerCounters:
-    """What the scheduler has done so far (a snapshot; changing it changes nothing)."""
-
-    decisions: int = 0  # RunJob instructions issued
-    sampled_by_rejection: int = 0  # partition picks decided by rejection sampling
-    sampled_by_scan: int = 0  # partition picks decided by an exact scan
-    placements: int = 0  # a freed or new model sent to an idle partition
-    epochs_completed: int = 0
-    models_completed: int = 0
-    failures: int = 0  # JobFailed for a current job
-    resets: int = 0
-    drained: int = 0  # ends of dropped jobs that freed their partition
-
-
-class _Uniform:
-    """Uniform indices from a seeded Generator, drawn in batches for speed."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-        self._buffer: list[float] = []
-        self._next = 0
-
-    def index(self, n: int) -> int:
-        """A uniform integer in ``[0, n)``; ``n`` must be positive."""
-        if self._next == len(self._buffer):
-            self._buffer = self._rng.random(_RANDOM_BATCH).tolist()
-            self._next = 0
-        u = self._buffer[self._next]
-        self._next += 1
-        # min(): guards the float product against rounding up to n.
-        return min(int(u * n), n - 1)
-
-
-class MopScheduler:
+class MopScheduler(_SchedulerState):
     """Decides which model trains (or evaluates) on which partition next.
 
     ``partitions`` are the partition ids, one worker slot each. ``handle`` takes one
@@ -164,36 +127,10 @@ class MopScheduler:
             raise ValueError("The value of partitions is empty, but must list at least one id.")
         if len(set(pids)) != len(pids):
             raise ValueError(f"The value of partitions is {pids}, but ids must be unique.")
-        self._pids = tuple(pids)
-        self._pindex = {p: i for i, p in enumerate(pids)}
+        super().__init__(tuple(pids), int(seed))
         self._evaluate = bool(evaluate)
         self._seed = int(seed)
         self._seeded_order = bool(seeded_order)
-        self._rand = _Uniform(seed)
-        self._counters = SchedulerCounters()
-        n_parts = len(pids)
-
-        # Partition state, by partition index.
-        self._job: list[Job | None] = [None] * n_parts
-        self._drain: list[Job | None] = [None] * n_parts
-        self._idle: npt.NDArray[np.bool_] = np.ones(n_parts, dtype=bool)
-        self._n_idle = n_parts
-        self._pending: npt.NDArray[np.int64] = np.zeros(n_parts, dtype=np.int64)
-
-        # Model state, by slot. A slot is -1 in _model when unused.
-        self._slot: dict[int, int] = {}
-        self._free_slots: list[int] = []
-        self._n_slots = 0  # high-water mark: slots >= this were never used
-        self._model: list[int] = []
-        self._epoch: list[int] = []  # the epoch in progress, 1-based
-        self._target: list[int] = []
-        self._kind: list[JobKind] = []
-        self._left: list[int] = []  # visits left in the current pass
-        self._on: list[int] = []  # partition index it runs on, or -1
-        self._order: list[tuple[int, ...]] = []  # seeded TRAIN pass: partition indices
-        self._need: npt.NDArray[np.bool_] = np.zeros((_INITIAL_SLOTS, n_parts), dtype=bool)
-        self._need_t: npt.NDArray[np.bool_] = np.zeros((n_parts, _INITIAL_SLOTS), dtype=bool)
-        self._free: npt.NDArray[np.bool_] = np.zeros(_INITIAL_SLOTS, dtype=bool)
 
     # --- queries -----------------------------------------------------------------------
 
@@ -228,6 +165,11 @@ class MopScheduler:
     def draining(self) -> Mapping[int, Job]:
         """Partition id -> a dropped job whose end has not been reported yet."""
         return {self._pids[i]: job for i, job in enumerate(self._drain) if job is not None}
+
+    @property
+    def n_draining(self) -> int:
+        """How many partitions are in ``draining`` (O(1))."""
+        return self._n_drain
 
     @property
     def idle_partitions(self) -> tuple[int, ...]:
@@ -305,6 +247,7 @@ class MopScheduler:
                 )
             # The end of a dropped job: the worker is free again; no progress is made.
             self._drain[i] = None
+            self._n_drain -= 1
             self._counters.drained += 1
             self._set_idle(i)
             self._fill(i, out)
@@ -342,6 +285,7 @@ class MopScheduler:
         if i >= 0:
             # Its job is dropped but may still run: the partition drains, not idles.
             self._drain[i] = self._job[i]
+            self._n_drain += 1
             self._job[i] = None
             self._on[s] = -1
         self._start_pass(s, JobKind.TRAIN)
@@ -359,6 +303,7 @@ class MopScheduler:
         if i >= 0:
             # As for a reset: its job may still run, so the partition drains.
             self._drain[i] = self._job[i]
+            self._n_drain += 1
             self._job[i] = None
             self._on[s] = -1
         self._pending -= self._need[s]
@@ -406,16 +351,6 @@ class MopScheduler:
     def _follows_order(self, s: int) -> bool:
         return self._seeded_order and self._kind[s] is JobKind.TRAIN
 
-    def _set_need(self, s: int, i: int) -> None:
-        """Model ``s`` now needs partition ``i`` (the next of its seeded order)."""
-        self._need[s, i] = True
-        self._need_t[i, s] = True
-        self._pending[i] += 1
-
-    def _set_idle(self, i: int) -> None:
-        self._idle[i] = True
-        self._n_idle += 1
-
     def _start_job(self, s: int, i: int, out: list[Instruction]) -> None:
         job = Job(self._model[s], self._pids[i], self._epoch[s], self._kind[s])
         self._job[i] = job
@@ -453,48 +388,6 @@ class MopScheduler:
         if candidates.size:
             self._counters.placements += 1
             self._start_job(s, int(candidates[self._rand.index(candidates.size)]), out)
-
-    # --- slots ---------------------------------------------------------------------------
-
-    def _alloc_slot(self, m: int, *, epoch: int, target: int) -> int:
-        if self._free_slots:
-            s = self._free_slots.pop()
-            self._model[s], self._epoch[s], self._target[s] = m, epoch, target
-            self._kind[s], self._left[s], self._on[s] = JobKind.TRAIN, 0, -1
-            self._order[s] = ()
-        else:
-            s = self._n_slots
-            if s == self._free.shape[0]:
-                self._grow()
-            self._n_slots += 1
-            self._model.append(m)
-            self._epoch.append(epoch)
-            self._target.append(target)
-            self._kind.append(JobKind.TRAIN)
-            self._left.append(0)
-            self._on.append(-1)
-            self._order.append(())
-        self._slot[m] = s
-        return s
-
-    def _grow(self) -> None:
-        """Double the slot capacity (amortised O(P) per model added)."""
-        cap = self._free.shape[0]
-        n_parts = len(self._pids)
-        need = np.zeros((2 * cap, n_parts), dtype=bool)
-        need[:cap] = self._need
-        need_t = np.zeros((n_parts, 2 * cap), dtype=bool)
-        need_t[:, :cap] = self._need_t
-        free = np.zeros(2 * cap, dtype=bool)
-        free[:cap] = self._free
-        self._need, self._need_t, self._free = need, need_t, free
-
-    def _release_slot(self, s: int) -> None:
-        # A completed model needs nothing: its row is already clear.
-        del self._slot[self._model[s]]
-        self._model[s] = -1
-        self._free[s] = False
-        self._free_slots.append(s)
 
     # --- invariants ----------------------------------------------------------------------
 

@@ -2,13 +2,16 @@
 
 These small values are the whole vocabulary between the pure scheduler
 (``automl_core.mop.scheduler``), the runner that carries its instructions out
-(``automl_core.mop.runner``) and the executors (``automl_core.executors``).
+(``automl_core.mop.runner``) and the executors (``automl_core.executors``). ``JobRecord``,
+one row of the job log, is shared with the store (``mop_jobs``), which may import this
+module but nothing else of ``mop``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class JobKind(StrEnum):
@@ -90,3 +93,24 @@ class ModelCompleted:
 
 
 Instruction = RunJob | EpochCompleted | ModelCompleted
+
+
+# --- the job log ---------------------------------------------------------------------
+
+
+class JobRecord(NamedTuple):
+    """One completed visit: a row of the job log and of ``mop_jobs``.
+
+    Times are ``time.time()`` seconds; ``kind`` is a ``JobKind`` or its value; ``attempt``
+    counts the tries of the visit (1 when it never failed). A tuple, so that a database
+    row or a plain 7-tuple (without ``attempt``) reads as one.
+    """
+
+    trial_id: int
+    epoch: int
+    partition: int
+    kind: str
+    worker: str
+    started_at: float
+    ended_at: float
+    attempt: int = 1

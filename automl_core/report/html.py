@@ -159,7 +159,7 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
             f"<td class='num'>{_num(rec['train_seconds'], 1)}</td>",
             f"<td><code>{_esc(config)}</code>{detail}</td>",
         ]
-        css = " class='failed'" if rec["status"] == "failed" else ""
+        css = " class='failed'" if rec["status"] == repo.TrialState.FAILED else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     if not body:
         return "<p class='note'>This experiment has no trials yet.</p>"
@@ -206,7 +206,7 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     out = _check_out_dir(out_dir)
     if top_k < 1:
         raise UserInputError(f"top_k is {top_k}, but must be at least 1.")
-    exp = lb.experiment_record(conn, experiment_name)
+    exp = repo.experiment_record(conn, experiment_name)
     board = lb.leaderboard(conn, experiment_name)
     epochs = lb.epoch_history(conn, experiment_name)
     jobs = lb.job_log(conn, experiment_name)

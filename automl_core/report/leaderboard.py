@@ -5,7 +5,8 @@ Every reader takes an open psycopg2 connection and an experiment *name* and rais
 ``automl.leaderboard`` view (``automl_core.store.views``), so its ranking rule lives
 in one place: best validation accuracy first, ties by trial id, trials without a
 validation result last. A trial's model is its state at ``best_epoch``: the epoch it is
-ranked by is the one export writes and predict scores with.
+ranked by is the one export writes and predict scores with. The rows are read by
+``automl_core.store.repository``; this module makes frames of them and presents them.
 """
 
 from __future__ import annotations
@@ -13,52 +14,43 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from automl_core.errors import UserInputError
+from automl_core.store import repository as repo
+from automl_core.store.repository import (
+    EPOCH_COLUMNS,
+    JOB_COLUMNS,
+    LEADERBOARD_COLUMNS,
+    RUNG_COLUMNS,
+    ExperimentState,
+    experiment_record,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from automl_core.store.repository import Experiment
 
+__all__ = [
+    "EPOCH_COLUMNS",
+    "JOB_COLUMNS",
+    "LEADERBOARD_COLUMNS",
+    "RUNG_COLUMNS",
+    "epoch_history",
+    "format_table",
+    "job_log",
+    "leaderboard",
+    "records",
+    "rung_results",
+    "short_config",
+    "to_json",
+]
+
 log = logging.getLogger(__name__)
 
-#: Columns of ``leaderboard()``, in order.
-LEADERBOARD_COLUMNS = (
-    "rank",
-    "trial_id",
-    "status",
-    "bracket",
-    "batch",
-    "rung",
-    "epochs",
-    "best_valid_accuracy",
-    "best_epoch",
-    "final_valid_accuracy",
-    "final_valid_loss",
-    "best_valid_loss",
-    "train_seconds",
-    "config",
-    "error",
-    "created_at",
-)
-EPOCH_COLUMNS = (
-    "trial_id",
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "valid_loss",
-    "valid_accuracy",
-    "seconds",
-    "samples",
-    "recorded_at",
-)
-RUNG_COLUMNS = ("bracket", "rung", "trial_id", "target_epochs", "metric", "promoted", "reason")
-JOB_COLUMNS = ("trial_id", "epoch", "partition", "kind", "worker", "started_at", "ended_at")
 _INT_COLUMNS = ("rank", "trial_id", "bracket", "batch", "rung", "epochs", "best_epoch")
 _FLOAT_COLUMNS = (
     "best_valid_accuracy",
@@ -69,43 +61,10 @@ _FLOAT_COLUMNS = (
 )
 
 
-@contextmanager
-def read_cursor(conn: Any) -> Iterator[Any]:
-    """A cursor; ends the read transaction if this opened it, so no snapshot lingers.
-
-    A transaction the caller already had open is left as it was (its work is theirs).
-    Use it for reads only: a write made through it would be rolled back.
-    """
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-
-    owns = conn.info.transaction_status == TRANSACTION_STATUS_IDLE
-    try:
-        with conn.cursor() as cur:
-            yield cur
-    finally:
-        if owns:
-            conn.rollback()
-
-
-def experiment_record(conn: Any, experiment_name: str) -> Experiment:
-    """The experiment called ``experiment_name``.
-
-    Raises UserInputError naming it (and the experiments that exist) when it is unknown.
-    """
-    from automl_core.store.repository import get_experiment
-
-    if not isinstance(experiment_name, str) or not experiment_name.strip():
-        raise UserInputError("The experiment name is empty: give the name of an experiment.")
-    return get_experiment(conn, experiment_name)
-
-
-def _frame(conn: Any, query: str, params: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+def _frame(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
-    with read_cursor(conn) as cur:
-        cur.execute(query, params)
-        rows = cur.fetchall()
-    return pd.DataFrame.from_records(rows, columns=list(columns))
+    return pd.DataFrame.from_records(list(rows), columns=list(columns))
 
 
 def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) -> pd.DataFrame:
@@ -119,15 +78,7 @@ def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) ->
         raise UserInputError(f"The limit is {limit!r}, but must be a whole number of at least 1.")
     exp = experiment_record(conn, experiment_name)
     _warn_if_unfinished(conn, exp)
-    query = (
-        f"SELECT {', '.join(LEADERBOARD_COLUMNS)} FROM automl.leaderboard "
-        "WHERE experiment_id = %s ORDER BY rank"
-    )
-    params: list[Any] = [exp.id]
-    if limit is not None:
-        query += " LIMIT %s"
-        params.append(limit)
-    df = _frame(conn, query, params, LEADERBOARD_COLUMNS)
+    df = _frame(repo.leaderboard_rows(conn, exp.id, limit=limit), LEADERBOARD_COLUMNS)
     for col in _INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     for col in _FLOAT_COLUMNS:
@@ -137,9 +88,7 @@ def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) ->
 
 def _warn_if_unfinished(conn: Any, exp: Experiment) -> None:
     """Say when the experiment stopped before its end (its trials are not all trained)."""
-    from automl_core.store import repository as repo
-
-    if exp.status == "interrupted":
+    if exp.status == ExperimentState.INTERRUPTED:
         log.warning(
             "experiment %r was interrupted; to resume it, %s", exp.name, repo.resume_hint(exp)
         )
@@ -159,13 +108,7 @@ def _warn_if_unfinished(conn: Any, exp: Experiment) -> None:
 def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:
     """One row per (trial, epoch) with ``EPOCH_COLUMNS``, ordered by trial then epoch."""
     exp = experiment_record(conn, experiment_name)
-    df = _frame(
-        conn,
-        f"SELECT {', '.join(EPOCH_COLUMNS)} FROM automl.trial_epochs "
-        "WHERE experiment_id = %s ORDER BY trial_id, epoch",
-        [exp.id],
-        EPOCH_COLUMNS,
-    )
+    df = _frame(repo.epoch_history_rows(conn, exp.id), EPOCH_COLUMNS)
     for col in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "seconds"):
         df[col] = df[col].astype("float64")
     return df
@@ -174,13 +117,7 @@ def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:
 def rung_results(conn: Any, experiment_name: str) -> pd.DataFrame:
     """Hyperband rung membership with ``RUNG_COLUMNS`` (empty for other methods)."""
     exp = experiment_record(conn, experiment_name)
-    df = _frame(
-        conn,
-        f"SELECT {', '.join(RUNG_COLUMNS)} FROM automl.rungs "
-        "WHERE experiment_id = %s ORDER BY bracket, rung, trial_id",
-        [exp.id],
-        RUNG_COLUMNS,
-    )
+    df = _frame(repo.rung_result_rows(conn, exp.id), RUNG_COLUMNS)
     df["metric"] = df["metric"].astype("float64")
     return df
 
@@ -188,14 +125,7 @@ def rung_results(conn: Any, experiment_name: str) -> pd.DataFrame:
 def job_log(conn: Any, experiment_name: str) -> pd.DataFrame:
     """Finished sub-epoch jobs with ``JOB_COLUMNS`` (times are ``time.time()`` floats)."""
     exp = experiment_record(conn, experiment_name)
-    quoted = [f'"{c}"' if c == "partition" else c for c in JOB_COLUMNS]
-    df = _frame(
-        conn,
-        f"SELECT {', '.join(quoted)} FROM automl.mop_jobs "
-        "WHERE experiment_id = %s AND ended_at IS NOT NULL ORDER BY started_at",
-        [exp.id],
-        JOB_COLUMNS,
-    )
+    df = _frame(repo.job_log_rows(conn, exp.id), JOB_COLUMNS)
     for col in ("started_at", "ended_at"):
         df[col] = df[col].astype("float64")
     return df

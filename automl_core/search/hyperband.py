@@ -115,6 +115,16 @@ class HyperbandSchedule:
                 return bracket
         raise KeyError(f"The schedule has no bracket s={s}.")
 
+    def first_trial(self, s: int) -> int:
+        """The first trial id of bracket ``s``: trials are numbered bracket after bracket,
+        in schedule order. ``KeyError`` when the schedule has no bracket ``s``."""
+        offset = 0
+        for bracket in self.brackets:
+            if bracket.s == s:
+                return offset
+            offset += bracket.n
+        raise KeyError(f"The schedule has no bracket s={s}.")
+
     def to_dict(self) -> dict[str, Any]:
         """``{"s_max": .., "brackets": [{"s": .., "rungs": [{"i", "n_i", "r_i"}]}]}``."""
         return {

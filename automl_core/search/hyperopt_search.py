@@ -279,6 +279,7 @@ def _finished_doc(
         "idxs": {label: [tid] if value else [] for label, value in vals.items()},
         "vals": {label: list(value) for label, value in vals.items()},
     }
-    (doc,) = trials.new_trial_docs([tid], [None], [dict(result)], [misc])
+    docs: list[dict[str, Any]] = trials.new_trial_docs([tid], [None], [dict(result)], [misc])
+    (doc,) = docs
     doc["state"] = state
     return doc

@@ -15,9 +15,11 @@ from automl_core.space import SearchSpace
 class RandomSearch(Searcher):
     """Proposes ``n`` draws of ``space.sample(rng)`` that repeat no earlier one, then ``None``.
 
-    The same ``rng`` seed gives the same configurations in the same order. Raises
-    ``UserInputError`` when ``n`` is not an integer >= 1, and from ``ask`` when the space
-    has no configuration left that was not asked already (``sample_distinct``).
+    The same ``rng`` seed gives the same configurations in the same order: the first
+    ``ask`` draws all ``n`` at once (``sample_distinct(space, n, rng)``), so the
+    configurations are exactly those of the random method's batches. Raises
+    ``UserInputError`` when ``n`` is not an integer >= 1, and from the first ``ask`` when
+    the space has fewer than ``n`` distinct configurations.
     """
 
     def __init__(self, space: SearchSpace, n: int, rng: np.random.Generator) -> None:
@@ -31,8 +33,11 @@ class RandomSearch(Searcher):
         self.space = space
         self.n = n
         self._rng = rng
+        self._drawn: list[dict[str, Any]] | None = None
 
     def _propose(self) -> dict[str, Any] | None:
         if self.asked >= self.n:
             return None
-        return sample_distinct(self.space, 1, self._rng, exclude=self._configs)[0]
+        if self._drawn is None:
+            self._drawn = sample_distinct(self.space, self.n, self._rng)
+        return dict(self._drawn[self.asked])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from automl_core.errors import UserInputError
-from automl_core.space import parse
+from automl_core.space import parse, spec_file
 from automl_core.space.model import (
     QUANTIZED_KINDS,
     Choice,
@@ -47,7 +47,7 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """The space in a YAML or JSON file; raises ``UserInputError`` for a missing,
         unreadable or malformed file."""
-        return cls(parse.parse_params(parse.load_spec_file(path)))
+        return cls(parse.parse_params(spec_file.load_spec_file(path)))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-serialisable spec; ``SearchSpace.from_dict`` of it equals ``self``."""

@@ -13,6 +13,7 @@ The contract the hopper relies on (docs/architecture.md, "Training")::
     labels = predict(config, state, x, input_shape=..., num_classes=...)
 """
 
+from automl_core.training.config import TrainingConfig
 from automl_core.training.device import default_device, resolve_device
 from automl_core.training.engine import (
     evaluate_partition,
@@ -35,6 +36,7 @@ from automl_core.training.state import InvalidStateError, TrainingState, from_by
 __all__ = [
     "OPTIMIZER_NAMES",
     "InvalidStateError",
+    "TrainingConfig",
     "TrainingSession",
     "TrainingState",
     "architecture_names",

@@ -19,14 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from automl_core.training.optimizers import optimizer_settings
-from automl_core.training.registry import build_model
-from automl_core.training.session import (
-    EVAL_BATCH_SIZE,
-    ArrayLike,
-    TrainingSession,
-    batch_size_of,
-)
+from automl_core.training.config import TrainingConfig, training_config
+from automl_core.training.registry import build_architecture
+from automl_core.training.session import EVAL_BATCH_SIZE, ArrayLike, TrainingSession
 
 __all__ = [
     "evaluate_partition",
@@ -37,11 +32,11 @@ __all__ = [
 ]
 
 StateBytes = bytes | bytearray | memoryview
+# A dict is validated once per call; a TrainingConfig was validated already.
+Config = TrainingConfig | Mapping[str, Any]
 
 
-def validate_config(
-    config: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
-) -> None:
+def validate_config(config: Config, input_shape: Sequence[int], num_classes: int) -> None:
     """Check every key the engine reads, before anything runs or is written.
 
     The model is built on torch's "meta" device, so this allocates no weights and
@@ -52,14 +47,13 @@ def validate_config(
             (unknown architecture or optimiser, a bad hyperparameter, a shape the
             architecture cannot take).
     """
-    batch_size_of(config)
-    optimizer_settings(config)
+    cfg = training_config(config)
     with torch.device("meta"):
-        build_model(config, input_shape, num_classes)
+        build_architecture(cfg.architecture, cfg.params, input_shape, num_classes)
 
 
 def train_partition(
-    config: Mapping[str, Any],
+    config: Config,
     state: StateBytes | None,
     x: ArrayLike,
     y: ArrayLike,
@@ -106,7 +100,7 @@ def train_partition(
 
 
 def evaluate_partition(
-    config: Mapping[str, Any],
+    config: Config,
     state: StateBytes,
     x: ArrayLike,
     y: ArrayLike,
@@ -132,7 +126,7 @@ def evaluate_partition(
 
 
 def predict_proba(
-    config: Mapping[str, Any],
+    config: Config,
     state: StateBytes,
     x: ArrayLike,
     *,
@@ -152,7 +146,7 @@ def predict_proba(
 
 
 def predict(
-    config: Mapping[str, Any],
+    config: Config,
     state: StateBytes,
     x: ArrayLike,
     *,
@@ -174,7 +168,7 @@ def predict(
 
 
 def _session(
-    config: Mapping[str, Any],
+    config: Config,
     state: StateBytes,
     input_shape: Sequence[int],
     num_classes: int,

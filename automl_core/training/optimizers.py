@@ -75,14 +75,15 @@ def optimizer_settings(config: Mapping[str, Any]) -> OptimizerSettings:
 
 
 def build_optimizer(
-    config: Mapping[str, Any], params: Iterable[torch.nn.Parameter]
+    config: OptimizerSettings | Mapping[str, Any], params: Iterable[torch.nn.Parameter]
 ) -> torch.optim.Optimizer:
-    """A torch optimiser over ``params`` as ``config`` describes.
+    """A torch optimiser over ``params`` as ``config`` (settings, or a configuration to
+    read them from) describes.
 
     Raises:
         UserInputError: as :func:`optimizer_settings`.
     """
-    s = optimizer_settings(config)
+    s = config if isinstance(config, OptimizerSettings) else optimizer_settings(config)
     if s.name == "sgd":
         return torch.optim.SGD(
             params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay

@@ -147,15 +147,11 @@ def check_value(key: str, value: Any) -> None:
     Raises:
         UserInputError: as the trainer would raise for that value.
     """
-    # Imported here: they import torch, and this module is also imported without it.
-    from automl_core.training.optimizers import optimizer_settings
-    from automl_core.training.registry import architecture_name
-    from automl_core.training.session import batch_size_of
+    # Imported here: it imports torch, and this module is also imported without it.
+    from automl_core.training.config import TrainingConfig
 
-    config = {key: value}
-    architecture_name(config)  # the lookup imports the user's architecture modules
-    batch_size_of(config)
-    optimizer_settings(config)
+    # The architecture lookup imports the user's architecture modules.
+    TrainingConfig.from_mapping({key: value})
 
 
 def _check_range(

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_ARCHITECTURE",
     "architecture_name",
     "architecture_names",
+    "build_architecture",
     "build_model",
     "check_input_shape",
     "get_builder",
@@ -176,7 +177,19 @@ def build_model(
             architecture cannot take, or ``num_classes`` < 2.
         TypeError: a (user-registered) builder returned something other than a module.
     """
-    name = architecture_name(config)
+    return build_architecture(architecture_name(config), config, input_shape, num_classes)
+
+
+def build_architecture(
+    name: str, params: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
+) -> nn.Module:
+    """A freshly initialised model of the registered architecture ``name``, its builder
+    reading ``params`` (a configuration whose name is already read, e.g.
+    ``TrainingConfig.params``).
+
+    Raises:
+        As :func:`build_model`.
+    """
     builder = get_builder(name)
     shape = check_input_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -184,7 +197,7 @@ def build_model(
             f"The number of classes is {num_classes!r}, but a classifier needs at least 2; "
             "check the dataset's label column."
         )
-    model = builder(config, shape, num_classes)
+    model = builder(params, shape, num_classes)
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"The builder for {name!r} returned {type(model).__name__}, not a torch.nn.Module."

@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from automl_core.errors import UserInputError
+from automl_core.training.config import DEFAULT_BATCH_SIZE, TrainingConfig, training_config
 from automl_core.training.device import resolve_device
-from automl_core.training.optimizers import build_optimizer, optimizer_settings
-from automl_core.training.params import get_int
-from automl_core.training.registry import architecture_name, build_model, check_input_shape
+from automl_core.training.optimizers import build_optimizer
+from automl_core.training.registry import build_architecture, check_input_shape
 from automl_core.training.state import InvalidStateError, TrainingState, from_bytes, to_bytes
 
 __all__ = [
@@ -50,11 +50,9 @@ __all__ = [
     "EVAL_BATCH_SIZE",
     "ArrayLike",
     "TrainingSession",
-    "batch_size_of",
     "mix_seed",
 ]
 
-DEFAULT_BATCH_SIZE = 32
 EVAL_BATCH_SIZE = 1024
 
 # Stream tags for deriving independent seeds from one trial seed.
@@ -69,29 +67,24 @@ def mix_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
-def batch_size_of(config: Mapping[str, Any]) -> int:
-    """``config["batch_size"]`` (default 32).
-
-    Raises:
-        UserInputError: not a whole number >= 1.
-    """
-    return get_int(config, "batch_size", DEFAULT_BATCH_SIZE, minimum=1)
-
-
 def _rng_devices(device: torch.device) -> list[int]:
     if device.type != "cuda":
         return []
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
+def _build(config: TrainingConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return build_architecture(config.architecture, config.params, input_shape, num_classes)
+
+
 def _load_model(
-    config: Mapping[str, Any],
+    config: TrainingConfig,
     state: TrainingState,
     input_shape: tuple[int, ...],
     num_classes: int,
 ) -> nn.Module:
     """The model of ``config`` holding ``state``'s weights (on the CPU)."""
-    name = architecture_name(config)
+    name = config.architecture
     if state.architecture != name:
         raise InvalidStateError(
             f"The state was trained with architecture {state.architecture!r}, but the "
@@ -99,13 +92,13 @@ def _load_model(
         )
     # Building on "meta" skips random initialisation that the loaded weights replace.
     with torch.device("meta"):
-        model = build_model(config, input_shape, num_classes)
+        model = _build(config, input_shape, num_classes)
     try:
         model.load_state_dict(state.model, assign=True)
         if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
             # A (user) module with non-persistent buffers: build it for real instead.
             with torch.random.fork_rng(devices=[]):
-                model = build_model(config, input_shape, num_classes)
+                model = _build(config, input_shape, num_classes)
             model.load_state_dict(state.model)
     except RuntimeError as exc:
         raise InvalidStateError(
@@ -178,11 +171,10 @@ class TrainingSession:
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: TrainingConfig,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         *,
-        architecture: str,
         input_shape: tuple[int, ...],
         num_classes: int,
         rng: torch.Tensor,
@@ -194,7 +186,7 @@ class TrainingSession:
         self.config = config
         self.model = model
         self.optimizer = optimizer
-        self.architecture = architecture
+        self.architecture = config.architecture
         self.input_shape = input_shape
         self.num_classes = num_classes
         self.rng = rng
@@ -202,12 +194,12 @@ class TrainingSession:
         self.seed_counter = seed_counter
         self.epoch = epoch
         self.device = device
-        self.batch_size = batch_size_of(config)
+        self.batch_size = config.batch_size
 
     @classmethod
     def open(
         cls,
-        config: Mapping[str, Any],
+        config: TrainingConfig | Mapping[str, Any],
         state: bytes | bytearray | memoryview | None,
         *,
         input_shape: Sequence[int],
@@ -217,19 +209,20 @@ class TrainingSession:
     ) -> TrainingSession:
         """Continue from ``state``, or start a new model initialised from ``seed``.
 
+        A dict ``config`` is validated here (a bad optimiser fails before anything is
+        built); a ``TrainingConfig`` was validated already.
+
         Raises:
             UserInputError: a bad configuration (see ``validate_config``).
             InvalidStateError: ``state`` is unreadable or does not fit ``config``.
         """
         dev = resolve_device(device)
         shape = check_input_shape(input_shape)
-        name = architecture_name(config)
-        batch_size_of(config)
-        optimizer_settings(config)  # fail on a bad optimiser before building anything
+        config = training_config(config)
         if state is None:
             with torch.random.fork_rng(devices=[]):
                 torch.random.default_generator.manual_seed(mix_seed(seed, _INIT))
-                model = build_model(config, shape, num_classes)
+                model = _build(config, shape, num_classes)
                 rng = torch.get_rng_state()
             loaded: TrainingState | None = None
         else:
@@ -237,7 +230,7 @@ class TrainingSession:
             model = _load_model(config, loaded, shape, num_classes)
             rng = loaded.rng
         model.to(dev)
-        optimizer = build_optimizer(config, model.parameters())
+        optimizer = build_optimizer(config.optimizer, model.parameters())
         if loaded is not None and loaded.optimizer is not None:
             try:
                 optimizer.load_state_dict(loaded.optimizer)
@@ -249,7 +242,6 @@ class TrainingSession:
             config,
             model,
             optimizer,
-            architecture=name,
             input_shape=shape,
             num_classes=num_classes,
             rng=rng,

@@ -15,6 +15,9 @@ core's search plan (``automl_core.experiment.plan.search_plan``) to tasks:
   proposed from every result before it.
 * Grid and random: the same groups, independent of one another.
 
+Which groups a search has is its method's (``automl_core.search.methods``); here a
+group that promotes becomes a bracket's tasks and any other a batch's.
+
 The shape is computed from the spec at parse time with automl_core's pure functions;
 nothing here touches a database or imports torch, and no search logic lives here.
 """
@@ -31,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, BaseOperator, TaskGroup, chain
 
 from automl_airflow.operators import (
-    CreateExperimentOperator,
     FinalizeOperator,
     PrepareDataOperator,
     PromoteRungOperator,
@@ -39,9 +41,9 @@ from automl_airflow.operators import (
     TrainBatchOperator,
     TrainingEngineOperator,
     TrainRungOperator,
-    ValidateConfOperator,
 )
-from automl_airflow.params import build_params, run_schemas
+from automl_airflow.params import build_params, run_knobs, run_schemas
+from automl_airflow.request_operators import CreateExperimentOperator, ValidateConfOperator
 from automl_airflow.specs import DagSpec, SpecError, load_spec
 
 if TYPE_CHECKING:
@@ -64,11 +66,12 @@ class InvalidSpecWarning(UserWarning):
 
 def build_dag(spec: DagSpec) -> DAG:
     """The DAG of one validated spec."""
+    shape_keys = tuple(k for k in spec.budget if k not in run_knobs(spec))
     doc = (
         f"**{spec.method}** search on table `{spec.dataset}` "
         f"(spec `{spec.source.name}`, space `{spec.space_ref}`, budget {dict(spec.budget)}).\n\n"
         "The form changes what does not change the DAG's shape; the budget knobs that do "
-        "(Hyperband's R, eta, skip_last; n, batches, batch_size) are set in the spec file."
+        f"({', '.join(shape_keys) or 'none'}) are set in the spec file."
     )
     with DAG(
         dag_id=spec.dag_id,
@@ -86,7 +89,7 @@ def build_dag(spec: DagSpec) -> DAG:
         validate = ValidateConfOperator(
             task_id="validate_conf",
             schemas=run_schemas(spec),
-            shape_keys=tuple(k for k in spec.budget if k != "epochs"),
+            shape_keys=shape_keys,
             retries=0,  # a bad conf stays bad
             **request_args,
         )
@@ -117,19 +120,23 @@ def build_dag(spec: DagSpec) -> DAG:
 
 def _request_args(spec: DagSpec) -> dict[str, Any]:
     """What ``validate_conf`` and ``create_experiment`` build the SearchRequest from."""
+    from automl_core.search.methods import get_method
+
+    run = run_knobs(spec)
+    # A method whose plan follows its space's size (grid) has no narrowing fields.
+    narrowable = get_method(spec.method).narrowable
     return {
         "dataset": "{{ params.table }}",
         "space": spec.space,
         "method": spec.method,
-        "budget": {k: v for k, v in spec.budget.items() if k != "epochs"},
+        "budget": {k: v for k, v in spec.budget.items() if k not in run},
         "seed": "{{ params.seed }}",
-        "epochs": "{{ params.epochs }}" if "epochs" in spec.budget else None,
+        "run_budget": {k: f"{{{{ params.{k} }}}}" for k in run},
         "experiment_name": "{{ params.experiment_name or '' }}",
         "workers": spec.workers,
         "visit_order": spec.visit_order,
-        # A grid's batches follow its space's size, so a grid DAG has no narrowing fields.
-        "narrow_from": "{{ params.narrow_from or '' }}" if spec.method != "grid" else None,
-        "narrow_top": "{{ params.narrow_top }}" if spec.method != "grid" else None,
+        "narrow_from": "{{ params.narrow_from or '' }}" if narrowable else None,
+        "narrow_top": "{{ params.narrow_top }}" if narrowable else None,
     }
 
 
@@ -158,8 +165,8 @@ def _plan(spec: DagSpec) -> SearchPlan:
     from automl_core.experiment.plan import search_plan
     from automl_core.experiment.request import SearchRequest
 
-    request = SearchRequest(
-        dataset=spec.dataset, space=spec.space, method=spec.method, **spec.budget
+    request = SearchRequest.with_budget(
+        spec.budget, dataset=spec.dataset, space=spec.space, method=spec.method
     )
     return search_plan(request)
 

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from automl_airflow.hooks import GreenplumHook
-from automl_airflow.task_values import as_int, default_experiment_name, opt_str, xcom_summary
+from automl_airflow.task_values import opt_str, xcom_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from automl_core.experiment import SearchRequest
 
 # Downstream tasks find the experiment by the name its creation returned.
 EXPERIMENT_NAME = "{{ ti.xcom_pull(task_ids='create_experiment')['name'] }}"
@@ -84,134 +83,6 @@ class PrepareDataOperator(AutomlOperator):
                 db_url=self.db_url,
             )
         )
-
-
-class _SearchRequestOperator(AutomlOperator):
-    """Base of the operators that build the run's ``SearchRequest``.
-
-    :param narrow_from: an experiment whose space, narrowed to its ``narrow_top`` best
-        trials, this run searches instead of ``space`` (empty: ``space``); a name, read
-        from the database, never a path.
-    """
-
-    template_fields: Sequence[str] = (
-        "dataset",
-        "seed",
-        "epochs",
-        "experiment_name",
-        "narrow_from",
-        "narrow_top",
-    )
-
-    def __init__(
-        self,
-        *,
-        dataset: str,
-        space: Mapping[str, Any],
-        method: str,
-        budget: Mapping[str, int],
-        seed: int | str = 0,
-        epochs: int | str | None = None,
-        experiment_name: str | None = None,
-        workers: int | None = None,
-        visit_order: str = "seeded",
-        narrow_from: str | None = None,
-        narrow_top: int | str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.visit_order = visit_order
-        self.narrow_from = narrow_from
-        self.narrow_top = narrow_top
-        self.dataset = dataset
-        self.space = dict(space)
-        self.method = method
-        self.budget = dict(budget)
-        self.seed = seed
-        self.epochs = epochs
-        self.experiment_name = experiment_name
-        self.workers = workers
-
-    def search_request(self, context: Context) -> SearchRequest:
-        from automl_core.experiment import SearchRequest
-
-        budget: dict[str, Any] = dict(self.budget)
-        if opt_str(self.epochs) is not None:
-            budget["epochs"] = as_int(self.epochs, "epochs")
-        dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        request = SearchRequest(
-            dataset=str(self.dataset),
-            space=self.space,
-            method=self.method,
-            name=opt_str(self.experiment_name) or default_experiment_name(dag_id, run_id),
-            seed=as_int(self.seed, "seed"),
-            workers=self.workers,
-            visit_order=self.visit_order,
-            airflow_run_id=run_id,
-            **budget,
-        )
-        parent = opt_str(self.narrow_from)
-        if parent is None:
-            return request
-        from automl_core.experiment.narrowing import narrow_request
-        from automl_core.space.narrow import DEFAULT_TOP
-
-        top = opt_str(self.narrow_top)
-        top_k = DEFAULT_TOP if top is None else as_int(top, "narrow_top")
-        request, narrowed = narrow_request(request, parent, top=top_k, db_url=self.db_url)
-        if narrowed is not None:
-            self.log.info("%s\n%s", narrowed.summary(), "\n".join(map(str, narrowed.changes)))
-        return request
-
-
-class ValidateConfOperator(_SearchRequestOperator):
-    """Fail the run before anything is written when its params or conf are wrong.
-
-    Re-checks every param against its schema, refuses conf keys that are no param, and
-    validates the whole search request (rules that span fields) with automl_core.
-
-    :param schemas: the JSON schema of each param (``params.run_schemas``).
-    :param shape_keys: spec keys that fix the DAG's shape, named in the error when a
-        conf tries to set one.
-    """
-
-    ui_color = "#fdf3e8"
-
-    def __init__(
-        self,
-        *,
-        schemas: Mapping[str, Mapping[str, Any]],
-        shape_keys: Sequence[str] = (),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.schemas = {k: dict(v) for k, v in schemas.items()}
-        self.shape_keys = tuple(shape_keys)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from automl_airflow.params import check_run_params
-
-        dag_run = context["dag_run"]
-        values = check_run_params(
-            context["params"],
-            getattr(dag_run, "conf", None) or {},
-            schemas=self.schemas,
-            shape_keys=self.shape_keys,
-            dag_id=context["dag"].dag_id,
-        )
-        request = self.search_request(context)
-        request.validate()
-        self.log.info("Run accepted: experiment %s, params %s", request.name, values)
-        return {"experiment": request.name, "method": request.method, "dataset": request.dataset}
-
-
-class CreateExperimentOperator(_SearchRequestOperator):
-    """Create the experiment (or find it, when this run created it already)."""
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from automl_core.experiment import create_experiment
-
-        return xcom_summary(create_experiment(self.search_request(context), db_url=self.db_url))
 
 
 class _ExperimentStepOperator(AutomlOperator):
@@ -325,12 +196,13 @@ class _AwaitTrainingOperator(_ExperimentStepOperator):
 
         from automl_airflow.triggers import RequestsDoneTrigger
         from automl_core.experiment import request_progress
+        from automl_core.store.repository import RequestState as State
 
         trials = self.submit()
         counts = request_progress(str(self.experiment), db_url=self.db_url, **self.where())
         self.log.info("Asked the engine to train trials %s (%s)", trials, counts)
-        if counts["queued"] + counts["running"] == 0:
-            return {"done": counts["done"], "failed": counts["failed"]}
+        if counts[State.QUEUED] + counts[State.RUNNING] == 0:
+            return {State.DONE.value: counts[State.DONE], State.FAILED.value: counts[State.FAILED]}
         if counts["engine_starts"] == 0:
             recheck = datetime.now(UTC) + timedelta(seconds=self.ENGINE_START_RECHECK_S)
             raise AirflowRescheduleException(recheck)

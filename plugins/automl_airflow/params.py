@@ -4,8 +4,9 @@ One JSON schema per field serves three readers: Airflow's trigger form (types, b
 enums, titles and descriptions render as form widgets), Airflow's own validation of a
 REST ``conf`` on trigger (a bad value is answered with HTTP 400), and the DAG's first
 task, :func:`check_run_params`, which re-checks them together with the rules that span
-fields. Knobs that fix the DAG's shape (Hyperband's R, eta and skip_last; the number of
-configurations, batches and the batch size) are spec keys, never params.
+fields. Budget knobs that fix the DAG's shape (``Knob.shapes_plan``: Hyperband's R, eta
+and skip_last; the number of configurations, batches and the batch size) are spec keys,
+never params; the method's other knobs (``epochs``) are params too (``knob_fields``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Field:
 def run_fields(spec: DagSpec) -> list[Field]:
     """The form fields of a spec's DAG, in the order the form shows them."""
     from automl_core.experiment.request import LIMITS  # the CLI's and the spec's limits
+    from automl_core.search.methods import get_method
 
     fields = [
         Field(
@@ -86,20 +88,7 @@ def run_fields(spec: DagSpec) -> list[Field]:
             },
         ),
     ]
-    if "epochs" in spec.budget:
-        fields.append(
-            Field(
-                "epochs",
-                spec.budget_value("epochs"),
-                {
-                    "type": "integer",
-                    "minimum": LIMITS["epochs"][0],
-                    "maximum": LIMITS["epochs"][1],
-                    "title": "Epochs per trial",
-                    "description": "Full passes over the training data for every configuration.",
-                },
-            )
-        )
+    fields += knob_fields(spec)
     fields += [
         Field(
             "experiment_name",
@@ -139,8 +128,36 @@ def run_fields(spec: DagSpec) -> list[Field]:
             },
         ),
     ]
-    if spec.method != "grid":  # a grid's batches follow its space's size: the DAG's shape
+    if get_method(spec.method).narrowable:
         fields += narrow_fields()
+    return fields
+
+
+def run_knobs(spec: DagSpec) -> tuple[str, ...]:
+    """The budget knobs of a spec's method that a run may change (the rest fix the DAG's
+    shape), in the method's order."""
+    from automl_core.search.methods import get_method
+
+    return tuple(
+        k.name for k in get_method(spec.method).knobs if not k.shapes_plan and k.name in spec.budget
+    )
+
+
+def knob_fields(spec: DagSpec) -> list[Field]:
+    """One field per run knob (``run_knobs``): the spec's value is its default."""
+    from automl_core.experiment.request import limits_of
+    from automl_core.search.methods import get_method
+
+    method = get_method(spec.method)
+    fields = []
+    for name in run_knobs(spec):
+        knob = method.knob(name)
+        schema: dict[str, Any] = {"type": "integer"}
+        limits = limits_of(name)
+        if limits is not None:
+            schema.update(minimum=limits[0], maximum=limits[1])
+        schema.update(title=knob.title or name, description=knob.description or knob.help)
+        fields.append(Field(name, spec.budget_value(name), schema))
     return fields
 
 

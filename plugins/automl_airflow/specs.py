@@ -26,17 +26,20 @@ from typing import Any
 from automl_airflow.clusters import ADDRESS_PATTERN, ClusterChoiceError, check_clusters
 from automl_core.errors import UserInputError
 
-METHODS = ("grid", "random", "hyperband", "hyperopt")
 
-# Budget keys each method understands, with their defaults (those of SearchRequest).
-# Every one of them fixes the DAG's shape or the search's meaning, so they live in the
-# spec, not in the run form; ``epochs`` is the exception and is also a run param.
-BUDGET_KEYS: dict[str, dict[str, int]] = {
-    "hyperband": {"R": 9, "eta": 3, "skip_last": 0},
-    "hyperopt": {"epochs": 5, "batches": 3, "batch_size": 4},
-    "grid": {"epochs": 5, "batch_size": 4},
-    "random": {"epochs": 5, "n": 8, "batch_size": 4},
-}
+def budget_keys(method: str) -> dict[str, int]:
+    """The budget keys a spec of ``method`` may set, with their defaults.
+
+    From the method registry (``automl_core.search.methods``): every knob a spec takes.
+    They fix the DAG's shape or the search's meaning, so they live in the spec; a knob
+    that does not fix the shape (``epochs``) is also a run param (``params.run_fields``).
+    """
+    from automl_core.search.methods import get_method
+
+    return {
+        k.name: k.default for k in get_method(method).knobs if k.in_spec and k.default is not None
+    }
+
 
 DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 # The same rule the run form applies to the table: a plain, unquoted SQL identifier.
@@ -138,7 +141,7 @@ def load_spec(path: Path, *, base_dir: Path) -> DagSpec:
     """
     # The space parser's loader: safe, and bounded in depth, aliases and size, so a
     # hostile spec file cannot hang or crash the DAG processor.
-    from automl_core.space.parse import load_yaml_text
+    from automl_core.space.spec_file import load_yaml_text
 
     try:
         raw = load_yaml_text(path.read_text(encoding="utf-8"), what="it")
@@ -183,9 +186,12 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
             return default
         return _integer(value, source, key, minimum, maximum)
 
+    from automl_core.search.methods import method_names
+
     method = text("method")
-    if method not in METHODS:
-        raise SpecError(source, "method", f"{method!r} is not one of {', '.join(METHODS)}")
+    if method not in method_names():
+        names = ", ".join(method_names())
+        raise SpecError(source, "method", f"{method!r} is not one of {names}")
     dataset = text("dataset", re.compile(TABLE_PATTERN), "use letters, digits and _ (max 63)")
     workers = raw.get("workers")
     tags = raw.get("tags") or []
@@ -240,9 +246,9 @@ def _integer(value: Any, source: Path, key: str, minimum: int, maximum: int) -> 
 
 
 def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
-    from automl_core.experiment.request import LIMITS
+    from automl_core.experiment.request import limits_of
 
-    allowed = BUDGET_KEYS[method]
+    allowed = budget_keys(method)
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -255,7 +261,8 @@ def _budget(raw: Any, method: str, source: Path) -> dict[str, int]:
                 f"budget.{key}",
                 f"is not used by method {method}; its keys are {', '.join(allowed)}",
             )
-        budget[key] = _integer(value, source, f"budget.{key}", *LIMITS[key])
+        limits = limits_of(key) or (-(2**63), 2**63 - 1)
+        budget[key] = _integer(value, source, f"budget.{key}", *limits)
     return budget
 
 

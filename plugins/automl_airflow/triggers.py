@@ -90,11 +90,13 @@ class RequestsDoneTrigger(BaseTrigger):
             await sync_to_async(reader.close)()
 
     async def _watch(self, read: Any) -> AsyncIterator[TriggerEvent]:
+        from automl_core.store.repository import RequestState as State
+
         last: tuple[int, int] | None = None
         while True:
             counts = await read()
-            unfinished = counts["queued"] + counts["running"]
-            finished = counts["done"] + counts["failed"]
+            unfinished = counts[State.QUEUED] + counts[State.RUNNING]
+            finished = counts[State.DONE] + counts[State.FAILED]
             if (finished, unfinished) != last:
                 self.log.info(
                     "%s of %s: %d of %d trials trained (%d failed)",
@@ -102,7 +104,7 @@ class RequestsDoneTrigger(BaseTrigger):
                     self.experiment,
                     finished,
                     finished + unfinished,
-                    counts["failed"],
+                    counts[State.FAILED],
                 )
                 last = (finished, unfinished)
             if unfinished == 0:
@@ -115,4 +117,6 @@ class RequestsDoneTrigger(BaseTrigger):
 
 
 def _summary(counts: dict[str, int]) -> dict[str, Any]:
-    return {"done": counts["done"], "failed": counts["failed"]}
+    from automl_core.store.repository import RequestState as State
+
+    return {State.DONE.value: counts[State.DONE], State.FAILED.value: counts[State.FAILED]}

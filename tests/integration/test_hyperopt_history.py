@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from automl_core.experiment.api import ExperimentContext, _hyperopt_history, propose_batch_in
+from automl_core.experiment.api import ExperimentContext, propose_batch_in
+from automl_core.experiment.proposals import history_before
 from automl_core.experiment.request import SearchRequest
 from automl_core.search.distinct import config_key
 from automl_core.store import repository as repo
@@ -28,7 +29,7 @@ def test_history_uses_best_epochs_and_tells_failures(conn: Any, db_url: str) -> 
                               samples=None)  # fmt: skip
     repo.set_trial_status(conn, exp.id, [1], "failed", error="rejected before training")
     repo.set_trial_status(conn, exp.id, [3], "failed", error="failed in epoch 2")
-    history = _hyperopt_history(ctx, 1)
+    history = history_before(ctx, 4)  # batch 1 starts at trial 4
     assert [c for c, _ in history] == [trials[t].config for t in first]
     assert [m for _, m in history] == [0.8, None, 0.7, None]
     # The next batch repeats none of them, the failed ones included.

@@ -130,8 +130,9 @@ def test_narrow_and_search_again(
         narrowed, history, seed=5, n_startup_jobs=startup_trials(None, 4)
     ).uses_tpe
     first = [t.config for t in trials if t.batch == 0]
-    assert [c for _, c in plan.hyperopt_batch(request, 0, history)] == first
-    assert [c for _, c in plan.hyperopt_batch(request, 0, [])] != first
+    batch_0 = plan.search_plan(request).group("batch", 0)
+    assert [c for _, c in plan.group_trials(request, batch_0, lambda _: history)] == first
+    assert [c for _, c in plan.group_trials(request, batch_0)] != first
 
     # A rerun of the child gets its stored space back, whatever --top says now.
     again, narrowing = narrow_request(

@@ -20,10 +20,11 @@ import pytest
 
 from automl_core.cli import main
 from automl_core.errors import UserInputError
+from automl_core.mop.types import JobRecord
 from automl_core.report import LEADERBOARD_COLUMNS, leaderboard, write_report
 from automl_core.store import repository as repo
 from automl_core.store.dialect import Dialect
-from automl_core.store.repository import JobRow, RungEntry, TrialRow
+from automl_core.store.repository import RungEntry, TrialRow
 from automl_core.store.views import create_views
 
 EPOCH_SECONDS = 2.0
@@ -76,7 +77,9 @@ def add_experiment(conn: Any, name: str, method: str, trials: Sequence[T]) -> in
             for partition in (0, 1):
                 start = clock[partition] + partition  # partition 1 waits 1 s
                 jobs.append(
-                    JobRow(t.trial_id, epoch, partition, "train", f"w{partition}", start, start + 3)
+                    JobRecord(
+                        t.trial_id, epoch, partition, "train", f"w{partition}", start, start + 3
+                    )
                 )
                 clock[partition] = start + 3
         repo.set_trial_status(conn, exp.id, [t.trial_id], t.status, t.error)

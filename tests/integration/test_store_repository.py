@@ -10,9 +10,9 @@ import pytest
 from psycopg2 import sql
 
 from automl_core.errors import UserInputError
-from automl_core.mop.types import JobKind
+from automl_core.mop.types import JobKind, JobRecord
 from automl_core.store import repository as repo
-from automl_core.store.repository import JobRow, RungEntry, TrialRow
+from automl_core.store.repository import RungEntry, TrialRow
 
 SPEC = {"space": {"lr": [0.1, 0.01]}, "epochs": 3}
 
@@ -196,6 +196,28 @@ def test_set_trial_status(conn: Any, exp_id: int) -> None:
     assert_idle(conn)
 
 
+def test_set_trial_status_refuses_a_move_its_table_forbids(conn: Any, exp_id: int) -> None:
+    repo.upsert_trials(conn, exp_id, [trial(0), trial(1)])
+    repo.set_trial_status(conn, exp_id, [0], repo.TrialState.COMPLETED)
+    with pytest.raises(
+        repo.TransitionError, match=r"trial 0 \(completed\) cannot become 'pending'"
+    ):
+        repo.set_trial_status(conn, exp_id, [0, 1], repo.TrialState.PENDING)
+    statuses = [t.status for t in repo.get_trials(conn, exp_id)]
+    assert statuses == [repo.TrialState.COMPLETED, repo.TrialState.PENDING]  # nothing written
+    assert repo.set_trial_status(conn, exp_id, [0, 9], "completed") == 1  # a retry is fine
+    assert_idle(conn)
+
+
+def test_set_experiment_status_refuses_a_move_its_table_forbids(conn: Any, exp_id: int) -> None:
+    repo.set_experiment_status(conn, exp_id, repo.ExperimentState.FAILED, finished=True)
+    with pytest.raises(repo.TransitionError, match="cannot become 'interrupted'"):
+        repo.set_experiment_status(conn, exp_id, repo.ExperimentState.INTERRUPTED)
+    failed = repo.get_experiment(conn, "exp")
+    assert failed.status == repo.ExperimentState.FAILED and failed.finished_at is not None
+    assert_idle(conn)
+
+
 def test_next_trial_id(conn: Any, exp_id: int) -> None:
     assert repo.next_trial_id(conn, exp_id) == 0
     repo.upsert_trials(conn, exp_id, [trial(0), trial(5)])
@@ -279,12 +301,12 @@ def test_checkpoint_needs_state_or_uri(conn: Any, exp_id: int) -> None:
 
 def test_record_jobs_upserts_and_a_rerun_overwrites(conn: Any, exp_id: int) -> None:
     rows = [
-        JobRow(0, 1, 0, JobKind.TRAIN, "w0", 10.0, 11.0),
-        JobRow(0, 1, 1, "train", "w1", 10.0, 12.0),
-        JobRow(0, 1, 0, "eval", "w0", 11.0, 11.5),
+        JobRecord(0, 1, 0, JobKind.TRAIN, "w0", 10.0, 11.0),
+        JobRecord(0, 1, 1, "train", "w1", 10.0, 12.0),
+        JobRecord(0, 1, 0, "eval", "w0", 11.0, 11.5),
     ]
     assert repo.record_jobs(conn, exp_id, rows) == 3
-    rerun = JobRow(0, 1, 1, JobKind.TRAIN, "w0", 20.0, 21.0, attempt=2)
+    rerun = JobRecord(0, 1, 1, JobKind.TRAIN, "w0", 20.0, 21.0, attempt=2)
     assert repo.record_jobs(conn, exp_id, [rerun]) == 1
     assert count(conn, "mop_jobs") == 3
     stored = repo.jobs(conn, exp_id)
@@ -298,12 +320,14 @@ def test_record_jobs_upserts_and_a_rerun_overwrites(conn: Any, exp_id: int) -> N
 
 
 def test_record_jobs_batches_and_last_duplicate_wins(conn: Any, exp_id: int) -> None:
-    rows = [JobRow(t, 1, p, "train", f"w{p}", t + 0.1, t + 0.2) for t in range(500) for p in (0, 1)]
-    rows += [JobRow(0, 1, 0, "train", "late", 5.0, 6.0, attempt=3)]
+    rows = [
+        JobRecord(t, 1, p, "train", f"w{p}", t + 0.1, t + 0.2) for t in range(500) for p in (0, 1)
+    ]
+    rows += [JobRecord(0, 1, 0, "train", "late", 5.0, 6.0, attempt=3)]
     assert repo.record_jobs(conn, exp_id, rows) == 1000
     assert count(conn, "mop_jobs") == 1000
     first = [j for j in repo.jobs(conn, exp_id) if (j.trial_id, j.partition) == (0, 0)]
-    assert first == [JobRow(0, 1, 0, "train", "late", 5.0, 6.0, attempt=3)]
+    assert first == [JobRecord(0, 1, 0, "train", "late", 5.0, 6.0, attempt=3)]
 
 
 # --- rungs ----------------------------------------------------------------------------
@@ -368,7 +392,7 @@ def test_deleting_an_experiment_cascades(conn: Any, exp_id: int) -> None:
     repo.upsert_trials(conn, exp_id, [trial(0)])
     repo.record_epoch(conn, exp_id, 0, 1, **metrics(0.5))
     repo.save_checkpoint(conn, exp_id, 0, 1, state=b"s")
-    repo.record_jobs(conn, exp_id, [JobRow(0, 1, 0, "train", "w", 1.0, 2.0)])
+    repo.record_jobs(conn, exp_id, [JobRecord(0, 1, 0, "train", "w", 1.0, 2.0)])
     repo.upsert_rung(conn, exp_id, 0, 0, [RungEntry(0, 1)])
     with conn, conn.cursor() as cur:
         cur.execute("DELETE FROM automl.experiments WHERE id = %s", (exp_id,))

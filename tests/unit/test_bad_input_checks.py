@@ -21,7 +21,7 @@ from automl_core.experiment.request import (
     check_option_limits,
 )
 from automl_core.space import SearchSpace
-from automl_core.space.parse import MAX_ALIASES, MAX_DEPTH, MAX_NODES
+from automl_core.space.spec_file import MAX_ALIASES, MAX_DEPTH, MAX_NODES
 
 # --- search-space values ------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ def nested(depth: int) -> str:
 
 
 def test_json_nested_to_the_limit_parses_and_one_level_more_is_refused(tmp_path: Path) -> None:
-    from automl_core.space.parse import load_spec_file
+    from automl_core.space.spec_file import load_spec_file
 
     load_spec_file(write(tmp_path, "ok.json", nested(MAX_DEPTH)))
     with pytest.raises(UserInputError, match=f"more than {MAX_DEPTH} levels deep"):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from automl_core.data.safe_pickle import UnsafePickleError, restricted_loads
-from automl_core.data.sources import CIFAR_TEST, CIFAR_TRAIN, make_signals, read_source
+from automl_core.data.signals import make_signals
+from automl_core.data.sources import CIFAR_TEST, CIFAR_TRAIN, read_source
 from automl_core.errors import UserInputError
 
 

@@ -14,11 +14,19 @@ import pytest
 from hyperopt import tpe
 
 from automl_core.errors import UserInputError
-from automl_core.experiment.plan import hyperopt_batch
+from automl_core.experiment.plan import group_trials, search_plan
 from automl_core.experiment.request import SearchRequest
 from automl_core.search.hyperopt_search import startup_trials
 
 SPACE = {"lr": {"loguniform": [1e-4, 1.0]}, "batch_size": [16, 32, 64, 128]}
+
+
+def hyperopt_batch(
+    request: SearchRequest, batch: int, history: list[tuple[dict[str, Any], float]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """The trials of ``batch``, proposed from ``history``."""
+    group = search_plan(request).group("batch", batch)
+    return group_trials(request, group, lambda first: history)
 
 
 def _accuracy(config: dict[str, Any]) -> float:

@@ -1,12 +1,22 @@
-"""The house rules on imports: the core never imports Airflow; the pure parts import
-neither torch, dask nor psycopg2. Each check runs in a fresh interpreter."""
+"""The house rules on imports and sizes: the core never imports Airflow; the pure parts
+import neither torch, dask nor psycopg2; no package imports one that imports it back; no
+module is over 400 lines. Import checks run in a fresh interpreter; the graph is read
+from the source (lazy and type-only imports count: they are dependencies too)."""
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import subprocess
 import sys
+from collections import defaultdict
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROOTS = ("automl_core", "plugins/automl_airflow", "dags")
+MAX_MODULE_LINES = 400
 
 PROBE = """
 import importlib, pkgutil, sys
@@ -40,3 +50,69 @@ def test_pure_packages_import_no_torch_dask_or_psycopg2(module: str) -> None:
 
 def test_the_cli_starts_without_torch() -> None:
     assert "torch" not in loaded_after("from automl_core.cli import build_parser; build_parser()")
+
+
+def _package(module: str) -> str:
+    """The node a module belongs to: ``automl_core.<first level>``, the plugin, or dags."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "automl_core" else parts[0]
+
+
+def _sources() -> list[tuple[str, Path]]:
+    out = []
+    for root in ROOTS:
+        base = REPO / root
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(base.parent).with_suffix("")
+            out.append((".".join(rel.parts).removesuffix(".__init__"), path))
+    return out
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Package -> the packages its modules import (ours only)."""
+    ours = {"automl_core", "automl_airflow", "dags"}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, path in _sources():
+        node = _package(module)
+        graph[node]  # a package that imports nothing is still a node
+        for stmt in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(stmt, ast.Import):
+                names = [a.name for a in stmt.names]
+            elif isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+                names = [stmt.module]
+            else:
+                continue
+            for name in names:
+                target = _package(name)
+                if name.split(".")[0] in ours and target != node:
+                    graph[node].add(target)
+    return graph
+
+
+def test_the_package_graph_has_no_cycle() -> None:
+    graph = package_graph()
+    assert {"automl_core.store", "automl_core.mop", "automl_airflow", "dags"} <= set(graph)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"packages import each other back: {' -> '.join(exc.args[1])}")
+
+
+def test_the_root_package_imports_nothing_of_ours() -> None:
+    assert package_graph()["automl_core"] == set()
+
+
+def test_the_graph_sees_lazy_imports() -> None:
+    # automl_core.__main__ imports the CLI at module level; export imports store in functions.
+    graph = package_graph()
+    assert "automl_core.cli" in graph["automl_core.__main__"]
+    assert "automl_core.store" in graph["automl_core.export"]
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(REPO)): n
+        for _, path in _sources()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules along a seam: {long}"

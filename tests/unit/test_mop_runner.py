@@ -12,11 +12,10 @@ from automl_core.mop.executor import JobResult
 from automl_core.mop.runner import (
     EpochMetrics,
     HopperRunner,
-    JobRecord,
     TrainingError,
     TrainingTarget,
 )
-from automl_core.mop.types import Job, JobKind
+from automl_core.mop.types import Job, JobKind, JobRecord
 
 
 class MemorySink:

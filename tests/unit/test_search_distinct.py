@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from automl_core.errors import UserInputError
-from automl_core.experiment.plan import grid_batch, random_batch, search_plan
-from automl_core.experiment.request import SearchRequest, batch_count
+from automl_core.experiment.plan import group_trials, search_plan
+from automl_core.experiment.request import SearchRequest
 from automl_core.search import GridSearch, HyperoptSearch, RandomSearch
 from automl_core.search.distinct import (
     config_key,
@@ -92,7 +92,7 @@ def test_grid_batches_hold_each_distinct_configuration_once(space: SearchSpace, 
     if not space.is_discrete:  # quantized ranges are finite but not a grid
         return
     request = SearchRequest(dataset="d", space=space.to_dict(), method="grid", batch_size=k)
-    batches = [grid_batch(request, b) for b in range(batch_count(request))]
+    batches = [group_trials(request, g) for g in search_plan(request).groups]
     configs = [c for batch in batches for _, c in batch]
     assert_distinct(configs)
     assert {config_key(c) for c in configs} == {config_key(c) for c in space.grid()}
@@ -111,7 +111,7 @@ def test_a_repeated_value_is_trained_once() -> None:
         None,
     ]
     request = SearchRequest(dataset="d", space=space.to_dict(), method="grid", batch_size=1)
-    assert batch_count(request) == 2
+    assert len(search_plan(request).groups) == 2
 
 
 def test_ints_equal_to_floats_are_the_same_but_booleans_are_not() -> None:
@@ -133,7 +133,7 @@ def test_random_batches_never_repeat_and_stay_in_range(
     request = SearchRequest(dataset="d", space=space.to_dict(), method="random", n=n, seed=seed,
                             batch_size=k)  # fmt: skip
     request.validate()
-    configs = [c for b in range(batch_count(request)) for _, c in random_batch(request, b)]
+    configs = [c for g in search_plan(request).groups for _, c in group_trials(request, g)]
     assert len(configs) == n
     assert_distinct(configs)
     assert all(space.contains(c) for c in configs)

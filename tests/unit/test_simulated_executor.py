@@ -8,7 +8,7 @@ import pytest
 
 from automl_core.executors.simulated import (
     JobLogError,
-    JobLogRow,
+    JobRecord,
     SimulatedExecutor,
     check_job_log,
     job_log_problems,
@@ -153,6 +153,41 @@ def test_simulate_keeps_the_last_attempt_of_each_visit_after_a_lost_state() -> N
     assert min(r.started_at for r in res.log) == 3.0  # the epoch restarted after the loss
 
 
+def test_simulate_takes_the_runners_result_path() -> None:
+    """The job log is the runner's: a visit that failed once is logged as attempt 2."""
+    tries: list[Job] = []
+
+    def fail(j: Job) -> bool:
+        tries.append(j)
+        return tries.count(j) == 1 and j.partition == 1
+
+    models = [ModelAdded(0, 0, 2)]
+    sch = MopScheduler([0, 1], seed=0, evaluate=True)
+    res = simulate(sch, SimulatedExecutor([0, 1], lambda j: 1.0, fail=fail), models)
+    assert res.completed and res.failures == 4 and res.dropped == 0
+    check_job_log(res.log, models, [0, 1], True)
+    assert sorted(r.attempt for r in res.log) == [1] * 4 + [2] * 4
+    assert all(r.attempt == 2 for r in res.log if r.partition == 1)
+
+
+def test_simulated_states_share_their_epochs_visits() -> None:
+    ex = SimulatedExecutor([0, 1], lambda j: 1.0)
+    ex.submit(job(0, 0), {}, None)
+    [first] = ex.wait()
+    ex.submit(job(0, 1), {}, first.state)
+    [second] = ex.wait()
+    assert second.state.log is first.state.log  # shared, not a copy of the visits
+    assert [v.partition for v in first.state.visits] == [0]
+    assert [v.partition for v in second.state.visits] == [0, 1]
+    ex.submit(job(0, 1, 1, E), {}, first.state)  # continues an older state: a branch
+    [branch] = ex.wait()
+    assert [(v.partition, v.kind) for v in branch.state.visits] == [(0, "train"), (1, "eval")]
+    assert [v.partition for v in second.state.visits] == [0, 1]
+    ex.submit(job(0, 0, 2), {}, second.state)  # a new epoch starts a new list
+    [third] = ex.wait()
+    assert third.state.log is not second.state.log and len(third.state.visits) == 1
+
+
 def test_simulate_detects_a_scheduler_that_deadlocks() -> None:
     class Stuck(MopScheduler):
         def handle(self, event: object) -> list[Instruction]:  # type: ignore[override]
@@ -188,7 +223,7 @@ MODELS = [(0, 0, 1), (1, 0, 1)]
 
 def test_check_job_log_accepts_a_clean_log_of_plain_rows() -> None:
     check_job_log(clean_log(), MODELS, [0, 1], evaluate=True)
-    rows = [JobLogRow(*r[:3], JobKind(r[3]), *r[4:]) for r in clean_log()]  # type: ignore[arg-type]
+    rows = [JobRecord(*r[:3], JobKind(r[3]), *r[4:]) for r in clean_log()]  # type: ignore[arg-type]
     assert job_log_problems(rows, [ModelAdded(0, 0, 1), ModelAdded(1, 0, 1)], [0, 1], True) == []
 
 

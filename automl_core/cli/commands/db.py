@@ -111,7 +111,7 @@ def _unfinished(conn: Any) -> list[str]:
     lines += [
         f"interrupted: experiment {exp.name!r} was stopped; to resume it, {repo.resume_hint(exp)}"
         for exp in repo.list_experiments(conn)
-        if exp.status == "interrupted"
+        if exp.status == repo.ExperimentState.INTERRUPTED
     ]
     return lines
 

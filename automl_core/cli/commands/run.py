@@ -10,11 +10,14 @@ from automl_core.errors import UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from automl_core.search.methods import get_method, method_names
+
+    titles = [get_method(name).title for name in method_names()]
     p = sub.add_parser(
         "run",
         help="run a search end to end on prepared data",
-        description="Run grid, random, Hyperband or Hyperopt search on a prepared data set "
-        "with model hopper parallelism, then print the leaderboard.",
+        description=f"Run {', '.join(titles[:-1])} or {titles[-1]} search on a prepared data "
+        "set with model hopper parallelism, then print the leaderboard.",
     )
     p.add_argument("--data", required=True, help="a data set prepared with `automl data prepare`")
     source = p.add_mutually_exclusive_group(required=True)
@@ -27,20 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "its results",
     )
     p.add_argument("--top", type=int, help="with --narrow-from: how many best trials (default 5)")
-    p.add_argument("--method", required=True, choices=["grid", "random", "hyperband", "hyperopt"])
-    p.add_argument("--epochs", type=int, default=5, help="epochs per trial (grid/random/hyperopt)")
-    p.add_argument("--n", type=int, default=8, help="random: number of configurations")
-    p.add_argument("--R", type=int, default=9, help="hyperband: max epochs per trial")
-    p.add_argument("--eta", type=int, default=3, help="hyperband: reduction factor")
-    p.add_argument("--skip-last", type=int, default=0, help="hyperband: rungs to drop")
-    p.add_argument("--batches", type=int, default=3, help="hyperopt: number of batches")
-    p.add_argument("--batch-size", type=int, default=4, help="trials per batch")
-    p.add_argument(
-        "--startup-trials",
-        type=int,
-        help="hyperopt: trials sampled at random before TPE proposes (default: sized to the "
-        "budget, min(20, max(2, batches x batch-size / 3)))",
-    )
+    p.add_argument("--method", required=True, choices=method_names())
+    add_knob_options(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="local Dask workers (default: partitions)")
     where.add_argument("--cluster", help="address of an existing Dask scheduler")
@@ -78,20 +69,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.space is not None and not args.space.is_file():
         raise UserInputError(f"--space {args.space}: no such file; give a YAML or JSON space file.")
     space = SearchSpace.from_file(args.space).to_dict() if args.space is not None else {}
-    request = SearchRequest(
+    request = SearchRequest.with_budget(
+        knob_values(args),
         dataset=args.data,
         space=space,
         method=args.method,
         name=args.name,
         seed=args.seed,
-        epochs=args.epochs,
-        n=args.n,
-        R=args.R,
-        eta=args.eta,
-        skip_last=args.skip_last,
-        batches=args.batches,
-        batch_size=args.batch_size,
-        startup_trials=args.startup_trials,
         workers=args.workers,
         cluster=args.cluster,
         visit_order=args.visit_order,
@@ -108,6 +92,30 @@ def _run(args: argparse.Namespace) -> int:
     _print_leaderboard(name)
     print(f"experiment: {name}")
     return 0
+
+
+def add_knob_options(p: argparse.ArgumentParser) -> None:
+    """One option per registered budget knob (``--batch-size`` for ``batch_size``), its
+    default and help from the method registry; the help names the methods using it."""
+    from automl_core.search.methods import all_knobs, knob_methods
+
+    for knob in all_knobs():
+        methods = knob_methods(knob.name)
+        where = f"{methods[0]}: {knob.help}" if len(methods) == 1 else None
+        p.add_argument(
+            "--" + knob.name.replace("_", "-"),
+            dest=knob.name,
+            type=int,
+            default=knob.default,
+            help=where or f"{knob.help} ({'/'.join(methods)})",
+        )
+
+
+def knob_values(args: argparse.Namespace) -> dict[str, int | None]:
+    """The value of every registered knob in ``args``."""
+    from automl_core.search.methods import all_knobs
+
+    return {k.name: getattr(args, k.name) for k in all_knobs()}
 
 
 def _narrowed(request: Any, parent: str, top: int | None) -> Any:

@@ -59,7 +59,7 @@ def _watch(args: argparse.Namespace) -> int:
                         elapsed = time.monotonic() - start
                         print(f"[{elapsed:6.1f}s] {group.replace('_', ' '):<10} {line}", flush=True)
                         shown[group] = line
-                if experiment.status != "running":
+                if experiment.status != repo.ExperimentState.RUNNING:
                     print(f"experiment {experiment.name}: {experiment.status}", flush=True)
                     return 0
                 if _engine_gone(conn, repo, experiment, reported):

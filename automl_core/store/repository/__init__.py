@@ -8,14 +8,28 @@ Contract shared by every function here:
   "insert-if-absent" functions never change an existing row, "upsert" functions
   overwrite it with the new values;
 - rows come back as small frozen dataclasses (or NamedTuples where a tuple is natural),
-  ordered by their key.
+  ordered by their key;
+- exceptions: the ``datasets`` functions run in the caller's transaction and do not commit
+  (``prepare`` packs and records a dataset at once), and the results reads
+  (``leaderboard_rows`` and the like, ``read_cursor``) only read: they leave the
+  transaction state as they found it.
 
-Statuses are plain strings (a ``str`` Enum whose values are these strings also works):
-experiments ``running``/``completed``/``failed``/``interrupted``; trials ``pending``/``running``/
-``completed``/``failed``/``stopped``. Epochs are 1-based; trial ids are non-negative and
-``next_trial_id`` numbers them from 0.
+Statuses are ``StrEnum``s, read back as members and written from a member or its value:
+``ExperimentState``, ``TrialState`` and ``RequestState``, each with a table of allowed
+moves (``EXPERIMENT_TRANSITIONS``, ``TRIAL_TRANSITIONS``, ``REQUEST_TRANSITIONS``) that the
+writes check. Epochs are 1-based; trial ids are non-negative and ``next_trial_id`` numbers
+them from 0. A ``mop_jobs`` row is ``automl_core.mop.types.JobRecord``.
 """
 
+from automl_core.store.repository._common import TransitionError, read_cursor
+from automl_core.store.repository._datasets import (
+    DATASET_COLUMNS,
+    dataset_owns_table,
+    dataset_record,
+    datasets_table_exists,
+    lock_dataset,
+    upsert_dataset,
+)
 from automl_core.store.repository._epochs import (
     Checkpoint,
     EpochRow,
@@ -29,14 +43,28 @@ from automl_core.store.repository._epochs import (
 from automl_core.store.repository._evaluations import EvaluationRow, evaluations, save_evaluation
 from automl_core.store.repository._experiments import (
     EXPERIMENT_STATUSES,
+    EXPERIMENT_TRANSITIONS,
     Experiment,
+    ExperimentState,
     create_experiment,
+    experiment_record,
     get_experiment,
     list_experiments,
     resume_experiment,
     set_experiment_status,
 )
-from automl_core.store.repository._jobs import JobRow, jobs, record_jobs
+from automl_core.store.repository._jobs import jobs, record_jobs
+from automl_core.store.repository._leaderboard import (
+    EPOCH_COLUMNS,
+    JOB_COLUMNS,
+    LEADERBOARD_COLUMNS,
+    RUNG_COLUMNS,
+    best_trial_with_checkpoint,
+    epoch_history_rows,
+    job_log_rows,
+    leaderboard_rows,
+    rung_result_rows,
+)
 from automl_core.store.repository._requests import (
     REQUEST_TRANSITIONS,
     UNFINISHED_STATES,
@@ -69,8 +97,10 @@ from automl_core.store.repository._rungs import (
 )
 from automl_core.store.repository._trials import (
     TRIAL_STATUSES,
+    TRIAL_TRANSITIONS,
     FinishedTrial,
     TrialRow,
+    TrialState,
     finished_trials,
     get_trials,
     next_trial_id,
@@ -79,31 +109,45 @@ from automl_core.store.repository._trials import (
 )
 
 __all__ = [
-    "EvaluationRow",
-    "evaluations",
-    "save_evaluation",
-    "EXPERIMENT_STATUSES",
-    "REQUEST_TRANSITIONS",
-    "TRIAL_STATUSES",
-    "UNFINISHED_STATES",
     "Checkpoint",
+    "DATASET_COLUMNS",
+    "EPOCH_COLUMNS",
+    "EXPERIMENT_STATUSES",
+    "EXPERIMENT_TRANSITIONS",
     "EngineLease",
     "EpochRow",
+    "EvaluationRow",
     "Experiment",
+    "ExperimentState",
     "FinishedTrial",
-    "JobRow",
+    "JOB_COLUMNS",
+    "LEADERBOARD_COLUMNS",
+    "REQUEST_TRANSITIONS",
+    "RUNG_COLUMNS",
     "RequestState",
-    "TrainingRequest",
     "RungEntry",
     "RungResult",
     "RungRow",
+    "TRIAL_STATUSES",
+    "TRIAL_TRANSITIONS",
+    "TrainingRequest",
+    "TransitionError",
     "TrialRow",
+    "TrialState",
+    "UNFINISHED_STATES",
+    "best_trial_with_checkpoint",
     "checkpoint_epochs",
     "claim_requests",
     "create_experiment",
+    "dataset_owns_table",
+    "dataset_record",
+    "datasets_table_exists",
     "engine_alive",
     "engine_heartbeat",
+    "epoch_history_rows",
     "epochs",
+    "evaluations",
+    "experiment_record",
     "fail_requests",
     "finish_requests",
     "finished_trials",
@@ -112,26 +156,33 @@ __all__ = [
     "get_requests",
     "get_rung",
     "get_trials",
+    "interrupt_engine",
+    "job_log_rows",
     "jobs",
     "last_epoch",
-    "interrupt_engine",
+    "leaderboard_rows",
     "list_experiments",
     "load_checkpoint",
+    "lock_dataset",
     "next_trial_id",
+    "read_cursor",
     "record_epoch",
     "record_jobs",
     "requeue_running",
     "resume_experiment",
     "resume_hint",
-    "stale_experiments",
-    "stale_lease",
+    "rung_result_rows",
     "save_checkpoint",
+    "save_evaluation",
     "set_experiment_status",
     "set_rung_results",
     "set_trial_status",
+    "stale_experiments",
+    "stale_lease",
     "start_engine",
     "stop_engine",
     "submit_requests",
+    "upsert_dataset",
     "upsert_rung",
     "upsert_trials",
 ]

@@ -1,19 +1,52 @@
-"""Reads and writes of the ``experiments`` table."""
+"""Reads and writes of the ``experiments`` table.
+
+An experiment's status moves only along ``EXPERIMENT_TRANSITIONS``; a write that would
+take another move raises ``TransitionError`` and writes nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from psycopg2 import sql
 from psycopg2.extras import Json
 
 from automl_core.errors import UserInputError
-from automl_core.store.repository._common import _checked, _normalised_json, _t, _tx
+from automl_core.store.repository._common import (
+    _check_transitions,
+    _checked,
+    _normalised_json,
+    _t,
+    _tx,
+)
 
-EXPERIMENT_STATUSES = ("running", "completed", "failed", "interrupted")
+
+class ExperimentState(StrEnum):
+    RUNNING = "running"  # created, or its engine trains
+    COMPLETED = "completed"  # finalised with at least one trained epoch
+    FAILED = "failed"  # finalised with nothing trained
+    INTERRUPTED = "interrupted"  # its engine stopped on a signal (migration 5)
+
+
+# From -> the states it may move to; staying put is always allowed (a retried write).
+# Finalising looks at the epochs, not the status, so a rerun of it may turn a finished
+# experiment either way; a finished or interrupted experiment is reopened as RUNNING.
+# Only a running experiment can be interrupted.
+EXPERIMENT_TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
+    ExperimentState.RUNNING: frozenset(ExperimentState),
+    ExperimentState.INTERRUPTED: frozenset(ExperimentState),
+    ExperimentState.COMPLETED: frozenset(
+        {ExperimentState.COMPLETED, ExperimentState.FAILED, ExperimentState.RUNNING}
+    ),
+    ExperimentState.FAILED: frozenset(
+        {ExperimentState.FAILED, ExperimentState.COMPLETED, ExperimentState.RUNNING}
+    ),
+}
+EXPERIMENT_STATUSES = tuple(s.value for s in ExperimentState)
 
 
 @dataclass(frozen=True)
@@ -24,7 +57,7 @@ class Experiment:
     dataset: str
     spec: dict[str, Any]
     seed: int
-    status: str
+    status: ExperimentState
     airflow_run_id: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -47,7 +80,7 @@ def _experiment(row: Sequence[Any]) -> Experiment:
         dataset,
         spec,
         int(seed),
-        status,
+        ExperimentState(status),
         run_id,
         created,
         finished,
@@ -142,6 +175,17 @@ def get_experiment(conn: Any, name: str) -> Experiment:
     )
 
 
+def experiment_record(conn: Any, experiment_name: str) -> Experiment:
+    """The experiment called ``experiment_name`` (a reader's entry point).
+
+    Raises UserInputError when the name is empty, or names no experiment (the message
+    lists those that exist).
+    """
+    if not isinstance(experiment_name, str) or not experiment_name.strip():
+        raise UserInputError("The experiment name is empty: give the name of an experiment.")
+    return get_experiment(conn, experiment_name)
+
+
 def list_experiments(conn: Any) -> list[Experiment]:
     """Every experiment, oldest first."""
     with _tx(conn) as cur:
@@ -159,18 +203,30 @@ def set_experiment_status(
     Raises:
         ValueError: the status is not one of ``EXPERIMENT_STATUSES``.
         LookupError: there is no experiment with this id.
+        TransitionError: the status may not move to ``status`` (``EXPERIMENT_TRANSITIONS``).
     """
-    text = _checked(status, EXPERIMENT_STATUSES, "status")
+    target = ExperimentState(_checked(status, EXPERIMENT_STATUSES, "status"))
+    sources = tuple(sorted(s.value for s, to in EXPERIMENT_TRANSITIONS.items() if target in to))
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
                 "UPDATE {} SET status = %s, "
-                "finished_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s"
+                "finished_at = CASE WHEN %s THEN now() ELSE NULL END "
+                "WHERE id = %s AND status IN %s"
             ).format(_t("experiments")),
-            (text, finished, experiment_id),
+            (target.value, finished, experiment_id, sources),
         )
         if cur.rowcount == 0:
-            raise LookupError(f"There is no experiment with id {experiment_id}.")
+            cur.execute(
+                sql.SQL("SELECT status FROM {} WHERE id = %s").format(_t("experiments")),
+                (experiment_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise LookupError(f"There is no experiment with id {experiment_id}.")
+            _check_transitions(
+                [(experiment_id, row[0])], target, EXPERIMENT_TRANSITIONS, "experiment"
+            )
 
 
 def resume_experiment(conn: Any, experiment_id: int) -> bool:
@@ -178,9 +234,8 @@ def resume_experiment(conn: Any, experiment_id: int) -> bool:
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
-                "UPDATE {} SET status = 'running', finished_at = NULL "
-                "WHERE id = %s AND status = 'interrupted'"
+                "UPDATE {} SET status = %s, finished_at = NULL WHERE id = %s AND status = %s"
             ).format(_t("experiments")),
-            (experiment_id,),
+            (ExperimentState.RUNNING.value, experiment_id, ExperimentState.INTERRUPTED.value),
         )
         return bool(cur.rowcount)

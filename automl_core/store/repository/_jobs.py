@@ -1,40 +1,28 @@
-"""Reads and writes of the ``mop_jobs`` table (the hopper's sub-epoch jobs)."""
+"""Reads and writes of the ``mop_jobs`` table (the hopper's sub-epoch jobs).
+
+A row is a ``JobRecord`` (``automl_core.mop.types``): the runner writes what it logs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
+from automl_core.mop.types import JobRecord
 from automl_core.store.repository._common import _t, _text, _tx
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One sub-epoch of ``mop_jobs``; times are ``time.time()`` seconds."""
-
-    trial_id: int
-    epoch: int
-    partition: int
-    kind: str
-    worker: str | None
-    started_at: float | None
-    ended_at: float | None
-    attempt: int = 1
-
 
 # --- hopper jobs ----------------------------------------------------------------------
 
 
-def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRow]) -> int:
+def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRecord]) -> int:
     """Upsert sub-epoch rows in batches; a re-run of a job overwrites its row.
 
     Within one call the last row for a key wins. Returns the number of distinct rows.
     """
-    latest: dict[tuple[int, int, int, str], JobRow] = {}
+    latest: dict[tuple[int, int, int, str], JobRecord] = {}
     for job in rows:
         latest[(job.trial_id, job.epoch, job.partition, _text(job.kind))] = job
     if not latest:
@@ -59,7 +47,7 @@ def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRow]) -> int:
     return len(values)
 
 
-def jobs(conn: Any, experiment_id: int) -> list[JobRow]:
+def jobs(conn: Any, experiment_id: int) -> list[JobRecord]:
     """The experiment's sub-epoch rows, ordered by start time (then key)."""
     with _tx(conn) as cur:
         cur.execute(
@@ -70,4 +58,4 @@ def jobs(conn: Any, experiment_id: int) -> list[JobRow]:
             ).format(_t("mop_jobs")),
             (experiment_id,),
         )
-        return [JobRow(*r) for r in cur.fetchall()]
+        return [JobRecord(*r) for r in cur.fetchall()]

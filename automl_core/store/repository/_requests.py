@@ -18,7 +18,8 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from automl_core.store.repository._common import _t, _tx
-from automl_core.store.repository._experiments import Experiment, list_experiments
+from automl_core.store.repository._experiments import Experiment, ExperimentState, list_experiments
+from automl_core.store.repository._trials import TrialState
 
 
 class RequestState(StrEnum):
@@ -240,17 +241,18 @@ def interrupt_engine(conn: Any, experiment_id: int) -> int:
     """
     with _tx(conn) as cur:
         _requeue_running(cur, experiment_id)
+        # Both moves are in TRIAL_TRANSITIONS and EXPERIMENT_TRANSITIONS.
         cur.execute(
-            sql.SQL(
-                "UPDATE {} SET status = 'pending' WHERE experiment_id = %s AND status = 'running'"
-            ).format(_t("trials")),
-            (experiment_id,),
+            sql.SQL("UPDATE {} SET status = %s WHERE experiment_id = %s AND status = %s").format(
+                _t("trials")
+            ),
+            (TrialState.PENDING.value, experiment_id, TrialState.RUNNING.value),
         )
         cur.execute(
-            sql.SQL(
-                "UPDATE {} SET status = 'interrupted' WHERE id = %s AND status = 'running'"
-            ).format(_t("experiments")),
-            (experiment_id,),
+            sql.SQL("UPDATE {} SET status = %s WHERE id = %s AND status = %s").format(
+                _t("experiments")
+            ),
+            (ExperimentState.INTERRUPTED.value, experiment_id, ExperimentState.RUNNING.value),
         )
         cur.execute(
             sql.SQL(
@@ -327,7 +329,7 @@ def stale_experiments(conn: Any) -> list[tuple[Experiment, EngineLease]]:
 
 def stale_lease(conn: Any, experiment: Experiment) -> EngineLease | None:
     """The lease of ``experiment`` when it is stale (see stale_experiments); else None."""
-    if experiment.status != "running":
+    if experiment.status != ExperimentState.RUNNING:
         return None
     lease = get_engine(conn, experiment.id)
     if lease is None or lease.stopped or engine_alive(lease):

@@ -1,17 +1,43 @@
-"""Reads and writes of the ``trials`` table, and the finished trials searchers learn from."""
+"""Reads and writes of the ``trials`` table, and the finished trials searchers learn from.
+
+A trial's status moves only along ``TRIAL_TRANSITIONS``; ``set_trial_status`` raises
+``TransitionError`` (writing nothing) for any other move.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 
-from automl_core.store.repository._common import _checked, _t, _tx
+from automl_core.store.repository._common import _check_transitions, _checked, _t, _tx
 
-TRIAL_STATUSES = ("pending", "running", "completed", "failed", "stopped")
+
+class TrialState(StrEnum):
+    PENDING = "pending"  # created; not training (again) yet
+    RUNNING = "running"  # the engine trains it, or it waits between rungs
+    COMPLETED = "completed"  # trained to its last target
+    FAILED = "failed"  # cannot train: rejected or its training raised (``error`` says why)
+    STOPPED = "stopped"  # not promoted by its rung (Hyperband)
+
+
+_ALL_TRIAL_STATES = frozenset(TrialState)
+# From -> the states it may move to; staying put is always allowed (a retried write).
+# RUNNING goes back to PENDING when the engine is interrupted. A finished trial (completed,
+# stopped, failed) trains again only when a request for a later epoch claims it (RUNNING);
+# before training, a trial may finish at once (its checkpoint already reaches the target).
+TRIAL_TRANSITIONS: dict[TrialState, frozenset[TrialState]] = {
+    TrialState.PENDING: _ALL_TRIAL_STATES,
+    TrialState.RUNNING: _ALL_TRIAL_STATES,
+    TrialState.COMPLETED: frozenset({TrialState.COMPLETED, TrialState.RUNNING, TrialState.FAILED}),
+    TrialState.STOPPED: frozenset({TrialState.STOPPED, TrialState.RUNNING, TrialState.FAILED}),
+    TrialState.FAILED: frozenset({TrialState.FAILED, TrialState.RUNNING}),
+}
+TRIAL_STATUSES = tuple(s.value for s in TrialState)
 
 
 @dataclass(frozen=True)
@@ -22,7 +48,7 @@ class TrialRow:
     config: dict[str, Any]
     bracket: int | None = None
     batch: int | None = None
-    status: str = "pending"
+    status: TrialState = TrialState.PENDING
     error: str | None = None
 
 
@@ -92,7 +118,7 @@ def get_trials(
             ).format(_t("trials"), sql.SQL(" AND ").join(where)),
             params,
         )
-        return [TrialRow(*r) for r in cur.fetchall()]
+        return [TrialRow(t, c, b, n, TrialState(st), e) for t, c, b, n, st, e in cur.fetchall()]
 
 
 def set_trial_status(
@@ -108,17 +134,35 @@ def set_trial_status(
 
     Raises:
         ValueError: the status is not one of ``TRIAL_STATUSES``.
+        TransitionError: a trial's status may not move to ``status`` (``TRIAL_TRANSITIONS``);
+            then no trial changes.
     """
-    text = _checked(status, TRIAL_STATUSES, "status")
+    target = TrialState(_checked(status, TRIAL_STATUSES, "status"))
+    ids = sorted(set(trial_ids))
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(
                 "UPDATE {} SET status = %s, error = %s "
-                "WHERE experiment_id = %s AND trial_id = ANY(%s::integer[])"
+                "WHERE experiment_id = %s AND trial_id = ANY(%s::integer[]) AND status IN %s"
             ).format(_t("trials")),
-            (text, error, experiment_id, list(trial_ids)),
+            (target.value, error, experiment_id, ids, _sources(target)),
         )
-        return int(cur.rowcount)
+        updated = int(cur.rowcount)
+        if updated < len(ids):  # absent, or in a state that may not move there
+            cur.execute(
+                sql.SQL(
+                    "SELECT trial_id, status FROM {} WHERE experiment_id = %s "
+                    "AND trial_id = ANY(%s::integer[]) AND status NOT IN %s ORDER BY trial_id"
+                ).format(_t("trials")),
+                (experiment_id, ids, _sources(target)),
+            )
+            _check_transitions(cur.fetchall(), target, TRIAL_TRANSITIONS, "trial")
+        return updated
+
+
+def _sources(target: TrialState) -> tuple[str, ...]:
+    """The states that may move to ``target``, for ``status IN %s``."""
+    return tuple(sorted(s.value for s, to in TRIAL_TRANSITIONS.items() if target in to))
 
 
 def next_trial_id(conn: Any, experiment_id: int) -> int:

@@ -1,0 +1,139 @@
+"""The scheduler's bookkeeping: partition state, the model slot table, counters.
+
+``MopScheduler`` (``scheduler.py``) holds the transitions and the random picks; this base
+holds the arrays they read and write (see "Data structures and costs" there) and the
+O(1) updates of them, so the state machine reads as transitions only. Attributes stay
+on one object: the hot path pays no extra indirection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from automl_core.mop.types import Job, JobKind
+
+__all__ = ["SchedulerCounters"]
+
+_RANDOM_BATCH = 4096
+_INITIAL_SLOTS = 16
+
+
+@dataclass
+class SchedulerCounters:
+    """What the scheduler has done so far (a snapshot; changing it changes nothing)."""
+
+    decisions: int = 0  # RunJob instructions issued
+    sampled_by_rejection: int = 0  # partition picks decided by rejection sampling
+    sampled_by_scan: int = 0  # partition picks decided by an exact scan
+    placements: int = 0  # a freed or new model sent to an idle partition
+    epochs_completed: int = 0
+    models_completed: int = 0
+    failures: int = 0  # JobFailed for a current job
+    resets: int = 0
+    drained: int = 0  # ends of dropped jobs that freed their partition
+
+
+class _Uniform:
+    """Uniform indices from a seeded Generator, drawn in batches for speed."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._buffer: list[float] = []
+        self._next = 0
+
+    def index(self, n: int) -> int:
+        """A uniform integer in ``[0, n)``; ``n`` must be positive."""
+        if self._next == len(self._buffer):
+            self._buffer = self._rng.random(_RANDOM_BATCH).tolist()
+            self._next = 0
+        u = self._buffer[self._next]
+        self._next += 1
+        # min(): guards the float product against rounding up to n.
+        return min(int(u * n), n - 1)
+
+
+class _SchedulerState:
+    """Partition state by partition index, model state by slot (-1 in ``_model``: unused)."""
+
+    def __init__(self, pids: tuple[int, ...], seed: int) -> None:
+        self._pids = pids
+        self._pindex = {p: i for i, p in enumerate(pids)}
+        self._rand = _Uniform(seed)
+        self._counters = SchedulerCounters()
+        n_parts = len(pids)
+
+        # Partition state, by partition index.
+        self._job: list[Job | None] = [None] * n_parts
+        self._drain: list[Job | None] = [None] * n_parts
+        self._n_drain = 0  # partitions whose _drain is set
+        self._idle: npt.NDArray[np.bool_] = np.ones(n_parts, dtype=bool)
+        self._n_idle = n_parts
+        self._pending: npt.NDArray[np.int64] = np.zeros(n_parts, dtype=np.int64)
+
+        # Model state, by slot.
+        self._slot: dict[int, int] = {}
+        self._free_slots: list[int] = []
+        self._n_slots = 0  # high-water mark: slots >= this were never used
+        self._model: list[int] = []
+        self._epoch: list[int] = []  # the epoch in progress, 1-based
+        self._target: list[int] = []
+        self._kind: list[JobKind] = []
+        self._left: list[int] = []  # visits left in the current pass
+        self._on: list[int] = []  # partition index it runs on, or -1
+        self._order: list[tuple[int, ...]] = []  # seeded TRAIN pass: partition indices
+        self._need: npt.NDArray[np.bool_] = np.zeros((_INITIAL_SLOTS, n_parts), dtype=bool)
+        self._need_t: npt.NDArray[np.bool_] = np.zeros((n_parts, _INITIAL_SLOTS), dtype=bool)
+        self._free: npt.NDArray[np.bool_] = np.zeros(_INITIAL_SLOTS, dtype=bool)
+
+    def _set_need(self, s: int, i: int) -> None:
+        """Model ``s`` now needs partition ``i`` (the next of its seeded order)."""
+        self._need[s, i] = True
+        self._need_t[i, s] = True
+        self._pending[i] += 1
+
+    def _set_idle(self, i: int) -> None:
+        self._idle[i] = True
+        self._n_idle += 1
+
+    def _alloc_slot(self, m: int, *, epoch: int, target: int) -> int:
+        if self._free_slots:
+            s = self._free_slots.pop()
+            self._model[s], self._epoch[s], self._target[s] = m, epoch, target
+            self._kind[s], self._left[s], self._on[s] = JobKind.TRAIN, 0, -1
+            self._order[s] = ()
+        else:
+            s = self._n_slots
+            if s == self._free.shape[0]:
+                self._grow()
+            self._n_slots += 1
+            self._model.append(m)
+            self._epoch.append(epoch)
+            self._target.append(target)
+            self._kind.append(JobKind.TRAIN)
+            self._left.append(0)
+            self._on.append(-1)
+            self._order.append(())
+        self._slot[m] = s
+        return s
+
+    def _grow(self) -> None:
+        """Double the slot capacity (amortised O(P) per model added)."""
+        cap = self._free.shape[0]
+        n_parts = len(self._pids)
+        need = np.zeros((2 * cap, n_parts), dtype=bool)
+        need[:cap] = self._need
+        need_t = np.zeros((n_parts, 2 * cap), dtype=bool)
+        need_t[:, :cap] = self._need_t
+        free = np.zeros(2 * cap, dtype=bool)
+        free[:cap] = self._free
+        self._need, self._need_t, self._free = need, need_t, free
+
+    def _release_slot(self, s: int) -> None:
+        # A completed model needs nothing: its row is already clear.
+        del self._slot[self._model[s]]
+        self._model[s] = -1
+        self._free[s] = False
+        self._free_slots.append(s)
