@@ -1,7 +1,7 @@
 """Orchestration: experiments, the search plan, the training engine, finalisation.
 
 `automl run` and the Airflow tasks call the functions here; each step opens its own
-connection and is idempotent (see docs/architecture.md).
+connection and is idempotent (see docs/reference.md).
 """
 
 from automl_core.experiment.api import (

@@ -240,31 +240,10 @@ def complete_batch_in(ctx: ExperimentContext, batch: int) -> list[int]:
 
 
 def _submit(ctx: ExperimentContext, requests: Sequence[repo.TrainingRequest]) -> None:
-    """Queue the requests; a configuration the trainer would reject fails its trial at once.
-
-    Checking here, before anything trains, keeps a bad configuration (say, an architecture
-    that cannot take the data's shape) from stopping the search.
-    """
-    from automl_core.data.reader import dataset_info
-    from automl_core.training.engine import validate_config
-    from automl_core.training.user_modules import import_architecture_modules
-
-    exp_id = ctx.experiment.id
-    queued = repo.submit_requests(ctx.conn, exp_id, requests)
-    if not queued:
-        return
-    import_architecture_modules()
-    info = dataset_info(ctx.conn, ctx.experiment.dataset)
-    trials = repo.get_trials(ctx.conn, exp_id, trial_ids=[r.trial_id for r in queued])
-    for trial in trials:
-        try:
-            validate_config(trial.config, info.feature_shape, info.num_classes)
-        except UserInputError as exc:
-            log.warning("trial %d failed: %s", trial.trial_id, exc)
-            repo.fail_requests(ctx.conn, exp_id, [trial.trial_id], str(exc))
-            repo.set_trial_status(
-                ctx.conn, exp_id, [trial.trial_id], repo.TrialState.FAILED, error=str(exc)
-            )
+    """Queue the requests (idempotent). Torch-free on purpose: any process may submit, the
+    triggerer included; the engine checks a configuration before it trains it
+    (``TrainingEngine.claim``)."""
+    repo.submit_requests(ctx.conn, ctx.experiment.id, requests)
 
 
 def unfinished_trials(

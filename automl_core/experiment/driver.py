@@ -213,6 +213,7 @@ def _train(
     The summary is None when ``stop`` ended the training first.
     """
     from automl_core.data.reader import dataset_info
+    from automl_core.training.engine import validate_config
 
     exp_id, name = ctx.experiment.id, ctx.experiment.name
     host, pid = socket.gethostname(), os.getpid()
@@ -252,6 +253,9 @@ def _train(
             seed=ctx.request.seed,
             seeded_order=ctx.request.visit_order == "seeded",
             progress=bar,
+            check_config=functools.partial(
+                validate_config, input_shape=info.feature_shape, num_classes=info.num_classes
+            ),
         )
         driver = SearchDriver(ctx, release=engine.release, db=db)
         complete = _loop(ctx, db, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar, stop=stop)

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from automl_core.errors import UserInputError
 from automl_core.experiment.sink import DatabaseSink, retrying
 from automl_core.mop.runner import HopperRunner, TrainingTarget
 from automl_core.store import repository as repo
@@ -45,14 +47,19 @@ class TrainingEngine:
         seed: int,
         seeded_order: bool = True,
         progress: Any = None,
+        check_config: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``).
+        ``check_config`` raises ``UserInputError`` for a configuration the trainer would
+        reject; such a trial fails with that error when it is claimed, before it trains,
+        and the search goes on.
 
         ``conn``: a connection or a ``RetryingConnection`` (every write here is guarded
         by the states it may start from, so a retried one changes nothing twice).
         """
         self._db = retrying(conn)
         self._experiment_id = experiment_id
+        self._check_config = check_config
         self._finished: list[repo.TrainingRequest] = []
         self._deferred: list[repo.TrainingRequest] = []  # its trial is still training
         self._runner = HopperRunner(
@@ -101,6 +108,8 @@ class TrainingEngine:
             if start >= request.target_epoch:
                 self._finish(trial_id, start)
                 continue
+            if start == 0 and not self._config_ok(trial_id, configs[trial_id]):
+                continue
             targets.append(TrainingTarget(trial_id, configs[trial_id], start, request.target_epoch))
         if targets:
             running = [t.trial_id for t in targets]
@@ -126,6 +135,18 @@ class TrainingEngine:
     def release(self, trial_ids: list[int]) -> None:
         """Drop the states of trials that no rung will train again."""
         self._runner.release(trial_ids)
+
+    def _config_ok(self, trial_id: int, config: Mapping[str, Any]) -> bool:
+        """False (and the trial failed) when the trainer would reject ``config``."""
+        if self._check_config is None:
+            return True
+        try:
+            self._check_config(config)
+        except UserInputError as exc:
+            log.warning("trial %d failed: %s", trial_id, exc)
+            self._on_model_failed(trial_id, str(exc))
+            return False
+        return True
 
     def _on_model_failed(self, trial_id: int, error: str) -> None:
         """A trial that cannot train fails with its error; the search goes on without it."""

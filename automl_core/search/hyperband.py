@@ -139,7 +139,7 @@ class HyperbandSchedule:
         }
 
 
-#: The name docs/architecture.md uses for the schedule type.
+#: The name docs/reference.md uses for the schedule type.
 Schedule = HyperbandSchedule
 
 

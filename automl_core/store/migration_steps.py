@@ -35,7 +35,7 @@ def _t(name: str) -> sql.Identifier:
 
 
 def _v1_initial_schema(cur: Any, dialect: Dialect) -> None:
-    """Every table of docs/architecture.md. Status lists are frozen here on purpose:
+    """Every table of docs/reference.md. Status lists are frozen here on purpose:
     a later change to the allowed values is a new migration."""
     experiments_fk = dialect.references(_t("experiments"), "id")
     by_experiment = dialect.distributed_by("experiment_id")
@@ -148,7 +148,7 @@ def _v1_initial_schema(cur: Any, dialect: Dialect) -> None:
 
 
 def _v3_training_requests(cur: Any, dialect: Dialect) -> None:
-    """The training engine's work queue and its lease (docs/architecture.md, the engine).
+    """The training engine's work queue and its lease (docs/reference.md, the engine).
 
     A request asks the engine to train one trial to ``target_epoch``; it belongs to one
     rung of a bracket (Hyperband) or to one batch. ``engines`` holds one row per

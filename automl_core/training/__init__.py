@@ -5,7 +5,7 @@ This is the only package of ``automl_core`` (besides executor worker code) that 
 torch; importing it costs torch's import time (~2 s), so code that only plans work
 (search, scheduling, the DAG files) must not import it.
 
-The contract the hopper relies on (docs/architecture.md, "Training")::
+The contract the hopper relies on (docs/reference.md, "Training")::
 
     state, metrics = train_partition(config, state, x, y, input_shape=..., num_classes=...,
                                      epoch=..., seed=...)

@@ -39,7 +39,7 @@ class TrainingConfig:
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> TrainingConfig:
-        """Validate ``config`` (keys in docs/architecture.md, "Training").
+        """Validate ``config`` (keys in docs/reference.md, "Training").
 
         Raises:
             UserInputError: an unknown architecture or optimiser (the message lists the
@@ -47,7 +47,7 @@ class TrainingConfig:
                 optimiser hyperparameter (see ``optimizers.py``).
         """
         return cls(
-            # In the order the keys were always checked: the first bad one is reported.
+            # The first bad key is reported: architecture, then batch size, then optimiser.
             architecture=architecture_name(config),
             batch_size=get_int(config, "batch_size", DEFAULT_BATCH_SIZE, minimum=1),
             optimizer=optimizer_settings(config),

@@ -1,7 +1,7 @@
 """One sub-epoch of training, evaluation and prediction, from state bytes to state bytes.
 
 These are the functions the hopper runner and the Dask worker code call (see
-docs/architecture.md, "Training"). A model's state arrives as bytes (or None for a new
+docs/reference.md, "Training"). A model's state arrives as bytes (or None for a new
 model), is trained for one pass over one partition, and leaves as bytes: nothing about
 a model stays behind on the worker, so any worker can continue it next. How the random
 draws, the RNG state and the device are handled is described in ``session.py``.

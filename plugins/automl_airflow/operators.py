@@ -21,13 +21,14 @@ from airflow.sdk import BaseOperator
 
 from automl_airflow.hooks import GreenplumHook
 from automl_airflow.task_values import opt_str, xcom_summary
+from automl_airflow.triggers import EXPERIMENT_TASK, request_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 # Downstream tasks find the experiment by the name its creation returned.
-EXPERIMENT_NAME = "{{ ti.xcom_pull(task_ids='create_experiment')['name'] }}"
+EXPERIMENT_NAME = f"{{{{ ti.xcom_pull(task_ids='{EXPERIMENT_TASK}')['name'] }}}}"
 
 
 class AutomlOperator(BaseOperator):
@@ -93,6 +94,26 @@ class _ExperimentStepOperator(AutomlOperator):
     def __init__(self, *, experiment: str = EXPERIMENT_NAME, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.experiment = experiment
+
+    def _start_in_triggerer(self, trigger: str, timeout_s: int, **kwargs: Any) -> None:
+        """Let the scheduler start this task in the triggerer (``automl_airflow.triggers``:
+        no worker process); ``trigger`` is the class's name there. The trigger reads the
+        experiment's name from ``create_experiment``'s XCom itself (no template is
+        rendered there). ``dag.test()`` runs ``execute()`` instead."""
+        from datetime import timedelta
+
+        from airflow.triggers.base import StartTriggerArgs
+
+        # A literal name (no template) is passed as is.
+        templated = any(mark in str(self.experiment) for mark in ("{{", "{%"))
+        named = {} if templated else {"experiment": str(self.experiment)}
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"automl_airflow.triggers.{trigger}",
+            next_method="execute_complete",
+            trigger_kwargs={"automl_conn_id": self.automl_conn_id, **kwargs, **named},
+            timeout=timedelta(seconds=timeout_s),
+        )
 
 
 class TrainingEngineOperator(_ExperimentStepOperator):
@@ -166,11 +187,12 @@ class TrainingEngineOperator(_ExperimentStepOperator):
 class _AwaitTrainingOperator(_ExperimentStepOperator):
     """Base of the training steps: ask the engine for a rung or batch, wait deferrably.
 
-    ``execute`` submits the requests (a second submit adds nothing) and, unless they are
-    done already, defers to :class:`RequestsDoneTrigger`, which ends the task from the
-    triggerer: no worker slot is held while the engine trains. Before the engine task has
-    started, the task reschedules itself instead of deferring, so ``dag.test()``, which
-    runs one task at a time, reaches the engine.
+    Under a scheduler the task starts in the triggerer: :class:`RequestsDoneTrigger`
+    submits the requests (a second submit adds nothing) and ends the task when they are
+    done, so no worker process or slot is used. ``execute`` (``dag.test()``) takes the
+    same steps on a worker and defers to the same trigger; before the engine task has
+    started it reschedules itself instead, so ``dag.test()``, which runs one task at a
+    time, reaches the engine.
 
     :param timeout_s: how long to wait for the engine before the task fails.
     """
@@ -202,7 +224,7 @@ class _AwaitTrainingOperator(_ExperimentStepOperator):
         counts = request_progress(str(self.experiment), db_url=self.db_url, **self.where())
         self.log.info("Asked the engine to train trials %s (%s)", trials, counts)
         if counts[State.QUEUED] + counts[State.RUNNING] == 0:
-            return {State.DONE.value: counts[State.DONE], State.FAILED.value: counts[State.FAILED]}
+            return request_summary(counts)
         if counts["engine_starts"] == 0:
             recheck = datetime.now(UTC) + timedelta(seconds=self.ENGINE_START_RECHECK_S)
             raise AirflowRescheduleException(recheck)
@@ -234,6 +256,9 @@ class TrainRungOperator(_AwaitTrainingOperator):
         super().__init__(**kwargs)
         self.bracket = bracket
         self.rung = rung
+        self._start_in_triggerer(
+            "RequestsDoneTrigger", self.timeout_s, bracket=bracket, rung=rung, submit=True
+        )
 
     def where(self) -> dict[str, int]:
         return {"bracket": self.bracket, "rung": self.rung}
@@ -245,12 +270,17 @@ class TrainRungOperator(_AwaitTrainingOperator):
 
 
 class PromoteRungOperator(_ExperimentStepOperator):
-    """Hyperband: keep the best ``floor(n_i/eta)`` of a rung for the next one."""
+    """Hyperband: keep the best ``floor(n_i/eta)`` of a rung for the next one.
 
-    def __init__(self, *, bracket: int, rung: int, **kwargs: Any) -> None:
+    Under a scheduler it runs in the triggerer (:class:`PromotionTrigger`, the same step);
+    ``execute`` is the ``dag.test()`` path.
+    """
+
+    def __init__(self, *, bracket: int, rung: int, timeout_s: int = 3600, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bracket = bracket
         self.rung = rung
+        self._start_in_triggerer("PromotionTrigger", timeout_s, bracket=bracket, rung=rung)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from automl_core.experiment import promote_rung
@@ -258,6 +288,10 @@ class PromoteRungOperator(_ExperimentStepOperator):
         result = promote_rung(str(self.experiment), self.bracket, self.rung, db_url=self.db_url)
         self.log.info("Promoted %s; stopped %s", result["promoted"], result["stopped"])
         return xcom_summary(result)
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        """Not reached: the trigger ends the task itself (kept for ``start_trigger_args``)."""
+        return event
 
 
 class ProposeBatchOperator(_ExperimentStepOperator):
@@ -280,6 +314,7 @@ class TrainBatchOperator(_AwaitTrainingOperator):
     def __init__(self, *, batch: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
+        self._start_in_triggerer("RequestsDoneTrigger", self.timeout_s, batch=batch, submit=True)
 
     def where(self) -> dict[str, int]:
         return {"batch": self.batch}

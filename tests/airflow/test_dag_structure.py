@@ -277,3 +277,40 @@ def test_templates_read_the_params_and_the_created_experiment() -> None:
     assert "create_experiment" in train.experiment
     assert "experiment" in train.template_fields
     assert task(dag, "finalize").export_to == "{{ params.export_to or '' }}"
+
+
+# --- tasks that live in the triggerer -----------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["hyperband_digits.yaml", "hyperopt_digits.yaml"])
+def test_training_and_promotion_tasks_start_in_the_triggerer(spec: str) -> None:
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.serialization.enums import Encoding
+
+    dag = serialized(example(spec))
+    started = {t.task_id: t for t in dag.tasks if t.start_from_trigger}
+    expected = {
+        t.task_id
+        for t in dag.tasks
+        if t.task_id.rsplit(".", 1)[-1].startswith(("train", "promote_rung"))
+    }
+    assert expected and set(started) == expected
+    for task_id, t in started.items():
+        args = t.start_trigger_args
+        group, step = task_id.split(".")
+        index = int(group.split("_")[1])
+        where = {"batch": index} if group.startswith("batch") else {"bracket": index}
+        if step.startswith(("train_rung", "promote_rung")):
+            where["rung"] = int(step.rsplit("_", 1)[1])
+        # Serialized as the scheduler stores it (the triggerer decodes the same way).
+        kwargs = args.trigger_kwargs.get(Encoding.VAR, args.trigger_kwargs)
+        assert {k: kwargs[k] for k in where} == where, task_id
+        # No template: the trigger reads create_experiment's XCom itself.
+        assert "experiment" not in kwargs
+        assert kwargs.get("submit", False) is step.startswith("train")
+        # The trigger class is ours, takes these kwargs and serializes them back.
+        trigger = import_string(args.trigger_cls)(**kwargs)
+        assert args.trigger_cls.startswith("automl_airflow.triggers.")
+        assert trigger.serialize() == (args.trigger_cls, {**trigger.serialize()[1], **kwargs})
+        assert trigger.experiment_task == "create_experiment"
+        assert "experiment" in t.template_fields and args.timeout is not None

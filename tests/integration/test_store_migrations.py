@@ -13,7 +13,7 @@ from automl_core.errors import UserInputError
 from automl_core.store import LATEST_VERSION, connect, current_version, migrate
 from automl_core.store.migrations import MIGRATIONS, Migration
 
-# The keys of docs/architecture.md, the contract other modules code against.
+# The keys of docs/reference.md, the contract other modules code against.
 PRIMARY_KEYS = {
     "schema_migrations": ["version"],
     "datasets": ["name"],
