@@ -64,6 +64,11 @@ class TransitionError(ValueError):
     """A status change that its transition table does not allow; nothing was written."""
 
 
+def _sources(target: _S, transitions: Mapping[_S, frozenset[_S]]) -> tuple[str, ...]:
+    """The states that may move to ``target``, sorted, for ``status IN %s``."""
+    return tuple(sorted(s.value for s, to in transitions.items() if target in to))
+
+
 def _check_transitions(
     current: Iterable[tuple[Any, str]],
     target: _S,
@@ -76,10 +81,9 @@ def _check_transitions(
     if bad:
         listed = ", ".join(f"{what} {key} ({status})" for key, status in bad[:10])
         more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-        allowed_from = sorted(s.value for s, to in transitions.items() if target in to)
         raise TransitionError(
             f"{listed}{more} cannot become {target.value!r}: only a {what} that is one of "
-            f"{allowed_from} can."
+            f"{list(_sources(target, transitions))} can."
         )
 
 

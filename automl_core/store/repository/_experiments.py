@@ -20,6 +20,7 @@ from automl_core.store.repository._common import (
     _check_transitions,
     _checked,
     _normalised_json,
+    _sources,
     _t,
     _tx,
 )
@@ -206,7 +207,7 @@ def set_experiment_status(
         TransitionError: the status may not move to ``status`` (``EXPERIMENT_TRANSITIONS``).
     """
     target = ExperimentState(_checked(status, EXPERIMENT_STATUSES, "status"))
-    sources = tuple(sorted(s.value for s, to in EXPERIMENT_TRANSITIONS.items() if target in to))
+    sources = _sources(target, EXPERIMENT_TRANSITIONS)
     with _tx(conn) as cur:
         cur.execute(
             sql.SQL(

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 
-from automl_core.store.repository._common import _check_transitions, _checked, _t, _tx
+from automl_core.store.repository._common import _check_transitions, _checked, _sources, _t, _tx
 
 
 class TrialState(StrEnum):
@@ -145,7 +145,7 @@ def set_trial_status(
                 "UPDATE {} SET status = %s, error = %s "
                 "WHERE experiment_id = %s AND trial_id = ANY(%s::integer[]) AND status IN %s"
             ).format(_t("trials")),
-            (target.value, error, experiment_id, ids, _sources(target)),
+            (target.value, error, experiment_id, ids, _sources(target, TRIAL_TRANSITIONS)),
         )
         updated = int(cur.rowcount)
         if updated < len(ids):  # absent, or in a state that may not move there
@@ -154,15 +154,10 @@ def set_trial_status(
                     "SELECT trial_id, status FROM {} WHERE experiment_id = %s "
                     "AND trial_id = ANY(%s::integer[]) AND status NOT IN %s ORDER BY trial_id"
                 ).format(_t("trials")),
-                (experiment_id, ids, _sources(target)),
+                (experiment_id, ids, _sources(target, TRIAL_TRANSITIONS)),
             )
             _check_transitions(cur.fetchall(), target, TRIAL_TRANSITIONS, "trial")
         return updated
-
-
-def _sources(target: TrialState) -> tuple[str, ...]:
-    """The states that may move to ``target``, for ``status IN %s``."""
-    return tuple(sorted(s.value for s, to in TRIAL_TRANSITIONS.items() if target in to))
 
 
 def next_trial_id(conn: Any, experiment_id: int) -> int:
