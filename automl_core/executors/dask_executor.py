@@ -39,7 +39,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl_core.executors.dask_worker import DataRef, job_output, run_job
+from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
 from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.executors.worker_loss import (
     _UNUSABLE,
@@ -127,6 +127,8 @@ class DaskExecutor(WorkerLossHandling):
                 )
             self._client = Client(self._cluster, set_as_default=False)
         self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        nthreads = self._client.nthreads()
+        self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())
         self._live: list[str] = []
         self._heard_from_scheduler = time.monotonic()
         self._owner: dict[int, str] = {}
@@ -143,6 +145,13 @@ class DaskExecutor(WorkerLossHandling):
         self._last_poll = 0.0
         self._assign_partitions(self._live_workers())
         self._completed = as_completed([], loop=self._client.loop, with_results=False)
+        # Workers get ready while the driver prepares the first jobs (held: not dropped).
+        self._warm_ups = [
+            self._client.submit(
+                warm_up, self._data, p, workers=[w], allow_other_workers=False, pure=False
+            )
+            for p, w in self._owner.items()
+        ]
 
     # --- Executor protocol ---------------------------------------------------------------
 
@@ -153,6 +162,12 @@ class DaskExecutor(WorkerLossHandling):
     @property
     def evaluation_pass(self) -> bool:
         return self._last_kind is JobKind.EVAL
+
+    @property
+    def queues_jobs(self) -> bool:
+        """A partition's second job waits on its worker (which fetches its input state
+        meanwhile) where every worker has one thread; with more it would run beside."""
+        return self._one_thread
 
     @property
     def client(self) -> Any:
@@ -176,9 +191,11 @@ class DaskExecutor(WorkerLossHandling):
 
     def submit(self, job: Job, config: Mapping[str, Any], state: Any) -> None:
         """Start ``job``; a state future that already died fails the job with ``state_lost``."""
-        if any(f.job.partition == job.partition for f in self._inflight.values()):
-            raise RuntimeError(f"partition {job.partition} already runs a job")
-        self._move_if_warm(job.partition)
+        ahead = sum(f.job.partition == job.partition for f in self._inflight.values())
+        if ahead >= 2:
+            raise RuntimeError(f"partition {job.partition} already runs a job and queues one")
+        if not ahead:  # a partition moves only while none of its jobs is in flight
+            self._move_if_warm(job.partition)
         input_state = state if not isinstance(state, bytes | type(None)) else None
         holder = self._latest.get(job.model_id)
         if holder is not None and input_state is not holder.future:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # torch is imported on the worker only, when a job runs
 # (db_url, dataset, partition, split) -> (x, y); per worker process.
 _PARTITIONS: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
 _LOCK = threading.Lock()
-_TORCH_READY = False
+_WORKER_READY = False
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,27 @@ class DataRef:
     validation_partitions: tuple[int, ...] = ()
 
 
-def _prepare_torch(partition: int) -> None:
-    """One thread per worker (the worker is one slot) and, on GPU hosts, a GPU per worker."""
-    global _TORCH_READY
-    if _TORCH_READY:
+def _prepare_worker(partition: int) -> None:
+    """Once per worker process, before its first job: one torch thread (the worker is
+    one slot) and, on GPU hosts, a GPU per worker; the imports a first job would pay for
+    (the trainer, the user's architecture modules, and ``torch._dynamo``, which the first
+    optimiser built in a process imports: 1-2 s); then ``gc.freeze()``.
+
+    Why the freeze: a worker holds a large heap of long-lived objects (torch, Dask and
+    their modules), and training allocates many objects the garbage collector tracks,
+    so its full collections kept walking that heap during jobs: freezing it (Python's
+    ``gc.freeze``) made the long sub-epochs of the many-small-models benchmark about 20%
+    faster (benchmarks/RESULTS.md). Only objects that exist now are frozen; whatever
+    jobs allocate later is collected as usual.
+    """
+    global _WORKER_READY
+    if _WORKER_READY:
         return
+    import gc
+
     import torch
 
+    from automl_core.training import engine  # noqa: F401  (imported here, not in a job)
     from automl_core.training.user_modules import import_architecture_modules
 
     import_architecture_modules()
@@ -54,7 +68,10 @@ def _prepare_torch(partition: int) -> None:
     if torch.cuda.is_available():
         # Several workers on one multi-GPU host spread over the GPUs by partition.
         torch.cuda.set_device(partition % torch.cuda.device_count())
-    _TORCH_READY = True
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    gc.collect()
+    gc.freeze()
+    _WORKER_READY = True
 
 
 def load_partition(data: DataRef, partition: int, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,20 +95,20 @@ def load_partition(data: DataRef, partition: int, split: str) -> tuple[np.ndarra
 
 
 def warm_up(data: DataRef, partition: int) -> str:
-    """Make this worker ready to take ``partition``: torch set up, its rows cached.
+    """Make this worker ready to take ``partition``: set up (``_prepare_worker``), the
+    partition's rows and every validation partition it evaluates cached.
 
-    Run on a fresh (e.g. restarted) worker before a partition moves to it, so the jobs
-    that follow do not pay the start-up; returns the worker's address.
+    Run on every worker when the executor starts, while the driver still prepares the
+    first jobs, and on a fresh (e.g. restarted) worker before a partition moves to it,
+    so the jobs that follow do not pay the start-up; returns the worker's address.
     """
     from distributed import get_worker
 
-    _prepare_torch(partition)
-    import torch
-
-    # The first optimiser built in a process imports torch._dynamo (1-2 s): pay it here.
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    _prepare_worker(partition)
     for split in ("train", "valid"):
         load_partition(data, partition, split)
+    for other in data.validation_partitions:
+        load_partition(data, other, "valid")
     return str(get_worker().address)
 
 
@@ -131,7 +148,7 @@ def run_job(
     from automl_core.training import engine
     from automl_core.training.config import training_config
 
-    _prepare_torch(partition)
+    _prepare_worker(partition)
     config = training_config(config)
     visits: list[Visit] = []
     if isinstance(state, tuple):

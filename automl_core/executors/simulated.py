@@ -83,7 +83,9 @@ class SimulatedExecutor:
     ``fail(job)``, asked once per submission, makes that attempt end with an error after
     its cost; ``lose_state(job)``, asked only for failed attempts, says whether the
     model's state died with it (``JobResult.state_lost``). The worker of partition ``p``
-    is named ``"sim-<p>"``.
+    is named ``"sim-<p>"``. ``dispatch_s`` is the driver's round trip: a job sent to an
+    idle worker starts that long after it is submitted, while with ``queue_jobs`` a job
+    queued behind a running one starts the moment that one ends.
     """
 
     def __init__(
@@ -93,13 +95,20 @@ class SimulatedExecutor:
         *,
         fail: Callable[[Job], bool] | None = None,
         lose_state: Callable[[Job], bool] | None = None,
+        queue_jobs: bool = False,
+        dispatch_s: float = 0.0,
     ) -> None:
-        """Raises ValueError when ``partitions`` is empty or repeats an id."""
+        """Raises ValueError when ``partitions`` is empty or repeats an id, or when
+        ``dispatch_s`` is negative."""
         pids = tuple(int(p) for p in partitions)
         if not pids or len(set(pids)) != len(pids):
             raise ValueError(f"The value of partitions is {pids}, but must be unique ids.")
+        if not dispatch_s >= 0:
+            raise ValueError(f"The value of dispatch_s is {dispatch_s}, but must be >= 0.")
         self._partitions = pids
         self._known = frozenset(pids)
+        self._queue_jobs = queue_jobs
+        self._dispatch_s = float(dispatch_s)
         self._cost = cost
         self._fail = fail
         self._lose_state = lose_state
@@ -107,8 +116,8 @@ class SimulatedExecutor:
         self._seq = 0  # ties in end time come back in submission order
         # (end, sequence, start, job, failed, input state); the sequence breaks every tie.
         self._heap: list[tuple[float, int, float, Job, bool, Any]] = []
-        self._busy: dict[int, Job] = {}
-        self._since: dict[int, float] = {}  # partition -> start of its job in flight
+        # partition -> (start, end, job) of its jobs in flight, in the order they run
+        self._busy: dict[int, list[tuple[float, float, Job]]] = {}
         self._busy_seconds = dict.fromkeys(pids, 0.0)
         self.submitted = 0  # jobs submitted so far
         self.failures = 0  # results with an error so far
@@ -123,33 +132,41 @@ class SimulatedExecutor:
         return True
 
     @property
+    def queues_jobs(self) -> bool:
+        return self._queue_jobs
+
+    @property
     def in_flight(self) -> Mapping[int, Job]:
-        """Partition -> the job running there (a read-only live view)."""
-        return MappingProxyType(self._busy)
+        """Partition -> the first of its jobs in flight (a snapshot)."""
+        return MappingProxyType({p: jobs[0][2] for p, jobs in self._busy.items()})
 
     def submit(self, job: Job, config: Mapping[str, Any], state: StateRef | bytes | None) -> None:
-        """Start ``job`` now; it ends ``cost(job)`` simulated seconds later.
+        """Start ``job`` after ``dispatch_s`` (or when the partition's running job ends,
+        when it is queued); it ends ``cost(job)`` simulated seconds after it starts.
 
-        Raises ValueError for an unknown or busy partition or a cost that is negative or
-        not finite; RuntimeError after ``close()``.
+        Raises ValueError for an unknown partition, a busy one (one that already queues a
+        job, with ``queue_jobs``) or a cost that is negative or not finite; RuntimeError
+        after ``close()``.
         """
         if self._closed:
             raise RuntimeError("submit() after close(): the executor is closed.")
         if job.partition not in self._known:
             raise ValueError(f"Job {job} names partition {job.partition}, which is unknown.")
-        if job.partition in self._busy:
+        ahead = self._busy.get(job.partition, [])
+        if len(ahead) >= (2 if self._queue_jobs else 1):
             raise ValueError(
                 f"Job {job} submitted to partition {job.partition}, "
-                f"which still runs {self._busy[job.partition]}."
+                f"which still runs {[j for _, _, j in ahead]}."
             )
         seconds = float(self._cost(job))
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"cost({job}) is {seconds}, but must be finite and >= 0.")
         failed = bool(self._fail(job)) if self._fail is not None else False
-        self._busy[job.partition] = job
-        self._since[job.partition] = self._clock
+        # Queued or not, a job reaches its worker one round trip after it is submitted.
+        start = max(ahead[-1][1] if ahead else 0.0, self._clock + self._dispatch_s)
+        self._busy.setdefault(job.partition, []).append((start, start + seconds, job))
         self.submitted += 1
-        entry = (self._clock + seconds, self._seq, self._clock, job, failed, state)
+        entry = (start + seconds, self._seq, start, job, failed, state)
         heapq.heappush(self._heap, entry)
         self._seq += 1
 
@@ -170,8 +187,10 @@ class SimulatedExecutor:
         results = []
         while self._heap and self._heap[0][0] == end:
             _, _, start, job, failed, state = heapq.heappop(self._heap)
-            del self._busy[job.partition]
-            del self._since[job.partition]
+            running = self._busy[job.partition]
+            running.pop(0)  # a partition's jobs end in the order they run
+            if not running:
+                del self._busy[job.partition]
             self._busy_seconds[job.partition] += end - start
             self.failures += failed
             results.append(self._result(job, start, end, failed, state))
@@ -203,8 +222,8 @@ class SimulatedExecutor:
         """Partition -> simulated seconds its worker has been occupied so far (failed jobs
         and the elapsed part of jobs still in flight included)."""
         busy = dict(self._busy_seconds)
-        for partition, since in self._since.items():
-            busy[partition] += self._clock - since
+        for partition, jobs in self._busy.items():
+            busy[partition] += sum(max(0.0, self._clock - start) for start, _, _ in jobs)
         return busy
 
     def now(self) -> float:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import os
 import signal
@@ -246,6 +247,12 @@ def _train(
                     ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
                 )
             )
+        # The objects that exist now (torch, Dask's scheduler and client, their modules)
+        # live as long as the run: frozen, the garbage collector stops walking them at
+        # every full collection (the driver used ~10% less CPU in the benchmark).
+        gc.collect()
+        gc.freeze()
+        stack.callback(gc.unfreeze)  # after the run they may go like any others
         engine = TrainingEngine(
             db,
             exp_id,
@@ -257,9 +264,23 @@ def _train(
                 validate_config, input_shape=info.feature_shape, num_classes=info.num_classes
             ),
         )
+        stack.push(functools.partial(_close_engine, engine))
         driver = SearchDriver(ctx, release=engine.release, db=db)
         complete = _loop(ctx, db, engine, driver, idle_timeout_s=idle_timeout_s, bar=bar, stop=stop)
     return (engine.summary if complete else None), starts
+
+
+def _close_engine(engine: TrainingEngine, exc_type: Any, exc: Any, tb: Any) -> bool:
+    """Write what the engine still holds for the database. When the training already
+    failed, a failure to write is logged, so it does not hide why the training stopped."""
+    if exc_type is None:
+        engine.close()
+        return False
+    try:
+        engine.close()
+    except Exception as error:
+        log.warning("results still queued for the database were not written: %r", error)
+    return False
 
 
 def _loop(

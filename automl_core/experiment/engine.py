@@ -15,7 +15,9 @@ Where a trial starts. From the state the runner still holds on a worker when it 
 the rung before (a promoted trial does not travel through the database); otherwise from
 its checkpoint; otherwise fresh. After a crash, a new engine puts every *running* request
 back in the queue (``requeue_running``) and each trial resumes from its checkpoint, so at
-most the epochs in flight are trained again, with keyed upserts overwriting their rows.
+most the epochs in flight or not yet written (the sink writes from a thread; a request is
+marked done only after its epochs are written) are trained again, with keyed upserts
+overwriting their rows.
 Every database call goes through ``RetryingConnection.run``, so a server restart is
 waited out and the call repeated: each is guarded by the states it may start from.
 """
@@ -62,9 +64,10 @@ class TrainingEngine:
         self._check_config = check_config
         self._finished: list[repo.TrainingRequest] = []
         self._deferred: list[repo.TrainingRequest] = []  # its trial is still training
+        self._sink = DatabaseSink(self._db, experiment_id)
         self._runner = HopperRunner(
             executor,
-            DatabaseSink(self._db, experiment_id),
+            self._sink,
             seed=seed,
             seeded_order=seeded_order,
             progress=progress,
@@ -101,6 +104,7 @@ class TrainingEngine:
         ids = sorted(first)
         trials = self._db.run(lambda c: repo.get_trials(c, exp_id, trial_ids=ids))
         configs = {t.trial_id: t.config for t in trials}
+        self._sink.flush()  # where each trial stands is read from its checkpoint
         done_epochs = self._db.run(lambda c: repo.checkpoint_epochs(c, exp_id, ids))
         targets = []
         for trial_id in ids:
@@ -131,6 +135,10 @@ class TrainingEngine:
                 time.sleep(timeout)
         finished, self._finished = self._finished, []
         return finished
+
+    def close(self) -> None:
+        """Write what is still queued for the database; raises as ``DatabaseSink.flush``."""
+        self._sink.close()
 
     def release(self, trial_ids: list[int]) -> None:
         """Drop the states of trials that no rung will train again."""
@@ -164,4 +172,5 @@ class TrainingEngine:
 
     def _finish(self, trial_id: int, epoch: int) -> None:
         exp_id = self._experiment_id
+        self._sink.flush()  # a done request's epochs are in the database for its readers
         self._finished += self._db.run(lambda c: repo.finish_requests(c, exp_id, trial_id, epoch))

@@ -31,7 +31,12 @@ def check_scheduler_state(sch: MopScheduler) -> None:
 
     if not np.array_equal(need, need_t.T):
         fail("need and need_t disagree")
-    if np.any(sch._need[n:]) or np.any(sch._need_t[:, n:]) or np.any(sch._free[n:]):
+    if (
+        np.any(sch._need[n:])
+        or np.any(sch._need_t[:, n:])
+        or np.any(sch._free[n:])
+        or np.any(sch._single[n:])
+    ):
         fail("a never-used slot has state")
     if not np.array_equal(sch._pending, need_t.sum(axis=1)):
         fail(f"pending counts {sch._pending.tolist()} != {need_t.sum(axis=1).tolist()}")
@@ -61,34 +66,43 @@ def check_scheduler_state(sch: MopScheduler) -> None:
             fail(f"model {m} is in epoch {sch._epoch[s]} of target {sch._target[s]}")
         if sch._kind[s] is JobKind.EVAL and not sch._evaluate:
             fail(f"model {m} evaluates although evaluate=False")
+        if bool(sch._single[s]) != (int(need[s].sum()) == 1):
+            fail(f"model {m}: single={bool(sch._single[s])}, but it needs {int(need[s].sum())}")
         i = sch._on[s]
         if bool(free[s]) != (i == -1):
             fail(f"model {m}: free={bool(free[s])} but runs on partition index {i}")
         if i != -1:
-            job = sch._job[i]
-            if job is None or job.model_id != m:
-                fail(f"model {m} is said to run on partition {sch._pids[i]}, which runs {job}")
+            job = next((j for j in (sch._job[i], sch._next[i]) if j and j.model_id == m), None)
+            if job is None:
+                fail(f"model {m} is said to be on partition {sch._pids[i]}, which has not got it")
             elif (job.epoch, job.kind) != (sch._epoch[s], sch._kind[s]) or not need[s, i]:
                 fail(f"model {m} runs {job}, which is not a pending visit of its pass")
 
-    # A model on at most one partition; a partition runs at most one job.
+    # A model on at most one partition; a partition runs at most one current job and
+    # queues at most one more, only behind a current job and with nothing dropped there.
     seen: dict[int, int] = {}
     for i in range(n_parts):
-        job, dropped = sch._job[i], sch._drain[i]
-        if job is not None and dropped is not None:
+        job, queued, dropped = sch._job[i], sch._next[i], sch._drain[i]
+        if queued is not None and (job is None or dropped or not sch._queue_jobs):
+            fail(f"partition {sch._pids[i]} queues {queued} behind {job} and {dropped}")
+        if queued is not None and not sch._single[sch._slot.get(queued.model_id, 0)]:
+            fail(f"partition {sch._pids[i]} queues {queued}, whose model needs several")
+        if len(dropped) > 2 or (job is not None and len(dropped) > 1):
             fail(f"partition {sch._pids[i]} holds {job} and the dropped {dropped}")
-        if job is not None:
-            if job.model_id in seen:
-                fail(f"model {job.model_id} runs on partitions {seen[job.model_id]} and {i}")
-            seen[job.model_id] = i
-            slot = sch._slot.get(job.model_id)
+        for held in (job, queued):
+            if held is None:
+                continue
+            if held.model_id in seen:
+                fail(f"model {held.model_id} is on partitions {seen[held.model_id]} and {i}")
+            seen[held.model_id] = i
+            slot = sch._slot.get(held.model_id)
             if slot is None or sch._on[slot] != i:
-                fail(f"partition {sch._pids[i]} runs {job}, but the model is not there")
-        if bool(sch._idle[i]) != (job is None and dropped is None):
+                fail(f"partition {sch._pids[i]} runs {held}, but the model is not there")
+        if bool(sch._idle[i]) != (job is None and not dropped):
             fail(f"partition {sch._pids[i]}: idle flag {bool(sch._idle[i])} is wrong")
     if sch._n_idle != int(sch._idle.sum()):
         fail(f"idle count {sch._n_idle} != {int(sch._idle.sum())}")
-    n_drain = sum(job is not None for job in sch._drain)
+    n_drain = sum(len(jobs) for jobs in sch._drain)
     if sch._n_drain != n_drain:
         fail(f"draining count {sch._n_drain} != {n_drain}")
 
@@ -98,3 +112,11 @@ def check_scheduler_state(sch: MopScheduler) -> None:
         i = int(np.flatnonzero(sch._idle)[np.flatnonzero(runnable.any(axis=1))[0]])
         s = int(np.flatnonzero(need_t[i] & free)[0])
         fail(f"partition {sch._pids[i]} is idle although model {sch._model[s]} could run there")
+    can_queue = np.array([sch._can_queue(i) for i in range(n_parts)], dtype=bool)
+    queueable = need_t[can_queue] & free & sch._single[:n]
+    if queueable.any():
+        i = int(np.flatnonzero(can_queue)[np.flatnonzero(queueable.any(axis=1))[0]])
+        s = int(np.flatnonzero(need_t[i] & free & sch._single[:n])[0])
+        fail(
+            f"partition {sch._pids[i]} queues nothing although model {sch._model[s]} could wait there"
+        )

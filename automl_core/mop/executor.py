@@ -72,9 +72,11 @@ class Executor(Protocol):
     """Runs jobs on the worker that holds the job's partition.
 
     Contract: ``submit`` never blocks on the job; at most one job per partition is in
-    flight (the scheduler guarantees it, the executor checks it); ``wait`` blocks until at
-    least one job has ended (or its timeout passed) and returns every job that has ended
-    since the last call.
+    flight, or two with ``queues_jobs`` (the scheduler guarantees it, the executor checks
+    it), and a partition's jobs run one at a time (usually in the order submitted; the
+    scheduler accepts their ends in either order); ``wait``
+    blocks until at least one job has ended (or its timeout passed) and returns every
+    job that has ended since the last call.
     """
 
     @property
@@ -85,6 +87,13 @@ class Executor(Protocol):
         """True: evaluation is a pass of EVAL jobs after the TRAIN pass of each epoch.
         False: the last TRAIN visit of an epoch evaluates the whole validation set (its
         visit's metrics carry ``valid_loss_sum``, ``valid_correct``, ``valid_samples``)."""
+        ...
+
+    @property
+    def queues_jobs(self) -> bool:
+        """True: a job submitted to a partition that runs one waits on that worker and
+        starts as soon as the running one ends (at most one waits), so the worker does not
+        idle through the driver's round trip. False: one job per partition in flight."""
         ...
 
     def submit(self, job: Job, config: Mapping[str, Any], state: StateRef | bytes | None) -> None:

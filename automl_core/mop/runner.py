@@ -129,7 +129,16 @@ class HopperRunner:
         self._evaluate = executor.evaluation_pass if evaluate is None else evaluate
         if scheduler is None:
             scheduler = MopScheduler(
-                executor.partitions, seed=seed, evaluate=self._evaluate, seeded_order=seeded_order
+                executor.partitions,
+                seed=seed,
+                evaluate=self._evaluate,
+                seeded_order=seeded_order,
+                queue_jobs=executor.queues_jobs,
+            )
+        elif scheduler.queue_jobs and not executor.queues_jobs:
+            raise ValueError(
+                "The scheduler queues jobs, but the executor runs one job per partition: "
+                "build the scheduler with queue_jobs=executor.queues_jobs."
             )
         self._evaluate = scheduler.evaluate
         self._scheduler = scheduler
@@ -219,7 +228,7 @@ class HopperRunner:
         model = self._models.get(job.model_id)
         if model is None:
             # A removed model's dropped job ended: it frees its partition, nothing more.
-            if self._scheduler.draining.get(job.partition) == job:
+            if self._scheduler.is_draining(job):
                 self._feed(JobFinished(job) if result.error is None else JobFailed(job))
             return
         if result.error is not None:
@@ -244,12 +253,12 @@ class HopperRunner:
                 # A held trial (waiting for its promotion) lost its state: it restarts from
                 # its checkpoint if it is added again.
                 model.state = None
-            if current or self._scheduler.draining.get(job.partition) == job:
+            if current or self._scheduler.is_draining(job):
                 self._feed(JobFailed(job))
             return
         if not current:
             # A dropped job (its model was reset) ended: it frees the partition, nothing more.
-            if self._scheduler.draining.get(job.partition) == job:
+            if self._scheduler.is_draining(job):
                 self._feed(JobFinished(job))
             return
         model.state = result.state

@@ -20,35 +20,52 @@ depend on which worker happened to be free. EVAL passes change no weights and ke
 free order either way.
 
 Order of the decisions inside one ``handle`` call. Before every call no idle partition
-has a runnable model (the scheduler is work-conserving). An event frees at most one
-partition and at most one model, so afterwards at most two decisions are needed:
+has a runnable model (the scheduler is work-conserving), and with queued jobs no
+partition that could queue one has a queueable model. An event frees at most one place
+on one partition and at most one model, so afterwards few decisions are needed:
 
-1. the freed partition picks uniformly among its runnable models (it may pick the model
-   that just left it, when that model started a new pass: the state stays where it is);
+1. the partition's queued job (if any) takes the place of the job that ended; an idle
+   partition picks uniformly among its runnable models (it may pick the model that just
+   left it, when that model started a new pass: the state stays where it is); then it
+   queues one more the same way;
 2. the freed model, if still free, goes to an idle partition that it needs, chosen
-   uniformly among those. No other idle partition can have gained a candidate.
+   uniformly among those, or else is queued on the one partition it needs. No other
+   partition can have gained a candidate.
 
-Dropped jobs (``ModelReset`` while the model runs). The model is off every worker at
-once and all visits of its current epoch are pending again, but its old job is still
-physically running on the executor, so its partition stays *draining*, not idle, until
-the runner reports that job's end with ``JobFinished`` or ``JobFailed``. That report is
-accepted, frees the partition and changes no model's progress. The runner must call
-``is_current(job)`` *before* handing over a result to know whether to keep it (write its
-metrics and checkpoint) or throw it away. Never handing a partition to a new job while an
-old one may still run there is what makes this safe with real executors. When a failure
-lost the model's state, send ``ModelReset(model)`` first and then ``JobFailed(job)``:
-the failed visit is then not wastefully retried from the lost state. A failed job
-(``JobFailed`` for the current job) just makes its visit pending again; it is retried on
-the same partition (visits are per partition) whenever that partition next picks it.
-``ModelRemoved`` (a model that cannot train, e.g. its job keeps failing) takes the model
-out unfinished: its pending visits go, its slot is freed, and a job it runs drains as
-for a reset. No ``ModelCompleted`` follows.
+Queued jobs (``queue_jobs=True``, for executors that keep a second job waiting on a
+worker). A worker that must wait for the driver's round trip (its job's end reported,
+the next job decided and sent) idles between jobs; so a partition that runs a current
+job may also hold one *queued* current job, which its worker starts as soon as the first
+ends. Only a free model that needs exactly one partition now (the next of its seeded
+order, or the last of a free pass) is queued, so queueing never takes a choice of
+partition away from a model; which model a partition gets next is still a uniform pick
+among its candidates, only made earlier. A model is running or queued on at most one
+partition. A job is queued only behind a current job and on a partition with no dropped
+job, so a worker's queue holds at most two jobs, and their ends may be reported in
+either order (a queued job can fail before it starts).
+
+Dropped jobs (``ModelReset`` while the model runs or is queued). The model is off every
+worker at once and all visits of its current epoch are pending again, but its old job
+is still physically on the executor, so it stays *draining* on its partition until the
+runner reports that job's end with ``JobFinished`` or ``JobFailed``; a partition with a
+dropped job is not idle and takes no queued job. That report is accepted and changes no
+model's progress. The runner must call ``is_current(job)`` *before* handing over a
+result to know whether to keep it (write its metrics and checkpoint) or throw it away.
+Never handing a partition to a new job while an old one may still run there is what
+makes this safe with real executors. When a failure lost the model's state, send
+``ModelReset(model)`` first and then ``JobFailed(job)``: the failed visit is then not
+wastefully retried from the lost state. A failed job (``JobFailed`` for a current job)
+just makes its visit pending again; it is retried on the same partition (visits are per
+partition) whenever that partition next picks it. ``ModelRemoved`` (a model that cannot
+train, e.g. its job keeps failing) takes the model out unfinished: its pending visits go,
+its slot is freed, and a job it runs drains as for a reset. No ``ModelCompleted``
+follows.
 
 Data structures and costs (M = model slots ever in use at once, P = partitions).
 
 * ``need`` (M x P) and its transpose ``need_t`` (P x M): numpy booleans, "model still
-  needs this partition in its current pass" (in a seeded TRAIN pass: "is its next one"). Both are kept so that a row scan is
-  contiguous either way. Memory is 2*M*P bytes: 20 MB for 10,000 models x 1,000
+  needs this partition in its current pass" (in a seeded TRAIN pass: "is its next
+  one"). Both are kept so that a row scan is contiguous either way. Memory is 2*M*P bytes: 20 MB for 10,000 models x 1,000
   partitions, where per-partition Python sets of ids would take about a gigabyte.
 * ``free``: numpy booleans over slots, "active and not running"; ``idle``: numpy
   booleans over partitions; ``pending``: per partition, how many models still need it.
@@ -72,8 +89,7 @@ about a microsecond); the same seed and event sequence give the same instruction
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -106,7 +122,8 @@ class MopScheduler(_SchedulerState):
     ``partitions`` are the partition ids, one worker slot each. ``handle`` takes one
     event and returns the notifications it caused (``EpochCompleted``, then
     ``ModelCompleted``), followed by the ``RunJob`` instructions that fill every idle
-    partition that has runnable work. See the module notes for the schedule.
+    partition that has runnable work (and, with ``queue_jobs``, queue one job behind a
+    running one). See the module notes for the schedule.
     """
 
     def __init__(
@@ -116,86 +133,32 @@ class MopScheduler(_SchedulerState):
         seed: int,
         evaluate: bool = True,
         seeded_order: bool = True,
+        queue_jobs: bool = False,
     ) -> None:
         """Raises ValueError when ``partitions`` is empty or repeats an id.
 
         ``seeded_order``: each TRAIN pass follows the model's seeded order of partitions
-        (see the module notes), so that a search repeats bit for bit.
+        (see the module notes), so that a search repeats bit for bit. ``queue_jobs``: a
+        busy partition may hold one queued job (see "Queued jobs"); for executors whose
+        workers start a queued job when the running one ends.
         """
         pids = [int(p) for p in partitions]
         if not pids:
             raise ValueError("The value of partitions is empty, but must list at least one id.")
         if len(set(pids)) != len(pids):
             raise ValueError(f"The value of partitions is {pids}, but ids must be unique.")
-        super().__init__(tuple(pids), int(seed))
-        self._evaluate = bool(evaluate)
-        self._seed = int(seed)
-        self._seeded_order = bool(seeded_order)
-
-    # --- queries -----------------------------------------------------------------------
-
-    @property
-    def partitions(self) -> tuple[int, ...]:
-        return self._pids
-
-    @property
-    def evaluate(self) -> bool:
-        return self._evaluate
-
-    @property
-    def seeded_order(self) -> bool:
-        return self._seeded_order
-
-    @property
-    def done(self) -> bool:
-        """True when no model is left to train (dropped jobs may still be draining)."""
-        return not self._slot
-
-    @property
-    def active_models(self) -> frozenset[int]:
-        """Ids of the models added and not yet completed."""
-        return frozenset(self._slot)
-
-    @property
-    def running(self) -> Mapping[int, Job]:
-        """Partition id -> the current job on it (dropped jobs are in ``draining``)."""
-        return {self._pids[i]: job for i, job in enumerate(self._job) if job is not None}
-
-    @property
-    def draining(self) -> Mapping[int, Job]:
-        """Partition id -> a dropped job whose end has not been reported yet."""
-        return {self._pids[i]: job for i, job in enumerate(self._drain) if job is not None}
-
-    @property
-    def n_draining(self) -> int:
-        """How many partitions are in ``draining`` (O(1))."""
-        return self._n_drain
-
-    @property
-    def idle_partitions(self) -> tuple[int, ...]:
-        """Partitions with no job at all, in the order given to the constructor."""
-        return tuple(self._pids[i] for i in np.flatnonzero(self._idle))
-
-    @property
-    def decisions(self) -> int:
-        return self._counters.decisions
-
-    @property
-    def counters(self) -> SchedulerCounters:
-        return dataclasses.replace(self._counters)
-
-    def is_current(self, job: Job) -> bool:
-        """True when ``job`` is the live job on its partition, i.e. its result counts.
-
-        False for a dropped job (see ``ModelReset``) and for a job never issued.
-        """
-        i = self._pindex.get(job.partition)
-        return i is not None and self._job[i] == job
+        super().__init__(
+            tuple(pids),
+            int(seed),
+            evaluate=bool(evaluate),
+            seeded_order=bool(seeded_order),
+            queue_jobs=bool(queue_jobs),
+        )
 
     # --- events ------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Instruction]:
-        """Apply one event; return its notifications, then RunJob for each filled partition.
+        """Apply one event; return its notifications, then RunJob for each job started.
 
         Raises ValueError for an event that contradicts the state (a programming error in
         the caller): adding an active model, ``start_epoch > target_epoch``, finishing or
@@ -240,21 +203,23 @@ class MopScheduler(_SchedulerState):
         if i is None:
             raise ValueError(f"{name} for {job}, but partition {job.partition} is unknown.")
         out: list[Instruction] = []
-        if self._job[i] != job:
-            if self._drain[i] != job:
-                raise ValueError(
-                    f"{name} for {job}, but partition {job.partition} runs {self._job[i]}."
-                )
-            # The end of a dropped job: the worker is free again; no progress is made.
-            self._drain[i] = None
+        if self._job[i] == job:
+            self._job[i], self._next[i] = self._next[i], None
+        elif self._next[i] == job:
+            self._next[i] = None  # it ended before it started: it failed at once
+        elif job in self._drain[i]:
+            # The end of a dropped job: its place is free again; no progress is made.
+            self._drain[i].remove(job)
             self._n_drain -= 1
             self._counters.drained += 1
-            self._set_idle(i)
-            self._fill(i, out)
+            self._refill(i, out)
             return out
+        else:
+            raise ValueError(
+                f"{name} for {job}, but partition {job.partition} runs {self._job[i]}."
+            )
 
         s = self._slot[job.model_id]
-        self._job[i] = None
         self._on[s] = -1
         alive = True  # False once the model completed and left
         if succeeded:
@@ -266,12 +231,13 @@ class MopScheduler(_SchedulerState):
                 alive = self._end_pass(s, out)
             elif self._follows_order(s):
                 self._set_need(s, self._order[s][len(self._pids) - self._left[s]])
+            else:
+                self._single[s] = self._left[s] == 1
         else:
             self._counters.failures += 1  # the visit stays pending
         if alive:
             self._free[s] = True
-        self._set_idle(i)
-        self._fill(i, out)
+        self._refill(i, out)
         if alive and self._free[s]:
             self._place(s, out)
         return out
@@ -281,13 +247,7 @@ class MopScheduler(_SchedulerState):
         if s is None:
             raise ValueError(f"ModelReset for model {m}, but model {m} is not active.")
         self._counters.resets += 1
-        i = self._on[s]
-        if i >= 0:
-            # Its job is dropped but may still run: the partition drains, not idles.
-            self._drain[i] = self._job[i]
-            self._n_drain += 1
-            self._job[i] = None
-            self._on[s] = -1
+        self._drop_job(s)
         self._start_pass(s, JobKind.TRAIN)
         self._free[s] = True
         out: list[Instruction] = []
@@ -298,21 +258,30 @@ class MopScheduler(_SchedulerState):
         s = self._slot.get(m)
         if s is None:
             raise ValueError(f"ModelRemoved for model {m}, but model {m} is not active.")
-        i = self._on[s]
-        out: list[Instruction] = []
-        if i >= 0:
-            # As for a reset: its job may still run, so the partition drains.
-            self._drain[i] = self._job[i]
-            self._n_drain += 1
-            self._job[i] = None
-            self._on[s] = -1
+        self._drop_job(s)
         self._pending -= self._need[s]
         self._need[s] = False
         self._need_t[:, s] = False
         self._release_slot(s)
-        return out
+        return []
 
     # --- transitions ---------------------------------------------------------------------
+
+    def _drop_job(self, s: int) -> None:
+        """Model ``s`` leaves its partition; its job may still run there, so it drains."""
+        i = self._on[s]
+        if i < 0:
+            return
+        head = self._job[i]
+        dropped: Job | None
+        if head is not None and head.model_id == self._model[s]:
+            dropped, self._job[i], self._next[i] = head, self._next[i], None
+        else:
+            dropped, self._next[i] = self._next[i], None
+        assert dropped is not None
+        self._drain[i].append(dropped)
+        self._n_drain += 1
+        self._on[s] = -1
 
     def _end_pass(self, s: int, out: list[Instruction]) -> bool:
         """Move model ``s`` past a finished pass; False when the model completed."""
@@ -345,6 +314,7 @@ class MopScheduler(_SchedulerState):
             row[self._order[s][0]] = True
         else:
             row[:] = True
+        self._single[s] = self._follows_order(s) or len(self._pids) == 1
         self._need_t[:, s] = row
         self._pending += row
 
@@ -352,42 +322,72 @@ class MopScheduler(_SchedulerState):
         return self._seeded_order and self._kind[s] is JobKind.TRAIN
 
     def _start_job(self, s: int, i: int, out: list[Instruction]) -> None:
+        """Start model ``s`` on idle partition ``i``, or queue it on busy ``i``."""
         job = Job(self._model[s], self._pids[i], self._epoch[s], self._kind[s])
-        self._job[i] = job
+        if self._idle[i]:
+            self._job[i] = job
+            self._idle[i] = False
+            self._n_idle -= 1
+        else:
+            self._next[i] = job
+            self._counters.queued += 1
         self._on[s] = i
         self._free[s] = False
-        self._idle[i] = False
-        self._n_idle -= 1
         self._counters.decisions += 1
         out.append(RunJob(job))
 
+    def _refill(self, i: int, out: list[Instruction]) -> None:
+        """Partition ``i`` lost a job: idle when empty, then filled as far as it can be."""
+        if self._job[i] is None and not self._drain[i]:
+            self._set_idle(i)
+            self._fill(i, out)
+        if self._can_queue(i):
+            self._fill(i, out)
+
     def _fill(self, i: int, out: list[Instruction]) -> None:
-        """Idle partition ``i`` takes a uniformly random runnable model, if it has one."""
-        pending = int(self._pending[i])
-        if pending == 0:
-            return
-        n = self._n_slots
-        if pending * 4 >= n:
-            row, free = self._need_t[i], self._free
+        """Partition ``i`` (idle, or able to queue) takes a uniformly random model that
+        it can take, if it has one; an idle one then queues a second the same way."""
+        s = self._pick(i, queue=not self._idle[i])
+        if s is not None:
+            self._start_job(s, i, out)
+            if self._can_queue(i):
+                self._fill(i, out)
+
+    def _pick(self, i: int, *, queue: bool) -> int | None:
+        """A uniform pick among the free models that need partition ``i`` (that need only
+        ``i`` when ``queue``), by rejection sampling when dense, else by a scan."""
+        if not self._pending[i]:
+            return None
+        n, row, free, single = self._n_slots, self._need_t[i], self._free, self._single
+        if self._pending[i] * 4 >= n:
             for _ in range(_REJECTION_DRAWS):
                 s = self._rand.index(n)
-                if row[s] and free[s]:
+                if row[s] and free[s] and (not queue or single[s]):
                     self._counters.sampled_by_rejection += 1
-                    self._start_job(s, i, out)
-                    return
-        candidates = np.flatnonzero(self._need_t[i, :n] & self._free[:n])
-        if candidates.size:
-            self._counters.sampled_by_scan += 1
-            self._start_job(int(candidates[self._rand.index(candidates.size)]), i, out)
+                    return s
+        mask = row[:n] & free[:n]
+        candidates = np.flatnonzero(mask & single[:n] if queue else mask)
+        if not candidates.size:
+            return None
+        self._counters.sampled_by_scan += 1
+        return int(candidates[self._rand.index(candidates.size)])
 
     def _place(self, s: int, out: list[Instruction]) -> None:
-        """Free model ``s`` goes to a uniformly random idle partition it needs, if any."""
-        if self._n_idle == 0:
-            return
-        candidates = np.flatnonzero(self._need[s] & self._idle)
-        if candidates.size:
+        """Free model ``s`` goes to a uniformly random idle partition it needs, if any;
+        else, when it needs one partition only, it is queued there if it can be."""
+        i = -1
+        if self._n_idle:
+            candidates = np.flatnonzero(self._need[s] & self._idle)
+            if candidates.size:
+                i = int(candidates[self._rand.index(candidates.size)])
+        if i < 0 and self._queue_jobs and self._single[s]:
+            i = int(np.flatnonzero(self._need[s])[0])
+            i = i if self._can_queue(i) else -1
+        if i >= 0:
             self._counters.placements += 1
-            self._start_job(s, int(candidates[self._rand.index(candidates.size)]), out)
+            self._start_job(s, i, out)
+            if self._can_queue(i):
+                self._fill(i, out)
 
     # --- invariants ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -178,6 +179,7 @@ class RetryingConnection:
     upserts or guarded state changes, as every repository function is. ``reconnects``
     counts the recoveries, so a caller can re-read state whose acknowledgement was lost.
     Without ``url`` it never reconnects (a connection a caller opened and owns).
+    Threads may share it: each ``run`` holds the connection for its whole call.
     """
 
     def __init__(self, url: str | None, conn: Any = None, *, retry_s: float | None = None) -> None:
@@ -185,21 +187,23 @@ class RetryingConnection:
         self._conn = conn if conn is not None else connect(url)
         self._retry_s = retry_window_s() if retry_s is None else retry_s
         self.reconnects = 0
+        self._lock = threading.RLock()
 
     @property
     def conn(self) -> Any:
         return self._conn
 
     def run(self, fn: Callable[[Any], _T]) -> _T:
-        try:
-            return fn(self._conn)
-        except _LOST as exc:
-            if self._url is None:
-                raise
-            # A rollback on the dead connection raises "connection already closed" over
-            # the error that says why; report that one.
-            lost = exc.__context__ if isinstance(exc.__context__, _LOST) else exc
-        return self._recover(fn, lost)
+        with self._lock:
+            try:
+                return fn(self._conn)
+            except _LOST as exc:
+                if self._url is None:
+                    raise
+                # A rollback on the dead connection raises "connection already closed"
+                # over the error that says why; report that one.
+                lost = exc.__context__ if isinstance(exc.__context__, _LOST) else exc
+            return self._recover(fn, lost)
 
     def close(self) -> None:
         with contextlib.suppress(psycopg2.Error):

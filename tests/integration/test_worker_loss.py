@@ -44,7 +44,8 @@ JOB_KILL_POINTS = [f"job-{k}" for k in (1, 2, 5, 8, 11, 13, 14, 17, 20, 23, 25, 
 
 
 class _Sink(DatabaseSink):
-    """The experiment's database sink, with a hook after each epoch is written."""
+    """The experiment's database sink, with a hook after each epoch is written (the
+    writer thread is flushed first, so a kill there comes after the epoch is saved)."""
 
     def __init__(self, conn: Any, experiment_id: int) -> None:
         super().__init__(conn, experiment_id)
@@ -52,6 +53,7 @@ class _Sink(DatabaseSink):
 
     def record_epoch(self, trial_id: int, epoch: int, metrics: EpochMetrics, state: bytes) -> None:
         super().record_epoch(trial_id, epoch, metrics, state)
+        self.flush()
         self.after_epoch(trial_id, epoch)
 
 
@@ -152,6 +154,7 @@ def _run(url: str, name: str, when: str | None) -> dict[str, Any]:
         summary = runner.run([TrainingTarget(t, CONFIG, 0, 1) for t in RUNG0], on_model_done)
         elapsed = time.monotonic() - started
     finally:
+        sink.close()  # everything handed over is written before it is read back
         executor.close()
     rows = [
         (j.trial_id, j.epoch, j.partition, j.kind, j.worker, j.started_at, j.ended_at)

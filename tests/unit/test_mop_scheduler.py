@@ -27,6 +27,7 @@ from automl_core.mop.types import (
     ModelReset,
     RunJob,
 )
+from automl_core.mop.visit_order import train_order
 
 T, E = JobKind.TRAIN, JobKind.EVAL
 
@@ -138,7 +139,7 @@ def test_reset_of_a_running_model_drains_its_partition() -> None:
     # job may still run, so its partition is neither running nor idle until it reports.
     assert sch.handle(ModelReset(0)) == [RunJob(Job(0, b, 1, T))]
     assert not sch.is_current(dropped)
-    assert sch.draining == {a: dropped} and sch.running == {b: Job(0, b, 1, T)}
+    assert sch.draining == {a: (dropped,)} and sch.running == {b: Job(0, b, 1, T)}
     assert sch.idle_partitions == ()
     # The dropped job's end frees the partition and counts for nothing.
     assert finish(sch, dropped) == []
@@ -212,6 +213,7 @@ def test_validate_state_detects_an_idle_partition_with_runnable_work() -> None:
     sch._need[0, a] = sch._need_t[a, 0] = True  # model 0 "needs" idle partition a again
     sch._pending[a] += 1
     sch._left[0] += 1
+    sch._single[0] = False
     with pytest.raises(SchedulerStateError, match="idle although model 0"):
         sch.validate_state()
 
@@ -363,7 +365,10 @@ def test_random_event_orders_keep_the_invariants(data: st.DataObject) -> None:
     evaluate = data.draw(st.booleans(), label="evaluate")
     kinds = [T, E] if evaluate else [T]
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
-    sch = CheckedScheduler(list(range(n_parts)), seed=seed, evaluate=evaluate)
+    queue_jobs = data.draw(st.booleans(), label="queue_jobs")
+    sch = CheckedScheduler(
+        list(range(n_parts)), seed=seed, evaluate=evaluate, queue_jobs=queue_jobs
+    )
     to_add = [
         ModelAdded(m, s, s + data.draw(st.integers(0, 2)))
         for m, s in enumerate(data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=5)))
@@ -435,6 +440,7 @@ def test_random_event_orders_keep_the_invariants(data: st.DataObject) -> None:
     lose_p=st.sampled_from([0.0, 0.5]),
     resets=st.integers(0, 3),
     late=st.integers(0, 3),
+    queue_jobs=st.booleans(),
 )
 def test_simulated_runs_complete_with_a_clean_log(
     n_parts: int,
@@ -445,6 +451,7 @@ def test_simulated_runs_complete_with_a_clean_log(
     lose_p: float,
     resets: int,
     late: int,
+    queue_jobs: bool,
 ) -> None:
     """Random sizes, speeds, failures, lost states, resets and late models."""
     rng = np.random.default_rng(seed)
@@ -467,12 +474,16 @@ def test_simulated_runs_complete_with_a_clean_log(
             added.append(new[-1])  # type: ignore[arg-type]
         return new
 
-    sch = CheckedScheduler(list(range(n_parts)), seed=seed, evaluate=evaluate)
+    sch = CheckedScheduler(
+        list(range(n_parts)), seed=seed, evaluate=evaluate, queue_jobs=queue_jobs
+    )
     ex = SimulatedExecutor(
         range(n_parts),
         cost,
         fail=lambda job: bool(rng.random() < fail_p),
         lose_state=lambda job: bool(rng.random() < lose_p),
+        queue_jobs=queue_jobs,
+        dispatch_s=0.1,
     )
     res = simulate(sch, ex, models, on_instruction)
     assert res.completed and sch.done
@@ -498,7 +509,7 @@ def test_a_removed_model_leaves_its_pending_visits_and_its_running_job_drains() 
     assert set(running) == {0, 1}
     assert sch.handle(ModelRemoved(0)) == []
     assert sch.active_models == frozenset({1})
-    assert sch.draining == {running[0].partition: running[0]}
+    assert sch.draining == {running[0].partition: (running[0],)}
     assert not sch.is_current(running[0])
     # The dropped job's end frees its partition, where model 1 continues.
     follow = sch.handle(JobFinished(running[0]))
@@ -518,3 +529,96 @@ def test_a_removed_model_leaves_its_pending_visits_and_its_running_job_drains() 
             elif isinstance(ins, ModelCompleted):
                 done.append(ins.model_id)
     assert done == [1] and sch.done
+
+
+# --- queued jobs -------------------------------------------------------------------------
+
+
+def test_a_busy_partition_queues_the_one_model_that_needs_it_next() -> None:
+    sch = CheckedScheduler([0, 1], seed=0, evaluate=False, queue_jobs=True)
+    first = [train_order(0, m, 1, (0, 1))[0] for m in range(10)]
+    assert sorted(first) == [0] * 3 + [1] * 7  # (seed 0) so both partitions have several
+    issued = [j for m in range(10) for j in runs(sch.handle(ModelAdded(m, 0, 1)))]
+    # Each partition runs a model and queues one of those whose seeded order starts there.
+    assert sch.idle_partitions == () and len(sch.queued) == 2 == sch.counters.queued
+    assert len(issued) == 4
+    for p, waiting in sch.queued.items():
+        assert waiting.partition == p and waiting in issued and sch.is_current(waiting)
+    p, waiting = next(iter(sch.queued.items()))
+    head = sch.running[p]
+    # The running job ends: the queued one takes its place without a new instruction for
+    # it; whatever is issued next is queued or starts on the partition left.
+    out = finish(sch, head)
+    assert sch.running[p] == waiting and RunJob(waiting) not in out
+    assert all(sch.is_current(j) for j in runs(out))
+
+
+def test_a_model_that_may_go_to_several_partitions_is_never_queued() -> None:
+    """The free order lets a model take any partition it still needs: queueing it on one
+    would take that choice away, so it waits for an idle partition as without queues."""
+    sch = CheckedScheduler([0, 1], seed=0, evaluate=False, seeded_order=False, queue_jobs=True)
+    for m in range(3):
+        sch.handle(ModelAdded(m, 0, 1))
+    assert sch.queued == {} and len(sch.running) == 2
+
+
+def test_a_dropped_queued_job_drains_and_nothing_queues_behind_a_dropped_job() -> None:
+    sch = CheckedScheduler([0], seed=0, evaluate=False, queue_jobs=True)
+    [first] = runs(sch.handle(ModelAdded(0, 0, 1)))
+    [second] = runs(sch.handle(ModelAdded(1, 0, 1)))
+    assert sch.queued == {0: second}
+    assert sch.handle(ModelReset(1)) == []  # its job may still be on the worker's queue
+    assert sch.draining == {0: (second,)} and sch.queued == {}
+    out = finish(sch, first)  # model 0 is done; model 1 waits for its dropped job to end
+    assert out == [EpochCompleted(0, 1), ModelCompleted(0, 1)]
+    assert sch.idle_partitions == ()
+    assert runs(sch.handle(JobFailed(second))) == [Job(1, 0, 1, T)]
+
+
+def test_a_queued_job_may_fail_before_the_running_one_ends() -> None:
+    sch = CheckedScheduler([0], seed=0, evaluate=False, queue_jobs=True)
+    [first] = runs(sch.handle(ModelAdded(0, 0, 1)))
+    [second] = runs(sch.handle(ModelAdded(1, 0, 1)))
+    assert runs(sch.handle(JobFailed(second))) == [second]  # queued again at once
+    finish(sch, first)
+    assert sch.running == {0: second} and sch.queued == {}
+
+
+@pytest.mark.parametrize("queue_jobs", [False, True])
+def test_queued_jobs_hide_the_round_trip_between_jobs(queue_jobs: bool) -> None:
+    """Each job takes 1 s and the driver's round trip 0.2 s: a worker idles through it
+    unless its next job is already queued on it."""
+    models = [ModelAdded(m, 0, 2) for m in range(12)]
+    sch = CheckedScheduler([0, 1], seed=0, evaluate=False, queue_jobs=queue_jobs)
+    ex = SimulatedExecutor([0, 1], lambda job: 1.0, queue_jobs=queue_jobs, dispatch_s=0.2)
+    res = simulate(sch, ex, models)
+    check_job_log(res.log, models, [0, 1], False)
+    if queue_jobs:
+        assert res.utilisation > 0.98
+    else:
+        assert res.utilisation == pytest.approx(1 / 1.2, abs=0.01)
+
+
+def test_a_reset_of_the_running_model_promotes_the_queued_job_behind_its_drain() -> None:
+    sch = CheckedScheduler([0], seed=0, evaluate=False, queue_jobs=True)
+    [first] = runs(sch.handle(ModelAdded(0, 0, 1)))
+    [second] = runs(sch.handle(ModelAdded(1, 0, 1)))
+    # Model 0's job is dropped but may still run: model 1's job is now the partition's
+    # current one, and nothing more is queued while the dropped job drains.
+    assert sch.handle(ModelReset(0)) == []
+    assert sch.running == {0: second} and sch.draining == {0: (first,)} and sch.queued == {}
+    # The dropped job ends: model 0 (needing partition 0 again) is queued behind model 1.
+    assert runs(sch.handle(JobFinished(first))) == [first]
+    assert sch.queued == {0: first} and sch.is_current(first) and not sch.is_draining(first)
+    finish(sch, second)
+    assert finish(sch, first) == [EpochCompleted(0, 1), ModelCompleted(0, 1)]
+    assert sch.done
+
+
+def test_a_runner_refuses_a_queueing_scheduler_on_an_executor_that_cannot_queue() -> None:
+    from automl_core.executors.simulated import MemorySink
+    from automl_core.mop.runner import HopperRunner
+
+    ex = SimulatedExecutor([0, 1], lambda job: 1.0)
+    with pytest.raises(ValueError, match="queue_jobs=executor.queues_jobs"):
+        HopperRunner(ex, MemorySink(), scheduler=MopScheduler([0, 1], seed=0, queue_jobs=True))

@@ -32,12 +32,14 @@ from automl_core.store.repository._datasets import (
 )
 from automl_core.store.repository._epochs import (
     Checkpoint,
+    EpochResult,
     EpochRow,
     checkpoint_epochs,
     epochs,
     last_epoch,
     load_checkpoint,
     record_epoch,
+    record_epoch_results,
     save_checkpoint,
 )
 from automl_core.store.repository._evaluations import EvaluationRow, evaluations, save_evaluation
@@ -137,6 +139,8 @@ __all__ = [
     "UNFINISHED_STATES",
     "best_trial_with_checkpoint",
     "checkpoint_epochs",
+    "EpochResult",
+    "record_epoch_results",
     "claim_requests",
     "create_experiment",
     "dataset_owns_table",

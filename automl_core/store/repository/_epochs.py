@@ -17,7 +17,9 @@ from typing import Any
 
 from psycopg2 import sql
 
+from automl_core.mop.types import JobRecord
 from automl_core.store.repository._common import _t, _tx
+from automl_core.store.repository._jobs import _upsert_jobs
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,22 @@ class Checkpoint:
 # --- epochs ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class EpochResult:
+    """What one trained epoch leaves: its metrics (means over its rows) and the state
+    after it. Written by ``record_epoch_results`` with the epoch's job-log rows."""
+
+    trial_id: int
+    epoch: int
+    train_loss: float | None
+    train_accuracy: float | None
+    valid_loss: float | None
+    valid_accuracy: float | None
+    seconds: float | None
+    samples: int | None
+    state: bytes
+
+
 def record_epoch(
     conn: Any,
     experiment_id: int,
@@ -64,31 +82,58 @@ def record_epoch(
     Raises:
         ValueError: ``epoch`` is below 1 (epochs are 1-based).
     """
+    _check_epoch(epoch)
+    metrics = (train_loss, train_accuracy, valid_loss, valid_accuracy, seconds, samples)
+    with _tx(conn) as cur:
+        _upsert_epoch(cur, experiment_id, trial_id, epoch, metrics)
+
+
+def record_epoch_results(
+    conn: Any, experiment_id: int, results: Sequence[EpochResult], jobs: Sequence[JobRecord]
+) -> None:
+    """Write epochs as ``record_epoch`` and then ``save_checkpoint`` would, each in turn,
+    and job-log rows as ``record_jobs``, all in one transaction (a writer's batch).
+
+    Raises:
+        ValueError: an epoch is below 1; nothing is written.
+    """
+    for result in results:
+        _check_epoch(result.epoch)
+    with _tx(conn) as cur:
+        _upsert_jobs(cur, experiment_id, jobs)
+        for r in results:
+            metrics = (
+                r.train_loss,
+                r.train_accuracy,
+                r.valid_loss,
+                r.valid_accuracy,
+                r.seconds,
+                r.samples,
+            )
+            _upsert_epoch(cur, experiment_id, r.trial_id, r.epoch, metrics)
+            _upsert_checkpoint(cur, experiment_id, r.trial_id, r.epoch, bytes(r.state), None)
+
+
+def _check_epoch(epoch: int) -> None:
     if epoch < 1:
         raise ValueError(f"The value of epoch is {epoch}, but must be 1 or more (1-based).")
-    with _tx(conn) as cur:
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {} (experiment_id, trial_id, epoch, train_loss, train_accuracy, "
-                "valid_loss, valid_accuracy, seconds, samples) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (experiment_id, trial_id, epoch) DO UPDATE SET "
-                "train_loss = EXCLUDED.train_loss, train_accuracy = EXCLUDED.train_accuracy, "
-                "valid_loss = EXCLUDED.valid_loss, valid_accuracy = EXCLUDED.valid_accuracy, "
-                "seconds = EXCLUDED.seconds, samples = EXCLUDED.samples, recorded_at = now()"
-            ).format(_t("trial_epochs")),
-            (
-                experiment_id,
-                trial_id,
-                epoch,
-                train_loss,
-                train_accuracy,
-                valid_loss,
-                valid_accuracy,
-                seconds,
-                samples,
-            ),
-        )
+
+
+def _upsert_epoch(
+    cur: Any, experiment_id: int, trial_id: int, epoch: int, metrics: tuple[Any, ...]
+) -> None:
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (experiment_id, trial_id, epoch, train_loss, train_accuracy, "
+            "valid_loss, valid_accuracy, seconds, samples) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (experiment_id, trial_id, epoch) DO UPDATE SET "
+            "train_loss = EXCLUDED.train_loss, train_accuracy = EXCLUDED.train_accuracy, "
+            "valid_loss = EXCLUDED.valid_loss, valid_accuracy = EXCLUDED.valid_accuracy, "
+            "seconds = EXCLUDED.seconds, samples = EXCLUDED.samples, recorded_at = now()"
+        ).format(_t("trial_epochs")),
+        (experiment_id, trial_id, epoch, *metrics),
+    )
 
 
 def epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int] | None = None) -> list[EpochRow]:
@@ -146,34 +191,39 @@ def save_checkpoint(
     """
     if state is None and uri is None:
         raise ValueError("save_checkpoint needs the state bytes, an artifact uri, or both.")
-    if epoch < 1:
-        raise ValueError(f"The value of epoch is {epoch}, but must be 1 or more (1-based).")
+    _check_epoch(epoch)
     blob = None if state is None else bytes(state)
     with _tx(conn) as cur:
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {t} AS c (experiment_id, trial_id, epoch, state, uri) "
-                "VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
-                "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now() "
-                "WHERE c.epoch <= EXCLUDED.epoch"
-            ).format(t=_t("checkpoints")),
-            (experiment_id, trial_id, epoch, blob, uri),
-        )
-        written = bool(cur.rowcount)
-        # The same ordering as the leaderboard view's best_epoch (views.py).
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {best} (experiment_id, trial_id, epoch, state, uri) "
-                "SELECT %s, %s, %s, %s, %s WHERE %s = ("
-                "  SELECT epoch FROM {epochs} WHERE experiment_id = %s AND trial_id = %s "
-                "  AND valid_accuracy IS NOT NULL ORDER BY valid_accuracy DESC, epoch LIMIT 1"
-                ") ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
-                "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now()"
-            ).format(best=_t("best_checkpoints"), epochs=_t("trial_epochs")),
-            (experiment_id, trial_id, epoch, blob, uri, epoch, experiment_id, trial_id),
-        )
-        return written
+        return _upsert_checkpoint(cur, experiment_id, trial_id, epoch, blob, uri)
+
+
+def _upsert_checkpoint(
+    cur: Any, experiment_id: int, trial_id: int, epoch: int, blob: bytes | None, uri: str | None
+) -> bool:
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} AS c (experiment_id, trial_id, epoch, state, uri) "
+            "VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+            "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now() "
+            "WHERE c.epoch <= EXCLUDED.epoch"
+        ).format(t=_t("checkpoints")),
+        (experiment_id, trial_id, epoch, blob, uri),
+    )
+    written = bool(cur.rowcount)
+    # The same ordering as the leaderboard view's best_epoch (views.py).
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {best} (experiment_id, trial_id, epoch, state, uri) "
+            "SELECT %s, %s, %s, %s, %s WHERE %s = ("
+            "  SELECT epoch FROM {epochs} WHERE experiment_id = %s AND trial_id = %s "
+            "  AND valid_accuracy IS NOT NULL ORDER BY valid_accuracy DESC, epoch LIMIT 1"
+            ") ON CONFLICT (experiment_id, trial_id) DO UPDATE SET epoch = EXCLUDED.epoch, "
+            "state = EXCLUDED.state, uri = EXCLUDED.uri, updated_at = now()"
+        ).format(best=_t("best_checkpoints"), epochs=_t("trial_epochs")),
+        (experiment_id, trial_id, epoch, blob, uri, epoch, experiment_id, trial_id),
+    )
+    return written
 
 
 def checkpoint_epochs(conn: Any, experiment_id: int, trial_ids: Sequence[int]) -> dict[int, int]:

@@ -22,6 +22,11 @@ def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRecord]) -> int
 
     Within one call the last row for a key wins. Returns the number of distinct rows.
     """
+    with _tx(conn) as cur:
+        return _upsert_jobs(cur, experiment_id, rows)
+
+
+def _upsert_jobs(cur: Any, experiment_id: int, rows: Sequence[JobRecord]) -> int:
     latest: dict[tuple[int, int, int, str], JobRecord] = {}
     for job in rows:
         latest[(job.trial_id, job.epoch, job.partition, _text(job.kind))] = job
@@ -31,19 +36,18 @@ def record_jobs(conn: Any, experiment_id: int, rows: Sequence[JobRecord]) -> int
         (experiment_id, trial, epoch, part, kind, j.worker, j.started_at, j.ended_at, j.attempt)
         for (trial, epoch, part, kind), j in latest.items()
     ]
-    with _tx(conn) as cur:
-        execute_values(
-            cur,
-            sql.SQL(
-                'INSERT INTO {} (experiment_id, trial_id, epoch, "partition", kind, worker, '
-                "started_at, ended_at, attempt) VALUES %s "
-                'ON CONFLICT (experiment_id, trial_id, epoch, "partition", kind) DO UPDATE SET '
-                "worker = EXCLUDED.worker, started_at = EXCLUDED.started_at, "
-                "ended_at = EXCLUDED.ended_at, attempt = EXCLUDED.attempt"
-            ).format(_t("mop_jobs")),
-            values,
-            page_size=1000,
-        )
+    execute_values(
+        cur,
+        sql.SQL(
+            'INSERT INTO {} (experiment_id, trial_id, epoch, "partition", kind, worker, '
+            "started_at, ended_at, attempt) VALUES %s "
+            'ON CONFLICT (experiment_id, trial_id, epoch, "partition", kind) DO UPDATE SET '
+            "worker = EXCLUDED.worker, started_at = EXCLUDED.started_at, "
+            "ended_at = EXCLUDED.ended_at, attempt = EXCLUDED.attempt"
+        ).format(_t("mop_jobs")),
+        values,
+        page_size=1000,
+    )
     return len(values)
 
 
