@@ -136,9 +136,10 @@ class SimulatedExecutor:
         return self._queue_jobs
 
     @property
-    def in_flight(self) -> Mapping[int, Job]:
-        """Partition -> the first of its jobs in flight (a snapshot)."""
-        return MappingProxyType({p: jobs[0][2] for p, jobs in self._busy.items()})
+    def in_flight(self) -> Mapping[int, list[tuple[float, float, Job]]]:
+        """Partition -> (start, end, job) of its jobs in flight, in the order they run (a
+        read-only live view: O(1), asked once per step of a simulation)."""
+        return MappingProxyType(self._busy)
 
     def submit(self, job: Job, config: Mapping[str, Any], state: StateRef | bytes | None) -> None:
         """Start ``job`` after ``dispatch_s`` (or when the partition's running job ends,

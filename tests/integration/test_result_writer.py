@@ -3,6 +3,7 @@ the runner's back, in batches, and are in the database whenever a reader needs t
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg2
@@ -53,7 +54,16 @@ def test_what_was_handed_over_is_in_the_database_after_a_flush(conn: Any, exp_id
         sink.close()
 
 
-def test_reading_a_checkpoint_waits_for_the_writer(conn: Any, exp_id: int) -> None:
+def test_reading_a_checkpoint_waits_for_the_writer(
+    conn: Any, exp_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = repo.record_epoch_results
+
+    def slow_write(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.3)  # the writer is still busy when the checkpoint is asked for
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "record_epoch_results", slow_write)
     sink = DatabaseSink(conn, exp_id)
     try:
         hand_over(sink, 7, 1, 0.5)
