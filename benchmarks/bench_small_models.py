@@ -15,6 +15,10 @@ One run, on a fresh database (or ``--db-url``), with the built-in ``signals`` da
    training rows + evaluation over the validation rows, with the hopper's training
    functions) of every configuration that was trained, alone, on one torch thread.
    limit = sum over the trained (trial, epoch) rows of that epoch time / 2 workers.
+5. The same pricing again with a second process training the same configurations on the
+   other core all the while: "limit, cores busy". On a machine whose cores slow each other
+   down (shared caches, SMT siblings, a host's turbo budget), no 2-worker search can beat
+   this one; the ratio of the two prices says how much the cores slow each other.
 
 Prints one table: wall, limit, wall/limit, and for the automl paths the utilisation from
 the job log (busy worker-seconds in automl.mop_jobs / (2 x wall), and over the log's span),
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -399,61 +404,103 @@ def run_optuna(db_url: str, tmp: Path) -> dict[str, Any]:
 # --- pricing: one epoch per configuration, alone, one thread (--role price) ----------------------
 
 
-def price_main(db_url: str, in_path: Path, out_path: Path) -> None:
-    """Median seconds of one epoch (train over all training rows + evaluate) per config."""
+def _priced_epoch(engine: Any, key: str, data: Mapping[str, Any], epochs: int) -> list[float]:
+    """Seconds of each of ``epochs`` epochs (training pass + evaluation) of one config."""
+    (x, y), (xv, yv) = data["train"], data["valid"]
+    shape, classes = data["shape"], data["classes"]
+    config, state, times = json.loads(key), None, []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        state, _ = engine.train_partition(
+            config, state, x, y, input_shape=shape, num_classes=classes, epoch=epoch, seed=SEED
+        )
+        engine.evaluate_partition(config, state, xv, yv, input_shape=shape, num_classes=classes)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def price_main(db_url: str, in_path: Path, out_path: Path, *, load: bool = False) -> None:
+    """Median seconds of one epoch (train over all training rows + evaluate) per config.
+
+    ``load``: instead, train the same configurations round-robin until terminated (the
+    work beside a pricing run that measures with both cores busy); writes ``out_path``
+    once ready, so that the pricing starts only when the load runs.
+    """
     import torch
 
     from automl_core.training import engine
 
     torch.set_num_threads(1)
     data = load_arrays(db_url)
-    (x, y), (xv, yv) = data["train"], data["valid"]
-    shape, classes = data["shape"], data["classes"]
     configs: list[str] = json.loads(in_path.read_text())
-    engine.train_partition(
-        {"architecture": "mlp"},
-        None,
-        x[:64],
-        y[:64],
-        input_shape=shape,
-        num_classes=classes,
-        epoch=1,
-        seed=0,
-    )
-    prices: dict[str, float] = {}
-    for key in configs:
-        config, state, times = json.loads(key), None, []
-        for epoch in range(1, PRICE_EPOCHS + 1):
-            start = time.perf_counter()
-            state, _ = engine.train_partition(
-                config, state, x, y, input_shape=shape, num_classes=classes, epoch=epoch, seed=SEED
-            )
-            engine.evaluate_partition(config, state, xv, yv, input_shape=shape, num_classes=classes)
-            times.append(time.perf_counter() - start)
-        prices[key] = statistics.median(times)
+    _priced_epoch(engine, json.dumps({"architecture": "mlp"}), data, 1)  # torch's lazy imports
+    if load:
+        out_path.write_text("ready")
+        while True:
+            for key in configs:
+                _priced_epoch(engine, key, data, 1)
+    prices = {
+        key: statistics.median(_priced_epoch(engine, key, data, PRICE_EPOCHS)) for key in configs
+    }
     out_path.write_text(json.dumps(prices))
 
 
-def price(db_url: str, configs: set[str], tmp: Path) -> dict[str, float]:
-    """Epoch seconds per canonical config, measured in a fresh subprocess."""
-    in_path, out_path = tmp / "price_in.json", tmp / "price_out.json"
+def price(db_url: str, configs: set[str], tmp: Path, *, beside: bool = False) -> dict[str, float]:
+    """Epoch seconds per canonical config, measured in a fresh subprocess.
+
+    ``beside``: with a second process training the same configurations on the other
+    core all the while: what an epoch costs on this machine when both cores work, as
+    they do in every 2-worker search.
+    """
+    tag = "busy" if beside else "alone"
+    in_path, out_path = tmp / "price_in.json", tmp / f"price_{tag}.json"
     in_path.write_text(json.dumps(sorted(configs)))
-    cmd = [
-        sys.executable,
-        __file__,
-        "--role",
-        "price",
-        "--db-url",
-        db_url,
-        "--in",
-        str(in_path),
-        "--out",
-        str(out_path),
-    ]
-    done = timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "price.log")
+    env = automl_env(db_url, tmp)
+
+    def role(name: str, out: Path) -> list[str]:
+        return [sys.executable, __file__, "--role", name, "--db-url", db_url,
+                "--in", str(in_path), "--out", str(out)]  # fmt: skip
+
+    with contextlib.ExitStack() as stack:
+        if beside:
+            stack.enter_context(_load_beside(role("load", tmp / "load_ready"), env, tmp))
+        done = timed_subprocess(role("price", out_path), env, tmp / f"price_{tag}.log")
     # The prices are the denominator of every ratio: say how busy the machine was.
-    print(f"pricing: {done['wall']:.1f} s, mean load {done['load'] or 0:.1f}", flush=True)
+    print(f"pricing ({tag}): {done['wall']:.1f} s, mean load {done['load'] or 0:.1f}", flush=True)
     return dict(json.loads(out_path.read_text()))
+
+
+@contextlib.contextmanager
+def _load_beside(cmd: list[str], env: Mapping[str, str], tmp: Path) -> Iterator[None]:
+    """Run the load process (``--role load``) while the block runs; ready within 120 s."""
+    ready = Path(cmd[-1])
+    ready.unlink(missing_ok=True)
+    with (tmp / "load.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the load process did not start: see {tmp / 'load.log'}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prices:
+    """Epoch seconds per canonical config: priced alone (the issue's physical limit) and
+    with the other core busy with the same kind of work (what this machine gives two
+    workers)."""
+
+    alone: Mapping[str, float]
+    busy: Mapping[str, float]
 
 
 def limit_of(trained: list[tuple[str, int]], prices: Mapping[str, float]) -> float:
@@ -471,14 +518,16 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "-" if value is None else format(value, fmt)
 
     lines = [
-        "| path | wall s | limit s | wall/limit | util. (2 x wall) | util. (job-log span) "
+        "| path | wall s | limit s | wall/limit | limit, cores busy s | wall/that "
+        "| util. (2 x wall) | util. (job-log span) "
         "| job time / priced | trained epochs | best valid acc. | peak PSS MB | mean load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['path']} | {f(r['wall'], '.1f')} | {f(r['limit'], '.1f')} | "
-            f"{f(r['wall'] / r['limit'], '.2f')}x | {f(r.get('util_wall'), '.3f')} | "
+            f"{f(r['wall'] / r['limit'], '.2f')}x | {f(r['limit_busy'], '.1f')} | "
+            f"{f(r['wall'] / r['limit_busy'], '.2f')}x | {f(r.get('util_wall'), '.3f')} | "
             f"{f(r.get('util_span'), '.3f')} | {f(r.get('inflation'), '.2f')} | {r['epochs']} | {f(r.get('best'), '.3f')} | "
             f"{f(r.get('peak_pss_mb'), '.0f')} | {f(r.get('load'), '.1f')} |"
         )
@@ -489,7 +538,7 @@ def automl_row(
     path: str,
     wall: float,
     figures: Mapping[str, Any],
-    prices: Mapping[str, float],
+    prices: Prices,
     sampled: Mapping[str, Any],
 ) -> dict[str, Any]:
     """One table row of an automl path from its wall time and its experiment's tables.
@@ -497,11 +546,12 @@ def automl_row(
     ``sampled`` holds what was sampled during the run (``peak_pss_mb``, ``load``), if any.
     """
     trained = [(c, n) for _, c, n in figures["trained"]]
-    limit = limit_of(trained, prices)
+    limit = limit_of(trained, prices.alone)
     return {
         "path": path,
         "wall": wall,
         "limit": limit,
+        "limit_busy": limit_of(trained, prices.busy),
         "util_wall": figures["busy_s"] / (WORKERS * wall),
         "util_span": figures["busy_s"] / (WORKERS * figures["span_s"])
         if figures["span_s"]
@@ -549,7 +599,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     # Internal: the subprocesses this script starts for the peer and for pricing.
     parser.add_argument(
-        "--role", choices=("main", "optuna", "price"), default="main", help=argparse.SUPPRESS
+        "--role",
+        choices=("main", "optuna", "price", "load"),
+        default="main",
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--in", dest="in_path", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -560,8 +613,8 @@ def main() -> None:
     args = parse_args()
     if args.role == "optuna":
         return optuna_main(args.db_url, args.out)
-    if args.role == "price":
-        return price_main(args.db_url, args.in_path, args.out)
+    if args.role in ("price", "load"):
+        return price_main(args.db_url, args.in_path, args.out, load=args.role == "load")
     if not args.no_optuna:
         try:
             import optuna  # noqa: F401
@@ -597,11 +650,11 @@ def main() -> None:
             for _, c, _ in runs[k]["figures"]["trained"]
         }
         configs |= {_canonical(t["config"]) for t in runs.get("optuna", {}).get("trials", [])}
-        prices = price(db_url, configs, tmp)
+        prices = Prices(price(db_url, configs, tmp), price(db_url, configs, tmp, beside=True))
     report(args, runs, prices)
 
 
-def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[str, float]) -> None:
+def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Prices) -> None:
     """Print the table (and the figures as JSON with --json)."""
     a = runs["automl"]
     rows = [automl_row("automl run (CLI subprocess)", a["wall"], a["figures"], prices, a)]
@@ -626,7 +679,8 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[st
         o = runs["optuna"]
         trained = [(_canonical(t["config"]), t["epochs"]) for t in o["trials"]]
         base = {
-            "limit": limit_of(trained, prices),
+            "limit": limit_of(trained, prices.alone),
+            "limit_busy": limit_of(trained, prices.busy),
             "epochs": sum(n for _, n in trained),
             "best": o["best"],
         }
@@ -642,7 +696,9 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[st
         rows.append({"path": "optuna (study.optimize only)", "wall": o["optimize_s"], **base})
     print(
         f"\n{platform.machine()}, {os.cpu_count()} cores; Hyperband R={R} eta={ETA} seed {SEED}, {WORKERS} workers; "
-        f"{len(prices)} configurations priced, epoch {min(prices.values()):.3f}-{max(prices.values()):.3f} s"
+        f"{len(prices.alone)} configurations priced, epoch "
+        f"{min(prices.alone.values()):.3f}-{max(prices.alone.values()):.3f} s alone; with the other "
+        f"core busy, epochs took {sum(prices.busy.values()) / sum(prices.alone.values()):.2f}x as long"
     )
     print(
         f"automl run: experiment {a['figures']['experiment_s'] or 0:.1f} s of {a['wall']:.1f} s wall, "
@@ -651,7 +707,11 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Mapping[st
     print(table(rows))
     if args.json:
         args.json.write_text(
-            json.dumps({"runs": runs, "prices": prices, "rows": rows}, indent=2, default=str)
+            json.dumps(
+                {"runs": runs, "prices": dataclasses.asdict(prices), "rows": rows},
+                indent=2,
+                default=str,
+            )
         )
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
+from automl_core.executors.local_cluster import local_cluster
 from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.executors.worker_loss import (
     _UNUSABLE,
@@ -89,10 +90,11 @@ class DaskExecutor(WorkerLossHandling):
         """``replicate_validation``: every worker holds every validation partition, and
         an epoch's last training visit evaluates the whole validation set there, instead
         of a pass of evaluation jobs (half the jobs; meant for small validation sets)."""
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
 
-        # Local workers are spawned processes; a host program's __main__ (the `airflow`
-        # command in a task) must not be re-run in them, now or when a worker restarts.
+        # Holds the local cluster and, where workers are spawned (no fork server), the
+        # guard that keeps a host program's __main__ (the `airflow` command in a task)
+        # from being re-run in them, now or when a worker restarts.
         self._main_guard = contextlib.ExitStack()
         self._partitions = list(partitions)
         self._data = (
@@ -109,23 +111,14 @@ class DaskExecutor(WorkerLossHandling):
         else:
             # One single-threaded worker process per partition; torch uses one thread each.
             self._main_guard.enter_context(spawn_safe_main())
-            import dask
-
-            # The nannies pass this config on to their workers. A worker's statistical
-            # profiler samples the training thread's stack every 10 ms, taking the GIL
-            # from it; these workers run one job at a time, so it tells nothing new.
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
-                self._cluster = LocalCluster(
-                    n_workers=n_workers or len(self._partitions),
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=":0",  # a free port: never clash with another cluster
-                    memory_limit=0,
-                    silence_logs=logging.WARNING,
-                    env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            try:
+                self._cluster = self._main_guard.enter_context(
+                    local_cluster(n_workers or len(self._partitions))
                 )
-            self._client = Client(self._cluster, set_as_default=False)
+                self._client = Client(self._cluster, set_as_default=False)
+            except BaseException:
+                self._main_guard.close()
+                raise
         self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
         nthreads = self._client.nthreads()
         self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())
@@ -258,9 +251,7 @@ class DaskExecutor(WorkerLossHandling):
 
     def close(self) -> None:
         self._client.close(timeout=CLOSE_TIMEOUT_S)
-        if self._cluster is not None:
-            self._cluster.close(timeout=CLOSE_TIMEOUT_S)
-        self._main_guard.close()
+        self._main_guard.close()  # the local cluster, if any, then __main__ restored
 
     # --- submitting and collecting ---------------------------------------------------------
 

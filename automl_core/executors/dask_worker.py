@@ -157,6 +157,11 @@ def run_job(
     started = time.time()
     if kind == "train":
         x, y = load_partition(data, partition, "train")
+        validation = (
+            [load_partition(data, p, "valid") for p in data.validation_partitions]
+            if evaluate_after
+            else []
+        )
         new_state, metrics = engine.train_partition(
             config,
             state,
@@ -166,9 +171,8 @@ def run_job(
             num_classes=data.num_classes,
             epoch=epoch,
             seed=seed,
+            evaluate_on=validation,
         )
-        if evaluate_after:
-            metrics.update(_evaluate_everywhere(config, new_state, data))
     else:
         if state is None:
             raise ValueError(f"model {model_id}: evaluation needs a trained state")
@@ -189,22 +193,6 @@ def run_job(
         )
     )
     return bytes(new_state), visits
-
-
-def _evaluate_everywhere(config: TrainingConfig, state: bytes, data: DataRef) -> dict[str, float]:
-    """Summed loss and correct predictions over every validation partition."""
-    from automl_core.training import engine
-
-    sums = {"valid_loss_sum": 0.0, "valid_correct": 0.0, "valid_samples": 0.0}
-    for partition in data.validation_partitions:
-        x, y = load_partition(data, partition, "valid")
-        part = engine.evaluate_partition(
-            config, state, x, y, input_shape=data.feature_shape, num_classes=data.num_classes
-        )
-        sums["valid_loss_sum"] += float(part["loss_sum"])
-        sums["valid_correct"] += float(part["correct"])
-        sums["valid_samples"] += float(part["samples"])
-    return sums
 
 
 def job_output(result: JobOutput | bytes) -> JobOutput:

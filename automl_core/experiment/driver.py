@@ -48,7 +48,11 @@ from automl_core.experiment.stopping import (
     StopRequest,
     new_processes_ignore_sigint,
 )
-from automl_core.experiment.worker_pool import open_executor, progress_bar
+from automl_core.experiment.worker_pool import (
+    open_executor,
+    progress_bar,
+    start_local_workers_early,
+)
 from automl_core.store import repository as repo
 from automl_core.store.connection import DatabaseLostError, RetryingConnection
 
@@ -356,6 +360,7 @@ def run_search(
     Raises EngineInterrupted (``stop`` was requested) and DatabaseLostError as
     ``run_engine`` does; the experiment is then left for a rerun to resume.
     """
+    start_local_workers_early(request.cluster)  # they import torch while this creates
     name = api.create_experiment(request, db_url=db_url)["name"]
     run_engine(
         name,

@@ -11,6 +11,7 @@ from typing import Any
 
 from automl_core.data.reader import DatasetInfo
 from automl_core.executors.dask_worker import DataRef
+from automl_core.experiment.stopping import new_processes_ignore_sigint
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def open_executor(
     """A Dask executor over the data set's partitions: an existing cluster or a local one."""
     from automl_core.executors.dask_executor import DaskExecutor
 
-    address = cluster or os.environ.get("AUTOML_DASK_ADDRESS") or None
+    address = cluster_address(cluster)
     data = DataRef(db_url, info.name, tuple(info.feature_shape), info.num_classes)
     workers = local_workers(workers, info.partitions) if not address else workers
     valid_bytes = info.n_valid * math.prod(info.feature_shape) * 4  # float32 features
@@ -48,6 +49,25 @@ def open_executor(
         yield executor
     finally:
         executor.close()
+
+
+def cluster_address(cluster: str | None) -> str | None:
+    """The Dask scheduler to train on: ``cluster``, else ``AUTOML_DASK_ADDRESS``; None
+    means a local cluster of the run's own."""
+    return cluster or os.environ.get("AUTOML_DASK_ADDRESS") or None
+
+
+def start_local_workers_early(cluster: str | None) -> None:
+    """Where the run will start a local cluster, start the process its workers are
+    forked from now, so that it imports torch while the caller does other work
+    (``executors.local_cluster.start_worker_server``); else nothing."""
+    if cluster_address(cluster) is None:
+        from automl_core.executors.local_cluster import start_worker_server
+
+        # The workers forked from it keep its SIGINT disposition: ignored, as for
+        # workers started by the engine (a Ctrl-C reaches the whole process group).
+        with new_processes_ignore_sigint():
+            start_worker_server()
 
 
 def local_workers(requested: int | None, partitions: int) -> int:

@@ -63,6 +63,7 @@ def train_partition(
     epoch: int,
     seed: int,
     device: torch.device | str | None = None,
+    evaluate_on: Sequence[tuple[ArrayLike, ArrayLike]] = (),
 ) -> tuple[bytes, dict[str, float | int]]:
     """Train the model one pass over one partition and return its new state.
 
@@ -77,11 +78,17 @@ def train_partition(
         y: int64 class indices ``[n]`` in ``[0, num_classes)``.
         epoch: the 1-based epoch this pass belongs to; recorded in the state.
         seed: the trial's seed; keep it the same for every pass of a trial.
+        evaluate_on: validation parts ``(x, y)`` (shapes as above) to evaluate the
+            trained model on after the pass, from the session in memory: the sums
+            :func:`evaluate_partition` of the returned state gives on each part, added
+            up, without reading the state back once per part.
 
     Returns:
         ``(state_bytes, metrics)`` with metrics ``loss_sum`` (summed cross-entropy),
         ``correct`` (training-mode correct predictions), ``samples`` (rows) and
-        ``seconds`` (wall time of the whole call: load, pass and save).
+        ``seconds`` (wall time of the whole call: load, pass, save and evaluation);
+        with ``evaluate_on``, also ``valid_loss_sum``, ``valid_correct`` and
+        ``valid_samples``, summed over the parts.
 
     Raises:
         UserInputError: a bad configuration, or data that does not fit
@@ -95,6 +102,14 @@ def train_partition(
     )
     metrics = session.train_pass(x, y, epoch=epoch)
     new_state = session.to_bytes()
+    if evaluate_on:
+        sums = {"valid_loss_sum": 0.0, "valid_correct": 0, "valid_samples": 0}
+        for vx, vy in evaluate_on:
+            part = session.evaluate(vx, vy)
+            sums["valid_loss_sum"] += part["loss_sum"]
+            sums["valid_correct"] += part["correct"]
+            sums["valid_samples"] += part["samples"]
+        metrics.update(sums)
     metrics["seconds"] = time.perf_counter() - started
     return new_state, metrics
 

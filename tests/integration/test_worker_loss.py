@@ -73,11 +73,14 @@ class _Killer:
 
 
 def _worker_pid(address: str) -> int:
-    """The pid of the local worker at ``address`` (its process title names the address)."""
+    """The pid of the local worker at ``address``: the process listening on its port."""
+    port = int(address.rsplit(":", 1)[1])
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            # setproctitle's title, padded with empty arguments.
-            if " ".join(child.cmdline()).strip() == f"dask worker [{address}]":
+            if any(
+                c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                for c in child.net_connections(kind="tcp")
+            ):
                 return child.pid
     raise AssertionError(f"no local process runs the worker {address}")
 

@@ -197,6 +197,24 @@ def test_evaluation_matches_a_direct_computation() -> None:
     assert got["loss_sum"] == pytest.approx(F.cross_entropy(logits, y, reduction="sum").item())
 
 
+def test_evaluating_after_the_pass_equals_evaluating_the_returned_state() -> None:
+    """``evaluate_on`` evaluates the session in memory (BatchNorm and dropout in eval
+    mode): the same sums as reading the returned state back once per part."""
+    config = {**MLP, "architecture": "cnn1d", "channels": 4}
+    shape = (2, 6)
+    parts = [_data(23, shape, seed=3), _data(17, shape, seed=4)]
+    x, y = _data(40, shape, seed=2)
+    kw: dict[str, Any] = {"input_shape": shape, "num_classes": CLASSES, "epoch": 1, "seed": 5}
+    plain, _ = train_partition(config, None, x, y, **kw)
+    state, metrics = train_partition(config, None, x, y, evaluate_on=parts, **kw)
+    assert state == plain  # evaluating changes nothing in the state
+    apart = [evaluate_partition(config, state, px, py, input_shape=shape, num_classes=CLASSES)
+             for px, py in parts]  # fmt: skip
+    assert metrics["valid_samples"] == 40
+    assert metrics["valid_correct"] == sum(p["correct"] for p in apart)
+    assert metrics["valid_loss_sum"] == pytest.approx(sum(p["loss_sum"] for p in apart), rel=1e-6)
+
+
 def test_evaluation_does_not_depend_on_the_device() -> None:
     data = _data(30)
     state, _ = _train(MLP, None, data, device=default_device())

@@ -1,0 +1,111 @@
+"""The local Dask cluster of a run: one single-threaded worker process per partition,
+forked from a server process that has imported torch and the trainer once.
+
+Why a fork server: each worker used to be a fresh interpreter (multiprocessing's
+"spawn") that imported torch, ``torch._dynamo``, Dask and the trainer itself, about
+2.5 s of CPU per worker, all at once on the machine's cores, and before the first job.
+Now one server process (multiprocessing's "forkserver", preloading
+:mod:`automl_core.executors.worker_preload`) imports them once, and the workers, and a
+worker restarted after it died, are forked from it in a fraction of a second.
+:func:`start_worker_server` starts it early, so that it imports beside the driver's
+own start-up (``automl run`` calls it before it creates the experiment).
+
+Where the platform has no fork server (Windows), workers are spawned as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PRELOAD = ["automl_core.executors.worker_preload"]
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def start_worker_server() -> None:
+    """Start the fork server that local workers come from, if it is not running yet.
+
+    Returns at once: the server imports torch and the trainer in the background. It
+    starts with Dask's ``distributed.nanny.pre-spawn-environ`` (one OpenMP/MKL/OpenBLAS
+    thread, ``MALLOC_TRIM_THRESHOLD_``) in its environment, as a spawned worker would,
+    because those are read when a library is loaded, that is, in the server. It lives
+    until this process exits.
+    """
+    if _start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    import dask
+    import distributed  # noqa: F401  (registers its settings with dask.config)
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    pre_spawn = {
+        k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+    }
+    saved = {k: os.environ.get(k) for k in pre_spawn}
+    os.environ.update(pre_spawn)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int) -> Iterator[Any]:
+    """A LocalCluster of ``n_workers`` single-threaded worker processes on 127.0.0.1.
+
+    Its settings hold while the block runs, so that a worker the nanny restarts after
+    a loss is forked the same way.
+    """
+    import dask
+    from distributed import LocalCluster
+    from distributed.proctitle import enable_proctitle_on_children
+
+    settings = {
+        # A worker's statistical profiler samples the training thread's stack every
+        # 10 ms, taking the GIL from it; these workers run one job at a time, so it
+        # tells nothing new.
+        "distributed.worker.profile.enabled": False,
+        # Every job is pinned to its partition's worker: nothing can be stolen, and
+        # the stealing extension would still track every task on the scheduler.
+        "distributed.scheduler.work-stealing": False,
+        "distributed.worker.multiprocessing-method": _start_method(),
+    }
+    start_worker_server()
+    # What the nannies do when they start: a worker then titles its process "dask worker
+    # [address]". Done here, before the environment is handed over, as forked workers
+    # see only that.
+    enable_proctitle_on_children()
+    with dask.config.set(settings):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # a free port: never clash with another cluster
+            memory_limit=0,
+            silence_logs=logging.WARNING,
+            # A forked worker starts from the server's environment: hand it this
+            # process's as it is now (AUTOML_* settings a test or task set since).
+            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
+        try:
+            yield cluster
+        finally:
+            cluster.close(timeout=CLOSE_TIMEOUT_S)
+
+
+CLOSE_TIMEOUT_S = 30.0
