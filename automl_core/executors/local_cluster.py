@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 PRELOAD = ["automl_core.executors.worker_preload"]
 
+# The environment a worker process starts with (read when a library loads, so in the
+# fork server): one OpenMP/MKL/OpenBLAS thread, since each worker is one slot. In place
+# of Dask's ``distributed.nanny.pre-spawn-environ``, which also sets
+# MALLOC_TRIM_THRESHOLD_=65536 so that glibc hands freed memory back to the OS at once;
+# torch frees and allocates its activations every mini-batch, and with that setting each
+# allocation page-faulted afresh: the same sub-epochs took 1.3-1.6x as long
+# (benchmarks/RESULTS.md). Workers keep glibc's own, adaptive thresholds.
+WORKER_START_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
 
 def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -35,24 +44,20 @@ def start_worker_server() -> None:
     """Start the fork server that local workers come from, if it is not running yet.
 
     Returns at once: the server imports torch and the trainer in the background. It
-    starts with Dask's ``distributed.nanny.pre-spawn-environ`` (one OpenMP/MKL/OpenBLAS
-    thread, ``MALLOC_TRIM_THRESHOLD_``) in its environment, as a spawned worker would,
-    because those are read when a library is loaded, that is, in the server. It lives
-    until this process exits.
+    starts with ``WORKER_START_ENV`` in its environment, because those settings are read
+    when a library is loaded, that is, in the server. It lives until this process exits.
     """
     if _start_method() != "forkserver":
         return
     from multiprocessing import forkserver
 
-    import dask
-    import distributed  # noqa: F401  (registers its settings with dask.config)
-
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
-    pre_spawn = {
-        k: str(v) for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
-    }
-    saved = {k: os.environ.get(k) for k in pre_spawn}
-    os.environ.update(pre_spawn)
+    # The server runs `python -c`, which would put the current directory first on its
+    # path: a stray torch.py there would be imported in every worker. PYTHONSAFEPATH
+    # (Python 3.11) leaves it off.
+    start_env = {**WORKER_START_ENV, "PYTHONSAFEPATH": "1"}
+    saved = {k: os.environ.get(k) for k in start_env}
+    os.environ.update(start_env)
     try:
         forkserver.ensure_running()
     finally:
@@ -83,6 +88,8 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
         # the stealing extension would still track every task on the scheduler.
         "distributed.scheduler.work-stealing": False,
         "distributed.worker.multiprocessing-method": _start_method(),
+        # Where workers are spawned (no fork server): the same start environment.
+        "distributed.nanny.pre-spawn-environ": WORKER_START_ENV,
     }
     start_worker_server()
     # What the nannies do when they start: a worker then titles its process "dask worker
@@ -100,7 +107,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
             silence_logs=logging.WARNING,
             # A forked worker starts from the server's environment: hand it this
             # process's as it is now (AUTOML_* settings a test or task set since).
-            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            env={**os.environ, **WORKER_START_ENV},
         )
         try:
             yield cluster
