@@ -178,6 +178,7 @@ def run_engine(
     """
     stop = stop or StopRequest()
     with api.open_experiment(name, db_url) as ctx:
+        start_local_workers_early(cluster)  # importing while the engine reads its rows
         db = RetryingConnection(ctx.url, ctx.conn)
         exp_id = ctx.experiment.id
         try:
