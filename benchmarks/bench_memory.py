@@ -5,7 +5,7 @@
 ``automl run --method random --n 500 --epochs 1`` on the built-in digits data (2
 partitions, 2 workers) in a subprocess, on a fresh database. Every 2 s it samples the PSS
 (``process_memory``) of the driver (the ``automl`` process) and of each Dask worker
-process (process title ``dask worker``), and how many trials have finished (rows in
+process (the processes its fork server forked), and how many trials have finished (rows in
 ``automl.trial_epochs``). Prints the samples at 50, 100, 200, ... finished trials and the
 growth from the first sample at or after 50 trials to the last: memory is *flat* when
 each process grew by at most 10% or 30 MB (issue 10: states that no rung needs again are
@@ -53,15 +53,25 @@ def finished_trials(db_url: str, name: str) -> int:
 
 
 def worker_pids(root: int) -> list[int]:
-    out = []
-    for pid in tree_pids(root):
+    """The Dask workers of the run ``root``: the processes its fork server forked (a
+    forked worker keeps the server's command line; the server is a child of the run)."""
+
+    def cmdline(pid: int) -> bytes:
         try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            continue
-        if title.startswith(b"dask worker"):
-            out.append(pid)
-    return out
+            return b""
+
+    def parent(pid: int) -> int | None:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+    pids = tree_pids(root)
+    servers = {p for p in pids if parent(p) == root and b"multiprocessing.forkserver" in cmdline(p)}
+    return [p for p in pids if parent(p) in servers]
 
 
 def run(db_url: str, trials: int, tmp: Path) -> list[dict[str, float]]:
@@ -99,6 +109,8 @@ def run(db_url: str, trials: int, tmp: Path) -> list[dict[str, float]]:
 
 def report(samples: list[dict[str, float]], trials: int) -> None:
     keys = sorted({k for s in samples for k in s if k.endswith("_mb")})
+    if not any(k.startswith("worker") for k in keys):
+        raise SystemExit("no worker process was found under the run: nothing to judge")
     print(f"| finished trials | seconds | {' | '.join(k[:-3] + ' PSS MB' for k in keys)} |")
     print("|---:|---:|" + "---:|" * len(keys))
     marks = [50 * 2**i for i in range(10) if 50 * 2**i < trials] + [trials]

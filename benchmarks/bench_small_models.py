@@ -62,6 +62,8 @@ DAG_ID = "automl_hyperband_signals"
 R, ETA, SEED, WORKERS = 27, 3, 0, 2
 N_TRIALS = 49  # what Hyperband R=27, eta=3 samples: brackets of 27, 12, 6 and 4
 PRICE_EPOCHS = 3  # epochs timed per configuration; the median is its epoch time
+LOAD_MAX_S = 900  # the load beside a pricing never runs longer than this
+SUBPROCESS_TIMEOUT_S = 1800  # a search, the peer or a pricing
 OPTUNA_HINT = (
     "Optuna is missing: install the benchmark extra with\n"
     "    .venv/bin/pip install -c constraints.txt optuna==5.0.0\n"
@@ -110,12 +112,21 @@ def load_arrays(db_url: str) -> dict[str, Any]:
 
 
 def timed_subprocess(cmd: list[str], env: Mapping[str, str], log: Path) -> dict[str, float | None]:
-    """Run ``cmd`` to the end (output to ``log``); wall seconds, peak tree PSS in MB, mean load."""
+    """Run ``cmd`` to the end (output to ``log``); wall seconds, peak tree PSS in MB, mean load.
+
+    A run past ``SUBPROCESS_TIMEOUT_S`` is killed and the benchmark stops."""
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         with PssSampler(proc.pid) as sampler:
-            rc = proc.wait()
+            try:
+                rc = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=60)
+                raise SystemExit(
+                    f"{' '.join(cmd[:3])} ... ran past {SUBPROCESS_TIMEOUT_S} s"
+                ) from None
         wall = time.perf_counter() - start
     if rc != 0:
         tail = log.read_text(errors="replace")[-3000:]
@@ -435,10 +446,13 @@ def price_main(db_url: str, in_path: Path, out_path: Path, *, load: bool = False
     configs: list[str] = json.loads(in_path.read_text())
     _priced_epoch(engine, json.dumps({"architecture": "mlp"}), data, 1)  # torch's lazy imports
     if load:
+        # Until terminated; an orphan (its benchmark killed) stops by itself.
+        parent, deadline = os.getppid(), time.monotonic() + LOAD_MAX_S
         out_path.write_text("ready")
-        while True:
+        while os.getppid() == parent and time.monotonic() < deadline:
             for key in configs:
                 _priced_epoch(engine, key, data, 1)
+        return
     prices = {
         key: statistics.median(_priced_epoch(engine, key, data, PRICE_EPOCHS)) for key in configs
     }
@@ -484,6 +498,8 @@ def _load_beside(cmd: list[str], env: Mapping[str, str], tmp: Path) -> Iterator[
                 raise SystemExit(f"the load process did not start: see {tmp / 'load.log'}")
             time.sleep(0.1)
         yield
+        if proc.poll() is not None:  # it must have run beside the whole pricing
+            raise SystemExit(f"the load process ended during the pricing: see {tmp / 'load.log'}")
     finally:
         proc.terminate()
         try:

@@ -92,9 +92,9 @@ class DaskExecutor(WorkerLossHandling):
         of a pass of evaluation jobs (half the jobs; meant for small validation sets)."""
         from distributed import Client, as_completed
 
-        # Holds the local cluster and, where workers are spawned (no fork server), the
-        # guard that keeps a host program's __main__ (the `airflow` command in a task)
-        # from being re-run in them, now or when a worker restarts.
+        # Holds the local cluster and the guard that keeps a host program's __main__ (the
+        # `airflow` command in a task) from being re-imported in its workers (forked or
+        # spawned, a worker imports its parent's __main__), now or when one restarts.
         self._main_guard = contextlib.ExitStack()
         self._partitions = list(partitions)
         self._data = (
@@ -106,45 +106,49 @@ class DaskExecutor(WorkerLossHandling):
         # The pass that ends an epoch.
         self._last_kind = JobKind.TRAIN if replicate_validation else JobKind.EVAL
         self._cluster = None
-        if address:
-            self._client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
-        else:
-            # One single-threaded worker process per partition; torch uses one thread each.
-            self._main_guard.enter_context(spawn_safe_main())
-            try:
+        self._client: Any = None
+        try:
+            if address:
+                self._client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
+            else:
+                # One single-threaded worker process per partition; torch uses one thread each.
+                self._main_guard.enter_context(spawn_safe_main())
                 self._cluster = self._main_guard.enter_context(
                     local_cluster(n_workers or len(self._partitions))
                 )
                 self._client = Client(self._cluster, set_as_default=False)
-            except BaseException:
-                self._main_guard.close()
-                raise
-        self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
-        nthreads = self._client.nthreads()
-        self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())
-        self._live: list[str] = []
-        self._heard_from_scheduler = time.monotonic()
-        self._owner: dict[int, str] = {}
-        self._inflight: dict[Any, _InFlight] = {}  # result future key -> job
-        self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
-        # model id -> key of its newest job; an older one still running was dropped (its
-        # model was reset) and its output must not pass for the model's state.
-        self._newest: dict[int, Any] = {}
-        self._epochs: dict[int, _EpochVisits] = {}  # model id -> its epoch in progress
-        # model id -> (key of its output future, the output), pulled when its epoch ended
-        self._fetched: dict[int, tuple[Any, tuple[bytes, list[Visit]]]] = {}
-        self._warming: dict[str, tuple[int, Any]] = {}  # worker -> (partition, warm-up)
-        self._pending_results: list[JobResult] = []
-        self._last_poll = 0.0
-        self._assign_partitions(self._live_workers())
-        self._completed = as_completed([], loop=self._client.loop, with_results=False)
-        # Workers get ready while the driver prepares the first jobs (held: not dropped).
-        self._warm_ups = [
-            self._client.submit(
-                warm_up, self._data, p, workers=[w], allow_other_workers=False, pure=False
-            )
-            for p, w in self._owner.items()
-        ]
+            self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+            nthreads = self._client.nthreads()
+            self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())
+            self._live: list[str] = []
+            self._heard_from_scheduler = time.monotonic()
+            self._owner: dict[int, str] = {}
+            self._inflight: dict[Any, _InFlight] = {}  # result future key -> job
+            self._latest: dict[int, _StateHolder] = {}  # model id -> its latest state
+            # model id -> key of its newest job; an older one still running was dropped (its
+            # model was reset) and its output must not pass for the model's state.
+            self._newest: dict[int, Any] = {}
+            self._epochs: dict[int, _EpochVisits] = {}  # model id -> its epoch in progress
+            # model id -> (key of its output future, the output), pulled when its epoch ended
+            self._fetched: dict[int, tuple[Any, tuple[bytes, list[Visit]]]] = {}
+            self._warming: dict[str, tuple[int, Any]] = {}  # worker -> (partition, warm-up)
+            self._pending_results: list[JobResult] = []
+            self._last_poll = 0.0
+            self._assign_partitions(self._live_workers())
+            self._completed = as_completed([], loop=self._client.loop, with_results=False)
+            # Workers get ready while the driver prepares the first jobs (held: not dropped).
+            self._warm_ups = [
+                self._client.submit(
+                    warm_up, self._data, p, workers=[w], allow_other_workers=False, pure=False
+                )
+                for p, w in self._owner.items()
+            ]
+        except BaseException:
+            # Nothing of a half-made executor may outlive it (cluster, settings, guard).
+            if self._client is not None:
+                self._client.close(timeout=CLOSE_TIMEOUT_S)
+            self._main_guard.close()
+            raise
 
     # --- Executor protocol ---------------------------------------------------------------
 

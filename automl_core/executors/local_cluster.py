@@ -34,6 +34,7 @@ PRELOAD = ["automl_core.executors.worker_preload"]
 # allocation page-faulted afresh: the same sub-epochs took 1.3-1.6x as long
 # (benchmarks/RESULTS.md). Workers keep glibc's own, adaptive thresholds.
 WORKER_START_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 
 def _start_method() -> str:
@@ -55,8 +56,11 @@ def start_worker_server() -> None:
     # The server runs `python -c`, which would put the current directory first on its
     # path: a stray torch.py there would be imported in every worker. PYTHONSAFEPATH
     # (Python 3.11) leaves it off.
-    start_env = {**WORKER_START_ENV, "PYTHONSAFEPATH": "1"}
-    saved = {k: os.environ.get(k) for k in start_env}
+    # PYTHONHASHSEED: one string hash order in every worker, as Dask's nanny gives the
+    # workers it spawns (set after a fork it would come too late).
+    start_env = {**WORKER_START_ENV, "PYTHONSAFEPATH": "1", "PYTHONHASHSEED": "6640"}
+    saved = {k: os.environ.get(k) for k in (*start_env, MALLOC_TRIM)}
+    os.environ.pop(MALLOC_TRIM, None)  # put there by a nanny of an earlier cluster, say
     os.environ.update(start_env)
     try:
         forkserver.ensure_running()
@@ -77,7 +81,6 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     """
     import dask
     from distributed import LocalCluster
-    from distributed.proctitle import enable_proctitle_on_children
 
     settings = {
         # A worker's statistical profiler samples the training thread's stack every
@@ -92,10 +95,6 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
         "distributed.nanny.pre-spawn-environ": WORKER_START_ENV,
     }
     start_worker_server()
-    # What the nannies do when they start: a worker then titles its process "dask worker
-    # [address]". Done here, before the environment is handed over, as forked workers
-    # see only that.
-    enable_proctitle_on_children()
     with dask.config.set(settings):
         cluster = LocalCluster(
             n_workers=n_workers,
@@ -107,7 +106,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
             silence_logs=logging.WARNING,
             # A forked worker starts from the server's environment: hand it this
             # process's as it is now (AUTOML_* settings a test or task set since).
-            env={**os.environ, **WORKER_START_ENV},
+            env={**{k: v for k, v in os.environ.items() if k != MALLOC_TRIM}, **WORKER_START_ENV},
         )
         try:
             yield cluster

@@ -13,6 +13,7 @@ after the fork (``dask_worker._prepare_worker``).
 """
 
 import gc
+import os
 
 import distributed  # noqa: F401
 import torch  # noqa: F401
@@ -20,6 +21,10 @@ import torch._dynamo  # noqa: F401
 
 from automl_core.executors import dask_worker  # noqa: F401
 from automl_core.training import engine  # noqa: F401
+
+# Set only for the server's own start (local_cluster): a worker's subprocesses must not
+# inherit it (a `python script.py` would lose the script's folder from its path).
+os.environ.pop("PYTHONSAFEPATH", None)
 
 gc.collect()
 gc.freeze()

@@ -145,11 +145,15 @@ import multiprocessing, sys, time
 if __name__ != "__main__":
     # What `import airflow` does in a child of a task process: the metadata DB is blocked.
     raise RuntimeError("the parent's __main__ was re-run in the child")
-sys.path[:0] = sys.argv[1:]
+sys.path[:0] = sys.argv[2:]
 from automl_core.executors.spawn_safe import spawn_safe_main
 
+context = multiprocessing.get_context(sys.argv[1])
+if sys.argv[1] == "forkserver":
+    context.set_forkserver_preload([])  # as local_cluster: the server imports no __main__
+
 def start() -> int:
-    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    child = context.Process(target=time.sleep, args=(0,))
     child.start()
     child.join(60)
     return child.exitcode
@@ -163,13 +167,15 @@ print(plain, safe)
 
 
 @pytest.mark.timeout(300)  # a fresh interpreter importing airflow (its own limit: 120 s)
-def test_spawned_workers_do_not_rerun_the_task_main(tmp_path: Path) -> None:
-    # Dask starts local workers with "spawn"; in an Airflow task __main__ is the airflow
-    # command, which cannot be imported again in a child (see spawn_safe_main).
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_new_workers_do_not_rerun_the_task_main(tmp_path: Path, method: str) -> None:
+    # Local workers are forked from a fork server (spawned where there is none); either
+    # way a child imports its parent's __main__, and in an Airflow task that is the
+    # airflow command, which cannot be imported again in a child (see spawn_safe_main).
     script = tmp_path / "task_main.py"
     script.write_text(SPAWN_PROBE)
     done = subprocess.run(
-        [sys.executable, str(script), str(REPO), str(REPO / "plugins")],
+        [sys.executable, str(script), method, str(REPO), str(REPO / "plugins")],
         capture_output=True,
         text=True,
         timeout=120,

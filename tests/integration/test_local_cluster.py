@@ -1,0 +1,53 @@
+"""The local cluster's workers: forked from the preloaded server, with the start
+environment local_cluster gives them (not Dask's malloc setting)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from automl_core.executors.local_cluster import local_cluster
+
+
+def _probe() -> dict[str, Any]:
+    import gc
+
+    return {
+        "preloaded": "automl_core.executors.worker_preload" in sys.modules,
+        "torch": "torch._dynamo" in sys.modules,
+        "frozen": gc.get_freeze_count() > 0,
+        "parent": os.getppid(),
+        "env": {
+            k: os.environ.get(k)
+            for k in (
+                "MALLOC_TRIM_THRESHOLD_",
+                "OMP_NUM_THREADS",
+                "PYTHONSAFEPATH",
+                "PYTHONHASHSEED",
+            )
+        },
+    }
+
+
+@pytest.mark.timeout(120)
+def test_workers_are_forked_from_the_preloaded_server() -> None:
+    from distributed import Client
+
+    with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        seen = list(client.run(_probe).values())
+    assert len(seen) == 2
+    for worker in seen:
+        # Imported before any job ran: the server's preload, not a first job.
+        assert worker["preloaded"] and worker["torch"] and worker["frozen"], worker
+        assert worker["parent"] != os.getpid(), "a worker was not forked from the server"
+        assert worker["env"] == {
+            "MALLOC_TRIM_THRESHOLD_": None,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONSAFEPATH": None,
+            "PYTHONHASHSEED": "6640",
+        }
+    assert seen[0]["parent"] == seen[1]["parent"]
