@@ -105,7 +105,6 @@ class DaskExecutor(WorkerLossHandling):
         self._seed = seed
         # The pass that ends an epoch.
         self._last_kind = JobKind.TRAIN if replicate_validation else JobKind.EVAL
-        self._cluster = None
         self._client: Any = None
         try:
             if address:
@@ -113,10 +112,10 @@ class DaskExecutor(WorkerLossHandling):
             else:
                 # One single-threaded worker process per partition; torch uses one thread each.
                 self._main_guard.enter_context(spawn_safe_main())
-                self._cluster = self._main_guard.enter_context(
+                cluster = self._main_guard.enter_context(
                     local_cluster(n_workers or len(self._partitions))
                 )
-                self._client = Client(self._cluster, set_as_default=False)
+                self._client = Client(cluster, set_as_default=False)
             self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
             nthreads = self._client.nthreads()
             self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())

@@ -22,8 +22,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 PRELOAD = ["automl_core.executors.worker_preload"]
 
 # The environment a worker process starts with (read when a library loads, so in the
@@ -35,6 +33,7 @@ PRELOAD = ["automl_core.executors.worker_preload"]
 # (benchmarks/RESULTS.md). Workers keep glibc's own, adaptive thresholds.
 WORKER_START_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
+CLOSE_TIMEOUT_S = 30.0
 
 
 def _start_method() -> str:
@@ -112,6 +111,3 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
             yield cluster
         finally:
             cluster.close(timeout=CLOSE_TIMEOUT_S)
-
-
-CLOSE_TIMEOUT_S = 30.0

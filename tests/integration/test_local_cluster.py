@@ -4,12 +4,15 @@ environment local_cluster gives them (not Dask's malloc setting)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from typing import Any
 
 import pytest
 
 from automl_core.executors.local_cluster import local_cluster
+
+HASHED = "automl"
 
 
 def _probe() -> dict[str, Any]:
@@ -22,14 +25,25 @@ def _probe() -> dict[str, Any]:
         "parent": os.getppid(),
         "env": {
             k: os.environ.get(k)
-            for k in (
-                "MALLOC_TRIM_THRESHOLD_",
-                "OMP_NUM_THREADS",
-                "PYTHONSAFEPATH",
-                "PYTHONHASHSEED",
-            )
+            for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONSAFEPATH")
         },
+        # What the interpreter took at its start (the server's), not a variable set since.
+        "safe_path": sys.flags.safe_path,
+        "hash": hash(HASHED),
     }
+
+
+def _fixed_seed_hash() -> int:
+    """hash(HASHED) in an interpreter started with Dask's fixed PYTHONHASHSEED."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"print(hash({HASHED!r}))"],
+        env={**os.environ, "PYTHONHASHSEED": "6640"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout)
 
 
 @pytest.mark.timeout(120)
@@ -47,7 +61,8 @@ def test_workers_are_forked_from_the_preloaded_server() -> None:
         assert worker["env"] == {
             "MALLOC_TRIM_THRESHOLD_": None,
             "OMP_NUM_THREADS": "1",
-            "PYTHONSAFEPATH": None,
-            "PYTHONHASHSEED": "6640",
+            "PYTHONSAFEPATH": None,  # the server's own, not handed on
         }
+        assert worker["safe_path"], "the current directory is on the workers' path"
+        assert worker["hash"] == _fixed_seed_hash(), "workers hash strings with a random seed"
     assert seen[0]["parent"] == seen[1]["parent"]
