@@ -19,12 +19,15 @@ import distributed  # noqa: F401
 import torch  # noqa: F401
 import torch._dynamo  # noqa: F401
 
-from automl_core.executors import dask_worker  # noqa: F401
+from automl_core.executors import dask_worker, worker_logging  # noqa: F401
 from automl_core.training import engine  # noqa: F401
 
 # Set only for the server's own start (local_cluster): a worker's subprocesses must not
 # inherit it (a `python script.py` would lose the script's folder from its path).
 os.environ.pop("PYTHONSAFEPATH", None)
+
+# No traceback from a worker that closes in the middle of a heartbeat (a run's end).
+worker_logging.install()
 
 gc.collect()
 gc.freeze()

@@ -17,6 +17,9 @@ HASHED = "automl"
 
 def _probe() -> dict[str, Any]:
     import gc
+    import logging
+
+    from automl_core.executors.worker_logging import WORKER_LOGGER, HeartbeatAtCloseFilter
 
     return {
         "preloaded": "automl_core.executors.worker_preload" in sys.modules,
@@ -30,6 +33,9 @@ def _probe() -> dict[str, Any]:
         # What the interpreter took at its start (the server's), not a variable set since.
         "safe_path": sys.flags.safe_path,
         "hash": hash(HASHED),
+        "quiet_close": any(
+            isinstance(f, HeartbeatAtCloseFilter) for f in logging.getLogger(WORKER_LOGGER).filters
+        ),
     }
 
 
@@ -65,4 +71,5 @@ def test_workers_are_forked_from_the_preloaded_server() -> None:
         }
         assert worker["safe_path"], "the current directory is on the workers' path"
         assert worker["hash"] == _fixed_seed_hash(), "workers hash strings with a random seed"
+        assert worker["quiet_close"], "a worker would log a traceback when closed mid-heartbeat"
     assert seen[0]["parent"] == seen[1]["parent"]
