@@ -287,7 +287,9 @@ def _added(event: ModelAdded) -> TrainingTarget:
     """The model as the runner takes it (a simulated state is a token: any bytes do for a
     model that starts past epoch 0)."""
     state = b"" if event.start_epoch > 0 else None
-    return TrainingTarget(event.model_id, {}, event.start_epoch, event.target_epoch, state)
+    return TrainingTarget(
+        event.model_id, {}, event.start_epoch, event.target_epoch, state, event.priority
+    )
 
 
 def _follow_up(event: Event) -> TrainingTarget | ModelReset:

@@ -167,8 +167,11 @@ def run_engine(
     progress: bool = False,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     stop: StopRequest | None = None,
+    deep_brackets_first: bool = False,
 ) -> dict[str, Any]:
     """Train the whole search ``name`` on one pool of workers; resumes after a crash.
+
+    ``deep_brackets_first``: for a DAG run (``TrainingEngine``'s argument of that name).
 
     Returns a summary (epochs trained, jobs, engine starts). Raises EngineStalledError
     when nothing can train for ``idle_timeout_s`` seconds although the search is not
@@ -183,7 +186,9 @@ def run_engine(
         exp_id = ctx.experiment.id
         try:
             try:
-                summary, starts = _train(ctx, db, workers, cluster, progress, idle_timeout_s, stop)
+                summary, starts = _train(
+                    ctx, db, workers, cluster, progress, idle_timeout_s, stop, deep_brackets_first
+                )
             except KeyboardInterrupt:
                 stop.request(signal.SIGINT)
                 summary = None
@@ -213,6 +218,7 @@ def _train(
     progress: bool,
     idle_timeout_s: float,
     stop: StopRequest,
+    deep_brackets_first: bool,
 ) -> tuple[Any, int]:
     """Start the engine and train until the plan is complete: (runner summary, starts).
 
@@ -268,6 +274,7 @@ def _train(
             check_config=functools.partial(
                 validate_config, input_shape=info.feature_shape, num_classes=info.num_classes
             ),
+            deep_brackets_first=ctx.plan if deep_brackets_first else None,
         )
         stack.push(functools.partial(_close_engine, engine))
         driver = SearchDriver(ctx, release=engine.release, db=db)

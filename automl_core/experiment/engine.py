@@ -32,6 +32,7 @@ from typing import Any
 from automl_core.errors import UserInputError
 from automl_core.experiment.sink import DatabaseSink, retrying
 from automl_core.mop.runner import HopperRunner, TrainingTarget
+from automl_core.search.groups import SearchPlan
 from automl_core.store import repository as repo
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class TrainingEngine:
         seeded_order: bool = True,
         progress: Any = None,
         check_config: Callable[[Mapping[str, Any]], None] | None = None,
+        deep_brackets_first: SearchPlan | None = None,
     ) -> None:
         """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``).
         ``check_config`` raises ``UserInputError`` for a configuration the trainer would
@@ -58,7 +60,15 @@ class TrainingEngine:
 
         ``conn``: a connection or a ``RetryingConnection`` (every write here is guarded
         by the states it may start from, so a retried one changes nothing twice).
+
+        ``deep_brackets_first``: the search's plan, for a DAG run, whose every rung is two
+        Airflow tasks of ~2-3 s each in the triggerer: the bracket with the most rungs
+        is then the run's critical path (benchmarks/RESULTS.md), so a rung with more
+        rungs of its bracket after it trains first (its trials' scheduler priority,
+        ``SearchPlan.rungs_to_go``). ``automl run`` promotes at once and leaves it out:
+        there the uniform pick ends sooner (the 27-epoch trials start at once).
         """
+        self._plan = deep_brackets_first
         self._db = retrying(conn)
         self._experiment_id = experiment_id
         self._check_config = check_config
@@ -114,7 +124,15 @@ class TrainingEngine:
                 continue
             if start == 0 and not self._config_ok(trial_id, configs[trial_id]):
                 continue
-            targets.append(TrainingTarget(trial_id, configs[trial_id], start, request.target_epoch))
+            targets.append(
+                TrainingTarget(
+                    trial_id,
+                    configs[trial_id],
+                    start,
+                    request.target_epoch,
+                    priority=self._priority(request),
+                )
+            )
         if targets:
             running = [t.trial_id for t in targets]
             self._db.run(
@@ -143,6 +161,11 @@ class TrainingEngine:
     def release(self, trial_ids: list[int]) -> None:
         """Drop the states of trials that no rung will train again."""
         self._runner.release(trial_ids)
+
+    def _priority(self, request: repo.TrainingRequest) -> int:
+        if self._plan is None or request.bracket is None or request.rung is None:
+            return 0
+        return self._plan.rungs_to_go(request.bracket, request.rung)
 
     def _config_ok(self, trial_id: int, config: Mapping[str, Any]) -> bool:
         """False (and the trial failed) when the trainer would reject ``config``."""

@@ -9,6 +9,7 @@ on one object: the hot path pays no extra indirection.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -106,6 +107,8 @@ class _SchedulerState:
         # "needs exactly one partition now": only such a model may be queued, since
         # queueing it takes no choice of partition away from it.
         self._single: npt.NDArray[np.bool_] = np.zeros(_INITIAL_SLOTS, dtype=bool)
+        self._prio: npt.NDArray[np.int64] = np.zeros(_INITIAL_SLOTS, dtype=np.int64)
+        self._n_with_prio: Counter[int] = Counter()  # active models by priority
 
     # --- queries -----------------------------------------------------------------------
 
@@ -201,7 +204,7 @@ class _SchedulerState:
         self._idle[i] = True
         self._n_idle += 1
 
-    def _alloc_slot(self, m: int, *, epoch: int, target: int) -> int:
+    def _alloc_slot(self, m: int, *, epoch: int, target: int, priority: int) -> int:
         if self._free_slots:
             s = self._free_slots.pop()
             self._model[s], self._epoch[s], self._target[s] = m, epoch, target
@@ -220,7 +223,17 @@ class _SchedulerState:
             self._on.append(-1)
             self._order.append(())
         self._slot[m] = s
+        self._prio[s] = priority
+        self._n_with_prio[priority] += 1
         return s
+
+    def _top_priority(self, slots: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Those of ``slots`` with the highest priority among them."""
+        if len(self._n_with_prio) <= 1:
+            return slots
+        prio = self._prio[slots]
+        top: npt.NDArray[np.intp] = slots[prio == prio.max()]
+        return top
 
     def _grow(self) -> None:
         """Double the slot capacity (amortised O(P) per model added)."""
@@ -234,11 +247,18 @@ class _SchedulerState:
         free[:cap] = self._free
         single = np.zeros(2 * cap, dtype=bool)
         single[:cap] = self._single
+        prio = np.zeros(2 * cap, dtype=np.int64)
+        prio[:cap] = self._prio
         self._need, self._need_t, self._free, self._single = need, need_t, free, single
+        self._prio = prio
 
     def _release_slot(self, s: int) -> None:
         # A completed model needs nothing: its row is already clear.
         del self._slot[self._model[s]]
+        priority = int(self._prio[s])
+        self._n_with_prio[priority] -= 1
+        if not self._n_with_prio[priority]:
+            del self._n_with_prio[priority]
         self._model[s] = -1
         self._free[s] = False
         self._single[s] = False

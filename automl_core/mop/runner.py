@@ -58,13 +58,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingTarget:
-    """Train ``trial_id`` from ``start_epoch`` (with ``state``, None when 0) to ``target_epoch``."""
+    """Train ``trial_id`` from ``start_epoch`` (with ``state``, None when 0) to ``target_epoch``.
+
+    ``priority``: the scheduler's (``ModelAdded.priority``): higher trains first.
+    """
 
     trial_id: int
     config: Mapping[str, Any]
     start_epoch: int
     target_epoch: int
     state: bytes | None = None
+    priority: int = 0
 
 
 @dataclass
@@ -218,7 +222,8 @@ class HopperRunner:
                     0, t.target_epoch - t.start_epoch
                 )
                 self._progress.refresh()
-            instructions.extend(self._handle(ModelAdded(t.trial_id, t.start_epoch, t.target_epoch)))
+            added = ModelAdded(t.trial_id, t.start_epoch, t.target_epoch, t.priority)
+            instructions.extend(self._handle(added))
         return instructions
 
     def _on_result(self, result: JobResult) -> None:

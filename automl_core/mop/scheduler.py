@@ -9,15 +9,16 @@ then, with ``evaluate=True``, an EVAL pass (every partition once more, after the
 train pass). A model runs on at most one partition at a time, because its state moves
 with it. This is Cerebro's randomized asynchronous schedule: there is no barrier between
 hops; whenever a partition is idle it takes, uniformly at random, one model that is not
-running anywhere and still needs that partition in its current pass.
+running anywhere and still needs that partition in its current pass. Priorities
+(``ModelAdded.priority``) narrow that pick to the candidates of the highest priority;
+equal priorities leave Cerebro's schedule as it is.
 
-Repeatability. With ``seeded_order=True`` (the default) a TRAIN pass visits the
-partitions in the order ``visit_order.train_order(seed, model, epoch)``: the model needs
-only the next partition of its own order, so timing decides when it trains, never in
-which order, and its weights depend on the seed alone. ``seeded_order=False`` is Cerebro's
-free order: any pending partition, which can start a model sooner but makes its weights
-depend on which worker happened to be free. EVAL passes change no weights and keep the
-free order either way.
+Repeatability. With ``seeded_order=True`` (the default) a TRAIN pass follows
+``visit_order.train_order(seed, model, epoch)``: the model needs only the next partition
+of its order, so timing (and priority) decides when it trains, never in which order, and
+its weights depend on the seed alone. ``seeded_order=False`` is Cerebro's free order (any
+pending partition: sooner starts, timing-dependent weights). EVAL passes change no
+weights and keep the free order either way.
 
 Order of the decisions inside one ``handle`` call. Before every call no idle partition
 has a runnable model (the scheduler is work-conserving), and with queued jobs no
@@ -38,11 +39,10 @@ the next job decided and sent) idles between jobs; so a partition that runs a cu
 job may also hold one *queued* current job, which its worker starts as soon as the first
 ends. Only a free model that needs exactly one partition now (the next of its seeded
 order, or the last of a free pass) is queued, so queueing never takes a choice of
-partition away from a model; which model a partition gets next is still a uniform pick
-among its candidates, only made earlier. A model is running or queued on at most one
-partition. A job is queued only behind a current job and on a partition with no dropped
-job, so a worker's queue holds at most two jobs, and their ends may be reported in
-either order (a queued job can fail before it starts).
+partition away from a model; a partition's next model is the same pick, made earlier.
+A model is running or queued on at most one partition. A job is queued only behind a
+current job, on a partition with no dropped job: a worker's queue holds at most two
+jobs, whose ends may be reported in either order (a queued job can fail before it starts).
 
 Dropped jobs (``ModelReset`` while the model runs or is queued). The model is off every
 worker at once and all visits of its current epoch are pending again, but its old job
@@ -51,22 +51,20 @@ runner reports that job's end with ``JobFinished`` or ``JobFailed``; a partition
 dropped job is not idle and takes no queued job. That report is accepted and changes no
 model's progress. The runner must call ``is_current(job)`` *before* handing over a
 result to know whether to keep it (write its metrics and checkpoint) or throw it away.
-Never handing a partition to a new job while an old one may still run there is what
-makes this safe with real executors. When a failure lost the model's state, send
-``ModelReset(model)`` first and then ``JobFailed(job)``: the failed visit is then not
-wastefully retried from the lost state. A failed job (``JobFailed`` for a current job)
-just makes its visit pending again; it is retried on the same partition (visits are per
-partition) whenever that partition next picks it. ``ModelRemoved`` (a model that cannot
+Never giving a partition a new job while an old one may run there makes this safe with
+real executors. When a failure lost the model's state, send ``ModelReset(model)``
+first and then ``JobFailed(job)``: the failed visit is then not wastefully retried from
+the lost state. A failed job (``JobFailed`` for a current job) just makes its visit
+pending again, retried on the same partition whenever that partition next picks it. ``ModelRemoved`` (a model that cannot
 train, e.g. its job keeps failing) takes the model out unfinished: its pending visits go,
-its slot is freed, and a job it runs drains as for a reset. No ``ModelCompleted``
-follows.
+its slot is freed, and a job it runs drains as for a reset (no ``ModelCompleted``).
 
 Data structures and costs (M = model slots ever in use at once, P = partitions).
 
-* ``need`` (M x P) and its transpose ``need_t`` (P x M): numpy booleans, "model still
-  needs this partition in its current pass" (in a seeded TRAIN pass: "is its next
-  one"). Both are kept so that a row scan is contiguous either way. Memory is 2*M*P bytes: 20 MB for 10,000 models x 1,000
-  partitions, where per-partition Python sets of ids would take about a gigabyte.
+* ``need`` (M x P) and its transpose ``need_t``: numpy booleans, "model still needs
+  this partition in its current pass" (seeded TRAIN pass: "is its next one"); both, so
+  that a row scan is contiguous either way. 2*M*P bytes: 20 MB for 10,000 models x
+  1,000 partitions (per-partition Python sets of ids: about a gigabyte).
 * ``free``: numpy booleans over slots, "active and not running"; ``idle``: numpy
   booleans over partitions; ``pending``: per partition, how many models still need it.
 * A partition picks a model by rejection sampling over the slots: draw a slot uniformly,
@@ -75,16 +73,17 @@ Data structures and costs (M = model slots ever in use at once, P = partitions).
   then one vectorised scan ``flatnonzero(need_t[p] & free)`` (O(M) in C) lists the
   candidates exactly. Either branch picks uniformly among the candidates, so the mixture
   does too. Rejection alone can degenerate (e.g. near the end, when the models that still
-  need a partition are all running elsewhere); the scan bounds that case.
+  need a partition are all running elsewhere); the scan bounds that case. With unequal
+  priorities every pick scans, keeping the candidates of the highest (``prio``, O(M)).
 * A freed model finds idle partitions with ``flatnonzero(need[m] & idle)`` (O(P) in C),
   skipped entirely when no partition is idle, which is the common case under load.
 * Starting a pass sets one row and one column: O(P) in C, i.e. O(1) per job it creates.
   Finishing a job flips two booleans and a counter: O(1).
 
-So a decision costs O(1) expected while candidates are dense, and at worst one O(M) or
-O(P) vectorised scan; nothing is ever quadratic. Slots of completed models are reused.
-Random numbers come from the seeded numpy Generator in batches (one scalar draw costs
-about a microsecond); the same seed and event sequence give the same instructions.
+A decision costs O(1) expected while candidates are dense, at worst one O(M) or O(P)
+vectorised scan; nothing is quadratic. Slots of completed models are reused. Random
+numbers come from the seeded numpy Generator in batches (a scalar draw costs ~1 us);
+the same seed and event sequence give the same instructions.
 """
 
 from __future__ import annotations
@@ -190,7 +189,7 @@ class MopScheduler(_SchedulerState):
         if start == target:
             self._counters.models_completed += 1
             return [ModelCompleted(m, target)]
-        s = self._alloc_slot(m, epoch=start + 1, target=target)
+        s = self._alloc_slot(m, epoch=start + 1, target=target, priority=event.priority)
         self._start_pass(s, JobKind.TRAIN)
         self._free[s] = True
         out: list[Instruction] = []
@@ -354,12 +353,13 @@ class MopScheduler(_SchedulerState):
                 self._fill(i, out)
 
     def _pick(self, i: int, *, queue: bool) -> int | None:
-        """A uniform pick among the free models that need partition ``i`` (that need only
-        ``i`` when ``queue``), by rejection sampling when dense, else by a scan."""
+        """A uniform pick among the free models of the highest priority that need
+        partition ``i`` (that need only ``i`` when ``queue``), by rejection sampling when
+        dense and all priorities are equal, else by a scan."""
         if not self._pending[i]:
             return None
         n, row, free, single = self._n_slots, self._need_t[i], self._free, self._single
-        if self._pending[i] * 4 >= n:
+        if self._pending[i] * 4 >= n and len(self._n_with_prio) <= 1:
             for _ in range(_REJECTION_DRAWS):
                 s = self._rand.index(n)
                 if row[s] and free[s] and (not queue or single[s]):
@@ -369,6 +369,7 @@ class MopScheduler(_SchedulerState):
         candidates = np.flatnonzero(mask & single[:n] if queue else mask)
         if not candidates.size:
             return None
+        candidates = self._top_priority(candidates)
         self._counters.sampled_by_scan += 1
         return int(candidates[self._rand.index(candidates.size)])
 

@@ -34,11 +34,16 @@ class Job:
 
 @dataclass(frozen=True)
 class ModelAdded:
-    """Train ``model_id`` from ``start_epoch`` (epochs already done) up to ``target_epoch``."""
+    """Train ``model_id`` from ``start_epoch`` (epochs already done) up to ``target_epoch``.
+
+    ``priority``: a partition picks among the free models that need it those of the
+    highest priority (uniformly among them); equal priorities are Cerebro's uniform pick.
+    """
 
     model_id: int
     start_epoch: int
     target_epoch: int
+    priority: int = 0
 
 
 @dataclass(frozen=True)

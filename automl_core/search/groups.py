@@ -59,3 +59,8 @@ class SearchPlan:
             if g.kind == kind and g.index == index:
                 return g
         raise KeyError(f"{kind} {index} is not in this search's plan")
+
+    def rungs_to_go(self, bracket: int, rung: int) -> int:
+        """How many rungs bracket ``bracket`` trains from ``rung`` on, counting it: the
+        promotions still ahead of a trial of that rung. ``KeyError`` as ``group``."""
+        return len(self.group("bracket", bracket).rungs) - rung

@@ -166,6 +166,9 @@ class TrainingEngineOperator(_ExperimentStepOperator):
             cluster=address,
             db_url=self.db_url,
             stop=self._stop,
+            # Each rung is two tasks here: the deepest bracket's chain of them is the
+            # run's critical path, so its rungs train first.
+            deep_brackets_first=True,
         )
         self.log.info("Search trained: %s", result)
         return xcom_summary(result)

@@ -58,3 +58,12 @@ def test_grid_and_random_batches_are_independent_and_cover_every_trial(
     assert plan.group("batch", 1).rungs[0].n == total - 4
     with pytest.raises(KeyError, match="batch 2"):
         plan.group("batch", 2)
+
+
+def test_rungs_to_go_counts_a_rung_and_those_after_it() -> None:
+    plan = search_plan(SearchRequest(dataset="d", space=GRID_SPACE, method="hyperband", R=27))
+    # R=27, eta=3: bracket s has s+1 rungs.
+    assert [plan.rungs_to_go(s, 0) for s in (3, 2, 1, 0)] == [4, 3, 2, 1]
+    assert plan.rungs_to_go(3, 3) == 1
+    with pytest.raises(KeyError):
+        plan.rungs_to_go(4, 0)
