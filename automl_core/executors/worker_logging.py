@@ -24,16 +24,18 @@ WORKER_LOGGER = "distributed.worker"
 
 class HeartbeatAtCloseFilter(logging.Filter):
     """Drops the heartbeat failure record while every worker of this process is closing
-    or closed; passes every other record."""
+    or closed (``Status.closing``, ``Status.closed``); passes every other record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.getMessage().startswith(HEARTBEAT_FAILED):
+        # The raw message: a filter runs outside the handlers' error handling.
+        if not (isinstance(record.msg, str) and record.msg.startswith(HEARTBEAT_FAILED)):
             return True
         from distributed import Worker
         from distributed.core import Status
 
         workers = list(Worker._instances)
-        ending = (Status.closing, Status.closed, Status.closing_gracefully, Status.failed)
+        # Not closing_gracefully: a retiring worker still talks to its scheduler.
+        ending = (Status.closing, Status.closed)
         return not workers or not all(w.status in ending for w in workers)
 
 

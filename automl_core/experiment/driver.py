@@ -171,7 +171,8 @@ def run_engine(
 ) -> dict[str, Any]:
     """Train the whole search ``name`` on one pool of workers; resumes after a crash.
 
-    ``deep_brackets_first``: for a DAG run (``TrainingEngine``'s argument of that name).
+    ``deep_brackets_first``: for a DAG run: the deepest bracket's rungs train first
+    (``TrainingEngine``'s ``priority_plan``).
 
     Returns a summary (epochs trained, jobs, engine starts). Raises EngineStalledError
     when nothing can train for ``idle_timeout_s`` seconds although the search is not
@@ -274,7 +275,7 @@ def _train(
             check_config=functools.partial(
                 validate_config, input_shape=info.feature_shape, num_classes=info.num_classes
             ),
-            deep_brackets_first=ctx.plan if deep_brackets_first else None,
+            priority_plan=ctx.plan if deep_brackets_first else None,
         )
         stack.push(functools.partial(_close_engine, engine))
         driver = SearchDriver(ctx, release=engine.release, db=db)

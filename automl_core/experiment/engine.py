@@ -51,7 +51,7 @@ class TrainingEngine:
         seeded_order: bool = True,
         progress: Any = None,
         check_config: Callable[[Mapping[str, Any]], None] | None = None,
-        deep_brackets_first: SearchPlan | None = None,
+        priority_plan: SearchPlan | None = None,
     ) -> None:
         """``seeded_order``: the same seed repeats the same metrics (``MopScheduler``).
         ``check_config`` raises ``UserInputError`` for a configuration the trainer would
@@ -61,14 +61,14 @@ class TrainingEngine:
         ``conn``: a connection or a ``RetryingConnection`` (every write here is guarded
         by the states it may start from, so a retried one changes nothing twice).
 
-        ``deep_brackets_first``: the search's plan, for a DAG run, whose every rung is two
-        Airflow tasks of ~2-3 s each in the triggerer: the bracket with the most rungs
-        is then the run's critical path (benchmarks/RESULTS.md), so a rung with more
-        rungs of its bracket after it trains first (its trials' scheduler priority,
-        ``SearchPlan.rungs_to_go``). ``automl run`` promotes at once and leaves it out:
+        ``priority_plan``: the search's plan, for a DAG run (``run_engine``'s
+        ``deep_brackets_first``), whose every rung is two Airflow tasks of ~2-3 s each in
+        the triggerer: the bracket with the most rungs is then the run's critical path
+        (benchmarks/RESULTS.md), so a rung with more rungs of its bracket after it trains
+        first (its trials' scheduler priority, ``SearchPlan.rungs_to_go``). ``automl run`` promotes at once and leaves it out:
         there the uniform pick ends sooner (the 27-epoch trials start at once).
         """
-        self._plan = deep_brackets_first
+        self._plan = priority_plan
         self._db = retrying(conn)
         self._experiment_id = experiment_id
         self._check_config = check_config

@@ -6,6 +6,7 @@ Kept apart from the scheduler so that the state machine reads as the transitions
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +32,9 @@ def check_scheduler_state(sch: MopScheduler) -> None:
 
     if not np.array_equal(need, need_t.T):
         fail("need and need_t disagree")
+    priorities = Counter(int(sch._prio[s]) for s in sch._slot.values())
+    if priorities != sch._n_with_prio or 0 in sch._n_with_prio.values():
+        fail(f"priority counts {dict(sch._n_with_prio)} are not the active models' {priorities}")
     if (
         np.any(sch._need[n:])
         or np.any(sch._need_t[:, n:])

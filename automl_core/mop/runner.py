@@ -211,10 +211,12 @@ class HopperRunner:
         """Register targets with the scheduler; returns the instructions that follow.
 
         A trial the runner already holds (a promoted Hyperband model) continues from the
-        state in hand, so it does not travel through the driver.
+        state in hand, so it does not travel through the driver. Targets are handed over
+        highest priority first (stable: equal ones keep their order), since a model added
+        while a worker is idle (or can queue) goes there at once.
         """
         instructions: list[Instruction] = []
-        for t in targets:
+        for t in sorted(targets, key=lambda t: -t.priority):
             self._models[t.trial_id] = _ModelRun(t.config, self._start_state(t))
             if self._progress is not None:
                 per_epoch = len(self._executor.partitions) * (2 if self._evaluate else 1)

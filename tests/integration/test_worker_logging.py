@@ -1,6 +1,6 @@
 """A worker that closes while a heartbeat waits for the scheduler logs no traceback
-(the race is made on purpose: the scheduler answers heartbeats late); a running one
-whose heartbeat fails still says so."""
+(the race is made on purpose: the scheduler holds its answer until the worker closed);
+a running one whose heartbeat fails still says so."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from automl_core.executors import worker_logging
 from automl_core.executors.worker_logging import HEARTBEAT_FAILED, WORKER_LOGGER
 
-LATE_S = 1.0
+DEADLINE_S = 30.0
 
 
 class _Records(logging.Handler):
@@ -30,6 +30,10 @@ class _Records(logging.Handler):
 def worker_log() -> Iterator[_Records]:
     logger = logging.getLogger(WORKER_LOGGER)
     handler, filters, level = _Records(), list(logger.filters), logger.level
+    # Start without the filter (another test, or the preload, may have installed it).
+    logger.filters[:] = [
+        f for f in filters if not isinstance(f, worker_logging.HeartbeatAtCloseFilter)
+    ]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     try:
@@ -41,26 +45,29 @@ def worker_log() -> Iterator[_Records]:
 
 
 async def _close_during_a_heartbeat() -> None:
-    """Start a worker's heartbeat that the scheduler answers ``LATE_S`` late, and close
-    the worker while it waits."""
+    """Start a worker's heartbeat that the scheduler answers only after the worker has
+    closed, and close the worker once the scheduler holds it."""
     from distributed import Scheduler, Worker
 
     async with Scheduler(host="127.0.0.1", dashboard_address=":0") as scheduler:
         answer = scheduler.handlers["heartbeat_worker"]
+        held, release = asyncio.Event(), asyncio.Event()
 
         async def late(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(LATE_S)
+            held.set()
+            await release.wait()
             return answer(*args, **kwargs)
 
         scheduler.handlers["heartbeat_worker"] = late
         worker = await Worker(scheduler.address, nthreads=1, host="127.0.0.1")
         try:
             beat = asyncio.create_task(worker.heartbeat())
-            await asyncio.sleep(LATE_S / 4)
-            await asyncio.wait_for(worker.close(), 30)
-            await asyncio.wait_for(beat, 30)
+            await asyncio.wait_for(held.wait(), DEADLINE_S)  # a heartbeat is in flight
+            await asyncio.wait_for(worker.close(), DEADLINE_S)
+            await asyncio.wait_for(beat, DEADLINE_S)
         finally:
-            await asyncio.wait_for(worker.close(), 30)
+            release.set()
+            await asyncio.wait_for(worker.close(), DEADLINE_S)
 
 
 def _failures(log: _Records) -> list[logging.LogRecord]:
