@@ -12,8 +12,8 @@ def spawn_safe_main() -> Iterator[None]:
     """Let Dask start (and restart) local worker processes from inside a host program.
 
     Multiprocessing's "spawn" and "forkserver" (what local workers start with, see
-    ``local_cluster``) both re-import the parent's ``__main__`` in each child. In an Airflow task that is the ``airflow`` command, and
-    importing Airflow in the child fails: Airflow blocks the metadata database for task processes
+    ``local_cluster``) both re-import the parent's ``__main__`` in each child. In an
+    Airflow task that is the ``airflow`` command, and importing Airflow in the child fails: Airflow blocks the metadata database for task processes
     (its URL becomes ``airflow-db-not-allowed:///``). Hiding ``__main__``'s file and spec
     while training makes the children start from a clean interpreter instead; the worker
     code they run lives in importable modules, so nothing is lost.

@@ -65,8 +65,9 @@ class TrainingEngine:
         ``deep_brackets_first``), whose every rung is two Airflow tasks of ~2-3 s each in
         the triggerer: the bracket with the most rungs is then the run's critical path
         (benchmarks/RESULTS.md), so a rung with more rungs of its bracket after it trains
-        first (its trials' scheduler priority, ``SearchPlan.rungs_to_go``). ``automl run`` promotes at once and leaves it out:
-        there the uniform pick ends sooner (the 27-epoch trials start at once).
+        first (its trials' scheduler priority, ``SearchPlan.rungs_to_go``). ``automl run``
+        promotes at once and leaves it out: there the uniform pick ends sooner (the
+        27-epoch trials start at once).
         """
         self._plan = priority_plan
         self._db = retrying(conn)

@@ -55,9 +55,9 @@ Never giving a partition a new job while an old one may run there makes this saf
 real executors. When a failure lost the model's state, send ``ModelReset(model)``
 first and then ``JobFailed(job)``: the failed visit is then not wastefully retried from
 the lost state. A failed job (``JobFailed`` for a current job) just makes its visit
-pending again, retried on the same partition whenever that partition next picks it. ``ModelRemoved`` (a model that cannot
-train, e.g. its job keeps failing) takes the model out unfinished: its pending visits go,
-its slot is freed, and a job it runs drains as for a reset (no ``ModelCompleted``).
+pending again, retried on the same partition whenever that partition next picks it.
+``ModelRemoved`` (a model that cannot train, e.g. its job keeps failing) takes it out
+unfinished (no ``ModelCompleted``): its visits go, its slot is freed, its job drains.
 
 Data structures and costs (M = model slots ever in use at once, P = partitions).
 

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
-from automl_core.experiment import SearchRequest, create_experiment
 from automl_core.experiment.stopping import EngineInterrupted
-from automl_core.space import SearchSpace
-from tests.integration.fault_runs import SPACE, epochs_recorded, state_counts, wait_for
+from tests.integration.fault_runs import (
+    create_suite_experiment,
+    epochs_recorded,
+    state_counts,
+    wait_for,
+)
 
 pytestmark = pytest.mark.fault
 
@@ -27,13 +30,8 @@ def test_on_kill_interrupts_the_engine_and_a_retry_resumes_it(
     from automl_airflow.operators import TrainingEngineOperator
 
     monkeypatch.setenv("AUTOML_DB_URL", digits_url)
-    (tmp_path / "space.yaml").write_text(SPACE)
-    space = SearchSpace.from_file(tmp_path / "space.yaml").to_dict()
     name = "airflow-on-kill"
-    request = SearchRequest(
-        dataset="digits", space=space, method="hyperband", name=name, seed=3, R=9, eta=3
-    )
-    create_experiment(request, db_url=digits_url)
+    create_suite_experiment(digits_url, name, tmp_path)
     task = TrainingEngineOperator(task_id="engine", experiment=name)
     outcome: dict[str, Any] = {}
 

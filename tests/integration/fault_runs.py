@@ -41,6 +41,20 @@ def run_args(space: Path, name: str) -> list[str]:
     ]  # fmt: skip
 
 
+def create_suite_experiment(url: str, name: str, tmp_path: Path) -> None:
+    """The suite's search (``run_args``: SPACE, Hyperband R=9 eta=3, seed 3) created as
+    experiment ``name``, not yet trained, for tests that drive its engine themselves."""
+    from automl_core.experiment import SearchRequest, create_experiment
+    from automl_core.space import SearchSpace
+
+    (tmp_path / "space.yaml").write_text(SPACE)
+    space = SearchSpace.from_file(tmp_path / "space.yaml").to_dict()
+    request = SearchRequest(
+        dataset="digits", space=space, method="hyperband", name=name, seed=3, R=9, eta=3
+    )
+    create_experiment(request, db_url=url)
+
+
 class Run:
     """One `automl` process; its output goes to a file (a pipe could fill and block it)."""
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from automl_core.experiment import SearchRequest, create_experiment, run_engine
-from automl_core.space import SearchSpace
-from tests.integration.fault_runs import SPACE
+from automl_core.experiment import run_engine
+from tests.integration.fault_runs import create_suite_experiment
 
 # Jobs of the shallowest bracket (54 here) that may start before the deepest bracket's
 # first rung has every job started: a worker whose partition no higher-priority trial
@@ -43,13 +42,8 @@ def _jobs_by_bracket_rung_0(url: str, name: str) -> dict[int, list[float]]:
 
 @pytest.mark.timeout(300)
 def test_the_deepest_bracket_trains_its_first_rung_first(digits_url: str, tmp_path: Path) -> None:
-    (tmp_path / "space.yaml").write_text(SPACE)
-    space = SearchSpace.from_file(tmp_path / "space.yaml").to_dict()
     name = "deep-brackets-first"
-    request = SearchRequest(
-        dataset="digits", space=space, method="hyperband", name=name, seed=3, R=9, eta=3
-    )
-    create_experiment(request, db_url=digits_url)
+    create_suite_experiment(digits_url, name, tmp_path)
     run_engine(name, db_url=digits_url, deep_brackets_first=True)
     jobs = _jobs_by_bracket_rung_0(digits_url, name)
     deepest, shallowest = max(jobs), min(jobs)
