@@ -2,13 +2,15 @@
 
 An export is two artifacts in a folder or under an S3 prefix:
 
-- ``model.pt``: the trial's state at its best epoch, byte for byte as the database holds
-  it (weights, optimiser state, epoch and RNG, written by ``automl_core.training.state``);
+- ``model.safetensors``: the trial's state at its best epoch, byte for byte as the
+  database holds it (weights under ``model/``, optimiser state, epoch and RNG, written by
+  ``automl_core.training.state``); a checkpoint written before that format is exported as
+  it is, as ``model.pt`` (a ``torch.save`` archive);
 - ``model_card.json``: what is needed to use the weights and to trust them: the
   configuration and architecture, the input (feature shape, class values,
   normalisation), the metrics (per-epoch history, final, best, and those of the
   exported epoch) and the lineage (experiment, method, Airflow run, data, time,
-  package version), plus the SHA-256 of ``model.pt``.
+  package version), plus the weights' file name and SHA-256.
 
 The card is written after the weights, so a target with a card holds a complete export.
 "Best" is the leaderboard's rank (highest best validation accuracy, ties by trial id)
@@ -18,8 +20,8 @@ handed over is the one that was ranked (Keras' save-best-only, Ray Tune's checkp
 score). Only a trial trained before best-epoch states were kept (schema version 4) falls
 back to its latest state, with a warning; the card says which epoch and which kind.
 
-Weights are never unpickled here: ``ExportedModel.state`` stays bytes until the
-training package loads them (with ``torch.load(weights_only=True)``).
+Weights are never read here: ``ExportedModel.state`` stays bytes until the training
+package loads them.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ from automl_core.artifacts import (
     read_uri,
 )
 from automl_core.errors import UserInputError
+from automl_core.state_format import state_file_name
 
 log = logging.getLogger(__name__)
 
 CARD_FORMAT = "automl-model-card/1"
-WEIGHTS_KEY = "model.pt"
+WEIGHTS_STEM = "model"  # + the state format's suffix (automl_core.state_format)
 CARD_KEY = "model_card.json"
 # The registry's default (automl_core.training.registry.DEFAULT_ARCHITECTURE), repeated
 # so that exporting does not import torch.
@@ -209,7 +212,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
             "package_version": package_version(),
         },
         "files": {
-            "weights": WEIGHTS_KEY,
+            "weights": state_file_name(WEIGHTS_STEM, state),
             "weights_sha256": hashlib.sha256(state).hexdigest(),
             "weights_bytes": len(state),
         },
@@ -220,7 +223,8 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
 def export_best(
     conn: Any, experiment_name: str, target: str, *, s3_client: Any | None = None
 ) -> dict[str, Any]:
-    """Write the best trial's ``model.pt`` and ``model_card.json`` to ``target``.
+    """Write the best trial's weights (``model.safetensors``) and ``model_card.json`` to
+    ``target``.
 
     ``target`` is a folder (created if missing) or ``s3://bucket/prefix``; ``s3_client``
     is used for S3 (default: one from the environment). An earlier export at the same
@@ -237,7 +241,7 @@ def export_best(
         "exported_at": datetime.now(UTC).isoformat(),
         "exported_to": store.describe(),
     }
-    store.put_bytes(WEIGHTS_KEY, model.state)
+    store.put_bytes(card["files"]["weights"], model.state)
     store.put_bytes(CARD_KEY, json.dumps(card, indent=2, sort_keys=True).encode("utf-8"))
     log.info(
         "exported trial %s of %s (epoch %s) to %s",

@@ -261,6 +261,7 @@ def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None
     assert latest is not None and latest.epoch == 3  # training would resume from here
     assert loaded.card == json.loads(json.dumps(card))
     assert card["files"]["weights_sha256"] == hashlib.sha256(loaded.state).hexdigest()
+    assert card["files"]["weights"] == "model.safetensors"
 
     n = predict_table(conn, source_table="toy", out_table="toy_scored", model=loaded)
     assert n == 90
@@ -333,7 +334,7 @@ def test_load_exported_refuses_missing_or_tampered_exports(conn: Any, tmp_path: 
         load_exported(str(tmp_path / "empty"))
     build_trained_experiment(conn, "exp", "toy")
     export_best(conn, "exp", str(tmp_path / "m"))
-    weights = tmp_path / "m" / "model.pt"
+    weights = tmp_path / "m" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1])
     with pytest.raises(UserInputError, match="SHA-256"):
         load_exported(str(tmp_path / "m"))
@@ -357,4 +358,4 @@ def test_export_reads_a_checkpoint_stored_by_reference(
     assert moved is not None and (moved.epoch, moved.state, moved.uri) == (2, None, uri)
     card = export_best(conn, "exp", str(tmp_path / "m"), s3_client=s3_client)
     assert card["checkpoint"]["stored_as"] == uri
-    assert (tmp_path / "m" / "model.pt").read_bytes() == inline.state
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == inline.state

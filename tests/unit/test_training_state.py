@@ -1,16 +1,20 @@
-"""Model state to bytes and back: exact, safe (weights_only), compact, device-free."""
+"""Model state to bytes and back: exact, safe (no pickle; weights_only for the old
+format), compact, device-free."""
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 
+from automl_core.state_format import state_file_name
 from automl_core.training import (
     InvalidStateError,
     TrainingSession,
@@ -71,8 +75,55 @@ def test_round_trip_is_exact() -> None:
     _assert_nested_equal(state.model, again.model)
     _assert_nested_equal(state.optimizer, again.optimizer)
     assert torch.equal(state.rng, again.rng)
-    # torch.save is deterministic, so bytes -> state -> bytes reproduces the bytes.
+    # The format is deterministic, so bytes -> state -> bytes reproduces the bytes.
     assert to_bytes(state) == data
+
+
+def test_tensors_are_named_by_their_place_in_the_state() -> None:
+    # Any safetensors reader finds the weights under "model/" (no automl code needed).
+    tensors = safetensors.torch.load(_trained_state())
+    assert "rng" in tensors and "model/1.weight" in tensors
+    assert {k.split("/")[0] for k in tensors} == {"model", "optimizer", "rng"}
+    assert "optimizer/state/0/exp_avg" in tensors
+
+
+def _torch_archive(state: TrainingState) -> bytes:
+    """The state as the previous version wrote it (format 1: a torch.save archive)."""
+    buffer = io.BytesIO()
+    payload = {
+        "format": 1,
+        "architecture": state.architecture,
+        "epoch": state.epoch,
+        "seed_counter": state.seed_counter,
+        "rng": state.rng,
+        "model": state.model,
+        "optimizer": state.optimizer,
+    }
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def test_a_state_file_is_named_by_its_format() -> None:
+    data = _trained_state()
+    assert state_file_name("model", data) == "model.safetensors"
+    assert state_file_name("model", _torch_archive(from_bytes(data))) == "model.pt"
+
+
+def test_checkpoints_of_the_previous_format_still_load() -> None:
+    state = from_bytes(_trained_state())
+    old = from_bytes(_torch_archive(state))
+    assert (old.architecture, old.epoch, old.seed_counter) == ("mlp", 2, 2)
+    _assert_nested_equal(state.model, old.model)
+    _assert_nested_equal(state.optimizer, old.optimizer)
+    # A session continues from either the same way.
+    x = np.ones((4, 6), dtype=np.float32)
+    y = np.array([0, 1, 2, 0])
+    results = []
+    for data in (to_bytes(state), _torch_archive(state)):
+        session = TrainingSession.open(CONFIG, data, input_shape=(6,), num_classes=3, seed=5)
+        session.train_pass(x, y, epoch=3)
+        results.append(from_bytes(session.to_bytes()))
+    _assert_nested_equal(results[0].model, results[1].model)
 
 
 def test_accepts_memoryview_from_a_database_driver() -> None:
@@ -118,6 +169,55 @@ def test_foreign_payloads_are_rejected(payload: Any) -> None:
 def test_garbage_is_rejected(data: bytes) -> None:
     with pytest.raises(InvalidStateError):
         from_bytes(data)
+
+
+def _with_tree(tree: Any, tensors: dict[str, torch.Tensor] | None = None) -> bytes:
+    """A safetensors file whose automl metadata is ``tree`` (JSON-encoded)."""
+    tensors = {"rng": torch.zeros(3, dtype=torch.uint8)} if tensors is None else tensors
+    return safetensors.torch.save(tensors, metadata={"automl_state": json.dumps(tree)})
+
+
+_GOOD_TREE = {
+    "format": 2,
+    "architecture": "mlp",
+    "epoch": 1,
+    "seed_counter": 1,
+    "rng": {"tensor": "rng"},
+    "model": {"dict": []},
+    "optimizer": None,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"format": 99},
+        {"rng": {"tensor": "missing"}},  # a name with no tensor
+        {"model": {"object": "os.system"}},  # a node this format does not have
+        {"model": {"dict": [[["a"], 1]]}},  # a key that is not str or int
+        {"model": [1, 2]},  # not a dict
+        {"optimizer": 3},
+        {"rng": 5},
+    ],
+)
+def test_malformed_safetensors_states_are_rejected(change: dict[str, Any]) -> None:
+    assert from_bytes(_with_tree(_GOOD_TREE)).epoch == 1
+    with pytest.raises(InvalidStateError):
+        from_bytes(_with_tree({**_GOOD_TREE, **change}))
+
+
+def test_safetensors_without_a_state_are_rejected() -> None:
+    with pytest.raises(InvalidStateError):
+        from_bytes(safetensors.torch.save({"w": torch.ones(2)}))  # no metadata
+    with pytest.raises(InvalidStateError):
+        from_bytes(_with_tree([1, 2]))  # metadata that is not an object
+
+
+def test_only_plain_values_are_saved() -> None:
+    state = _state_with_model({"w": torch.ones(2)})
+    state.optimizer = {"state": {}, "param_groups": [{"lr": 0.1, "hook": object()}]}
+    with pytest.raises(TypeError, match="cannot hold a object"):
+        to_bytes(state)
 
 
 def test_truncated_state_is_rejected() -> None:
