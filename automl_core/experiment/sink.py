@@ -14,6 +14,9 @@ from automl_core.store import repository as repo
 from automl_core.store.connection import RetryingConnection, retry_window_s
 
 FLUSH_MARGIN_S = 60.0  # a flush waits this long past the database's retry window
+# States handed over but not yet written, in bytes: past this the runner waits for the
+# writer, so a slow database holds up training instead of filling the driver's memory.
+MAX_QUEUED_BYTES = 256 * 2**20
 
 
 def retrying(conn: Any) -> RetryingConnection:
@@ -38,6 +41,10 @@ class DatabaseSink:
     restart of the server; the writer shares it, one transaction at a time. A write that
     fails for good (``DatabaseLostError`` after the retry window) is raised by the next
     call here. Call ``close()`` at the end: it flushes and stops the writer.
+
+    Memory is bounded: while the states handed over and not yet written pass
+    ``MAX_QUEUED_BYTES``, ``record_epoch`` waits for the writer (one state larger than
+    the bound is taken when nothing else waits).
     """
 
     def __init__(self, conn: Any, experiment_id: int) -> None:
@@ -48,6 +55,7 @@ class DatabaseSink:
         self._jobs: list[JobRecord] = []
         self._epochs: list[repo.EpochResult] = []
         self._writing = False
+        self._queued_bytes = 0  # states handed over, until they are written
         self._closed = False
         self._error: BaseException | None = None
         self._writer = threading.Thread(target=self._write_loop, name="result-writer", daemon=True)
@@ -71,8 +79,9 @@ class DatabaseSink:
             state=state,
         )
         with self._cond:
-            self._check()
+            self._wait_for_room(len(state))
             self._epochs.append(result)
+            self._queued_bytes += len(state)
             self._cond.notify_all()
 
     def load_checkpoint(self, trial_id: int) -> tuple[int, bytes | None]:
@@ -113,6 +122,22 @@ class DatabaseSink:
                 self._cond.notify_all()
             self._writer.join(timeout=FLUSH_MARGIN_S)
 
+    def _wait_for_room(self, size: int) -> None:
+        """Wait (holding the condition) until ``size`` more bytes fit under the bound.
+
+        Raises the writer's error, or TimeoutError as ``flush`` does."""
+        deadline = time.monotonic() + self._flush_timeout_s
+        self._check()
+        while self._queued_bytes and self._queued_bytes + size > MAX_QUEUED_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"the results of experiment {self._experiment_id} waiting to be written "
+                    f"did not drain within {self._flush_timeout_s:.0f} s"
+                )
+            self._cond.wait(min(left, 1.0))
+            self._check()
+
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
@@ -140,4 +165,5 @@ class DatabaseSink:
                 return
             with self._cond:
                 self._writing = False
+                self._queued_bytes -= sum(len(e.state) for e in epochs)
                 self._cond.notify_all()

@@ -73,6 +73,51 @@ def test_reading_a_checkpoint_waits_for_the_writer(
         sink.close()
 
 
+def test_a_slow_database_holds_the_runner_back_instead_of_filling_memory(
+    conn: Any, exp_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from automl_core.experiment import sink as sink_module
+
+    monkeypatch.setattr(sink_module, "MAX_QUEUED_BYTES", 20)  # about two states
+    write = repo.record_epoch_results
+    gate = threading.Event()
+    written: list[int] = []
+
+    def gated_write(*args: Any, **kwargs: Any) -> None:
+        assert gate.wait(30), "the test never opened the gate"
+        write(*args, **kwargs)
+        written.append(len(kwargs["results"]))
+
+    monkeypatch.setattr(repo, "record_epoch_results", gated_write)
+    sink = DatabaseSink(conn, exp_id)
+    handed: list[int] = []
+
+    def runner() -> None:  # hands over 6 states of 9-10 bytes
+        for epoch in range(1, 7):
+            hand_over(sink, 1, epoch, 0.5)
+            handed.append(epoch)
+
+    thread = threading.Thread(target=runner, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 10
+        while len(handed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        thread.join(0.5)
+        # The writer is stuck on the first state; the second fits, the third waits.
+        assert thread.is_alive() and handed == [1, 2]
+        gate.set()
+        thread.join(30)
+        assert not thread.is_alive() and handed == [1, 2, 3, 4, 5, 6]
+        sink.flush()
+        assert sum(written) == 6 and sink.load_checkpoint(1) == (6, b"state 1/6")
+    finally:
+        gate.set()
+        sink.close()
+
+
 def test_a_write_that_fails_is_raised_by_the_next_call(db_url: str, exp_id: int) -> None:
     own = connect(db_url)
     sink = DatabaseSink(RetryingConnection(None, own), exp_id)  # never reconnects
