@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_core.mop.runner import EpochMetrics
@@ -100,17 +100,8 @@ class DatabaseSink:
         or TimeoutError when the writer neither wrote nor failed within the retry window
         plus ``FLUSH_MARGIN_S``.
         """
-        deadline = time.monotonic() + self._flush_timeout_s
         with self._cond:
-            while self._error is None and (self._jobs or self._epochs or self._writing):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"the results of experiment {self._experiment_id} were not written "
-                        f"within {self._flush_timeout_s:.0f} s"
-                    )
-                self._cond.wait(min(left, 1.0))
-            self._check()
+            self._wait_while(lambda: bool(self._jobs or self._epochs or self._writing))
 
     def close(self) -> None:
         """Flush, then stop the writer (it stops even when the flush raised)."""
@@ -123,20 +114,28 @@ class DatabaseSink:
             self._writer.join(timeout=FLUSH_MARGIN_S)
 
     def _wait_for_room(self, size: int) -> None:
-        """Wait (holding the condition) until ``size`` more bytes fit under the bound.
+        """Wait (holding the condition) until ``size`` more bytes fit under the bound."""
+        self._wait_while(
+            lambda: bool(self._queued_bytes) and self._queued_bytes + size > MAX_QUEUED_BYTES
+        )
 
-        Raises the writer's error, or TimeoutError as ``flush`` does."""
+    def _wait_while(self, busy: Callable[[], bool]) -> None:
+        """Wait (holding the condition) while ``busy()`` and the writer has not failed.
+
+        Raises the writer's error (``DatabaseLostError`` when the database stayed away),
+        or TimeoutError when the writer neither wrote nor failed within the retry window
+        plus ``FLUSH_MARGIN_S``.
+        """
         deadline = time.monotonic() + self._flush_timeout_s
-        self._check()
-        while self._queued_bytes and self._queued_bytes + size > MAX_QUEUED_BYTES:
+        while self._error is None and busy():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(
-                    f"the results of experiment {self._experiment_id} waiting to be written "
-                    f"did not drain within {self._flush_timeout_s:.0f} s"
+                    f"the results of experiment {self._experiment_id} were not written "
+                    f"within {self._flush_timeout_s:.0f} s"
                 )
             self._cond.wait(min(left, 1.0))
-            self._check()
+        self._check()
 
     def _check(self) -> None:
         if self._error is not None:
