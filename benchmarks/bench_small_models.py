@@ -30,6 +30,10 @@ and "job time / priced" = busy worker-seconds / the same epochs priced alone.
 The automl and Airflow paths are driven only through the CLI, the REST API and the tables
 automl.experiments, automl.trials, automl.trial_epochs and automl.mop_jobs.
 
+The parts: ``small_models_airflow.py`` (the Airflow path), ``small_models_peer.py`` (the
+Optuna peer, run as its own process) and ``small_models_pricing.py`` (the limit, priced in
+processes of its own); what they share is in ``small_models_common.py``.
+
 Optuna is an optional extra: ``.venv/bin/pip install -c constraints.txt optuna==5.0.0``
 (or ``pip install -e '.[bench]'``).
 """
@@ -42,32 +46,32 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_databases import create_database, drop_database
+from small_models_airflow import airflow_timeline, run_airflow
+from small_models_common import (
+    AUTOML,
+    DATASET,
+    ETA,
+    ROOT,
+    SEED,
+    SPACE,
+    WORKERS,
+    R,
+    automl_env,
+    canonical,
+    query,
+    timed_subprocess,
+)
+from small_models_peer import run_optuna
+from small_models_pricing import Prices, limit_of, price
 
-from bench_databases import create_database, drop_database  # noqa: E402
-from process_memory import PssSampler  # noqa: E402
-
-AUTOML = str(Path(sys.executable).with_name("automl"))
-DATASET = "signals"
-SPACE = ROOT / "examples" / "spaces" / "signals.yaml"
-DAG_ID = "automl_hyperband_signals"
-R, ETA, SEED, WORKERS = 27, 3, 0, 2
-N_TRIALS = 49  # what Hyperband R=27, eta=3 samples: brackets of 27, 12, 6 and 4
-PRICE_EPOCHS = 3  # epochs timed per configuration; the median is its epoch time
-LOAD_MAX_S = 900  # the load beside a pricing never runs longer than this
-SUBPROCESS_TIMEOUT_S = 1800  # a search, the peer or a pricing
 OPTUNA_HINT = (
     "Optuna is missing: install the benchmark extra with\n"
     "    .venv/bin/pip install -c constraints.txt optuna==5.0.0\n"
@@ -75,81 +79,7 @@ OPTUNA_HINT = (
 )
 
 
-# --- databases ---------------------------------------------------------------------------------
-
-
-def query(db_url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """All rows of one read-only statement."""
-    import psycopg2
-
-    conn = psycopg2.connect(db_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
-def load_arrays(db_url: str) -> dict[str, Any]:
-    """The packed, normalised rows of every partition: train and valid, and the data's shape."""
-    import numpy as np
-    import psycopg2
-
-    from automl_core.data.reader import dataset_info, read_partition
-
-    conn = psycopg2.connect(db_url)
-    try:
-        info = dataset_info(conn, DATASET)
-        out: dict[str, Any] = {"shape": tuple(info.feature_shape), "classes": info.num_classes}
-        for split in ("train", "valid"):
-            parts = [
-                read_partition(conn, DATASET, p, split, info=info) for p in range(info.partitions)
-            ]
-            out[split] = (
-                np.concatenate([x for x, _ in parts]),
-                np.concatenate([y for _, y in parts]),
-            )
-    finally:
-        conn.close()
-    return out
-
-
-def timed_subprocess(cmd: list[str], env: Mapping[str, str], log: Path) -> dict[str, float | None]:
-    """Run ``cmd`` to the end (output to ``log``); wall seconds, peak tree PSS in MB, mean load.
-
-    A run past ``SUBPROCESS_TIMEOUT_S`` is killed and the benchmark stops."""
-    with log.open("wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        with PssSampler(proc.pid) as sampler:
-            try:
-                rc = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=60)
-                raise SystemExit(
-                    f"{' '.join(cmd[:3])} ... ran past {SUBPROCESS_TIMEOUT_S} s"
-                ) from None
-        wall = time.perf_counter() - start
-    if rc != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{' '.join(cmd[:3])} ... failed (exit {rc}):\n{tail}")
-    return {"wall": wall, "peak_pss_mb": sampler.peak / 1e6, "load": _mean(sampler.loads)}
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 # --- the automl paths (CLI, REST API, tables only) ----------------------------------------------
-
-
-def automl_env(db_url: str, tmp: Path) -> dict[str, str]:
-    """The environment of an ``automl`` subprocess: the benchmark's database, TMPDIR inside."""
-    env = dict(os.environ)
-    env.update({"AUTOML_DB_URL": db_url, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"})
-    return env
 
 
 def prepare_data(db_url: str, tmp: Path) -> None:
@@ -211,7 +141,7 @@ def experiment_figures(db_url: str, name: str) -> dict[str, Any]:
         "status": status,
         "experiment_s": (finished - created).total_seconds() if finished else None,
         # (trial, config, epochs trained) for pricing; configs as canonical JSON.
-        "trained": [(t, _canonical(json.loads(c)), int(n)) for t, c, n in epochs],
+        "trained": [(t, canonical(json.loads(c)), int(n)) for t, c, n in epochs],
         "busy_s": float(busy or 0.0),
         "span_s": float(last - first) if jobs else 0.0,
         "first_job": float(first) if jobs else None,
@@ -219,357 +149,6 @@ def experiment_figures(db_url: str, name: str) -> dict[str, Any]:
         "jobs": int(jobs),
         "best_valid_accuracy": best,
     }
-
-
-def _canonical(config: Mapping[str, Any]) -> str:
-    return json.dumps(dict(config), sort_keys=True)
-
-
-def run_airflow(db_url: str, names: list[str], tmp: Path, timeout: float) -> list[dict[str, Any]]:
-    """The same search through ``airflow standalone`` and its REST API, once per name
-    (one after the other, on the same server), then a clean stop.
-
-    Set up as tests/e2e/conftest.py does: PostgreSQL metadata in a fresh database, the
-    results database as the ``automl_db`` connection, the ``automl_training`` pool.
-    """
-    from tests.e2e.airflow_server import AirflowStandalone, session_processes
-
-    metadata = create_database("automl_bench_airflow")
-    home = Path(tempfile.mkdtemp(prefix="airflow-", dir=tmp))
-    server = AirflowStandalone(
-        home=home,
-        metadata_url=metadata.replace("postgresql://", "postgresql+psycopg2://", 1),
-        env_extra={"AIRFLOW_CONN_AUTOML_DB": db_url, "AUTOML_HOME": str(tmp / "automl_home")},
-    )
-    out: list[dict[str, Any]] = []
-    try:
-        started = time.perf_counter()
-        server.start()
-        server.wait_for_dag(DAG_ID)
-        server.unpause(DAG_ID)
-        startup = time.perf_counter() - started
-        for name in names:
-            out.append({"startup_s": startup, **_trigger_and_wait(server, name, timeout)})
-    finally:
-        stragglers = server.stop()
-        left = session_processes(server.process.pid) if server.process else []
-        drop_database(metadata)
-    for run in out:
-        run["needed_sigkill"] = stragglers
-    if left:
-        raise SystemExit(f"processes of airflow standalone left running: {left}")
-    return out
-
-
-def _trigger_and_wait(server: Any, name: str, timeout: float) -> dict[str, Any]:
-    """Trigger the DAG with a conf and poll every second until the run ends."""
-    start = time.perf_counter()
-    reply = server.trigger(DAG_ID, {"seed": SEED, "experiment_name": name})
-    if reply.status_code not in (200, 201):
-        raise SystemExit(f"trigger failed: {reply.status_code} {reply.text}")
-    run_id = reply.json()["dag_run_id"]
-    with PssSampler(server.process.pid) as sampler:
-        while True:
-            run = server.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
-            if run.get("state") in ("success", "failed"):
-                break
-            if time.perf_counter() - start > timeout:
-                raise SystemExit(
-                    f"run {run_id} not done after {timeout} s: {server.task_states(DAG_ID, run_id)}"
-                )
-            time.sleep(1)
-    wall = time.perf_counter() - start
-    if run["state"] != "success":
-        raise SystemExit(f"run {run_id} failed: {server.task_states(DAG_ID, run_id)}")
-    run_s = (_iso(run["end_date"]) - _iso(run["start_date"])).total_seconds()
-    return {
-        "wall": wall,
-        "run_s": run_s,
-        "run_start": _iso(run["start_date"]).timestamp(),
-        "tasks": _task_timeline(server, run_id),
-        "peak_pss_mb": sampler.peak / 1e6,
-        "load": _mean(sampler.loads),
-        "run_id": run_id,
-    }
-
-
-def _task_timeline(server: Any, run_id: str) -> dict[str, dict[str, float | None]]:
-    """Task id -> its queued, start and end times (epoch seconds; None if not reached)."""
-    reply = server.api(
-        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100}
-    )
-    return {
-        t["task_id"]: {
-            k: _iso(t[f]).timestamp() if t.get(f) else None
-            for k, f in (("queued", "queued_when"), ("start", "start_date"), ("end", "end_date"))
-        }
-        for t in reply.json().get("task_instances", [])
-    }
-
-
-def airflow_timeline(af: Mapping[str, Any]) -> str:
-    """Where the DAG run's wall time went: the tasks outside the groups, the job log's
-    span and the groups' last task, in seconds from the run's start."""
-    t0, tasks, figures = af["run_start"], af["tasks"], af["figures"]
-
-    def at(value: float | None) -> str:
-        return "-" if value is None else f"{value - t0:6.1f}"
-
-    lines = ["task                 queued   start     end"]
-    for task_id in ("validate_conf", "prepare_data", "create_experiment", "engine", "finalize"):
-        if task_id in tasks:
-            t = tasks[task_id]
-            lines.append(f"{task_id:<18} {at(t['queued'])}  {at(t['start'])}  {at(t['end'])}")
-    grouped = [t["end"] for k, t in tasks.items() if "." in k and t["end"] is not None]
-    if grouped:
-        lines.append(f"{'last group task':<18} {'':>6}  {'':>6}  {at(max(grouped))}")
-    if figures["jobs"]:
-        lines.append(
-            f"{'job log':<18} {'':>6}  {at(figures['first_job'])}  {at(figures['last_job'])}"
-        )
-    return "\n".join(lines)
-
-
-def _iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-# --- the Optuna peer (runs as a subprocess: --role optuna) ----------------------------------------
-
-
-def suggest_config(trial: Any, space: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration from the YAML space, through Optuna's suggest API.
-
-    Understands the shapes examples/spaces/signals.yaml uses: a list of mappings is a
-    conditional choice (its keys are suggested under the chosen option's name, so TPE keeps
-    their distributions apart), a list of scalars is categorical, ``{uniform: [a, b]}`` and
-    ``{loguniform: [a, b]}`` are floats, anything else is fixed.
-    """
-    config: dict[str, Any] = {}
-    for key, value in space.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            # Each option is named by its first value ("mlp", "cnn1d", "sgd", ...).
-            names = [str(next(iter(v.values()))) for v in value]
-            name = trial.suggest_categorical(key, names)
-            config.update(_suggest_flat(trial, value[names.index(name)], name))
-        else:
-            config.update(_suggest_flat(trial, {key: value}, ""))
-    return config
-
-
-def _suggest_flat(trial: Any, items: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in items.items():
-        name = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, list):
-            out[key] = trial.suggest_categorical(name, value) if len(value) > 1 else value[0]
-        elif isinstance(value, dict) and set(value) == {"uniform"}:
-            out[key] = trial.suggest_float(name, *value["uniform"])
-        elif isinstance(value, dict) and set(value) == {"loguniform"}:
-            out[key] = trial.suggest_float(name, *value["loguniform"], log=True)
-        else:
-            out[key] = value
-    return out
-
-
-def optuna_main(db_url: str, out_path: Path) -> None:
-    """Optuna TPE + HyperbandPruner over the signals space, 49 trials on 2 threads."""
-    import optuna
-    import torch
-    import yaml
-
-    torch.set_num_threads(1)
-    data = load_arrays(db_url)
-    space = yaml.safe_load(SPACE.read_text())
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=SEED),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=ETA),
-    )
-    # Pay torch's lazy imports (dynamo, on the first optimizer) before the clock starts, as
-    # the automl workers do once per process.
-    _train_trial({"architecture": "mlp", "hidden": 8, "depth": 1}, data, 1, None)
-    start = time.perf_counter()
-    study.optimize(
-        lambda trial: _train_trial(suggest_config(trial, space), data, R, trial),
-        n_trials=N_TRIALS,
-        n_jobs=WORKERS,
-    )
-    wall = time.perf_counter() - start
-    trials = [
-        {
-            "number": t.number,
-            "config": t.user_attrs["config"],
-            "epochs": t.user_attrs.get("epochs", 0),
-            "state": t.state.name,
-        }
-        for t in study.trials
-    ]
-    out_path.write_text(
-        json.dumps({"optimize_s": wall, "best": study.best_value, "trials": trials})
-    )
-
-
-def _train_trial(config: dict[str, Any], data: Mapping[str, Any], epochs: int, trial: Any) -> float:
-    """A plain training loop (no state bytes, no hopping); reports accuracy each epoch."""
-    import optuna
-    import torch
-    import torch.nn.functional as F
-
-    from automl_core.training.optimizers import build_optimizer
-    from automl_core.training.registry import build_model
-
-    config = {"batch_size": 32, **config}
-    x, y = (torch.from_numpy(a) for a in data["train"])
-    xv, yv = (torch.from_numpy(a) for a in data["valid"])
-    model = build_model(config, data["shape"], data["classes"])
-    opt = build_optimizer(config, model.parameters())
-    gen = torch.Generator().manual_seed(trial.number if trial is not None else 0)
-    batch, accuracy = int(config["batch_size"]), 0.0
-    if trial is not None:
-        trial.set_user_attr("config", config)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for idx in torch.randperm(x.shape[0], generator=gen).split(batch):
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            accuracy = sum(
-                (model(xb).argmax(1) == yb).sum().item()
-                for xb, yb in zip(xv.split(1024), yv.split(1024), strict=True)
-            ) / len(yv)
-        if trial is not None:
-            trial.set_user_attr("epochs", epoch)  # kept when the trial is pruned below
-            trial.report(accuracy, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-    return accuracy
-
-
-def run_optuna(db_url: str, tmp: Path) -> dict[str, Any]:
-    """The Optuna peer in its own process: wall, peak PSS, and what it trained."""
-    out = tmp / "optuna.json"
-    cmd = [sys.executable, __file__, "--role", "optuna", "--db-url", db_url, "--out", str(out)]
-    result: dict[str, Any] = dict(
-        timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "optuna.log")
-    )
-    result.update(json.loads(out.read_text()))
-    return result
-
-
-# --- pricing: one epoch per configuration, alone, one thread (--role price) ----------------------
-
-
-def _priced_epoch(engine: Any, key: str, data: Mapping[str, Any], epochs: int) -> list[float]:
-    """Seconds of each of ``epochs`` epochs (training pass + evaluation) of one config."""
-    (x, y), (xv, yv) = data["train"], data["valid"]
-    shape, classes = data["shape"], data["classes"]
-    config, state, times = json.loads(key), None, []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        state, _ = engine.train_partition(
-            config, state, x, y, input_shape=shape, num_classes=classes, epoch=epoch, seed=SEED
-        )
-        engine.evaluate_partition(config, state, xv, yv, input_shape=shape, num_classes=classes)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def price_main(db_url: str, in_path: Path, out_path: Path, *, load: bool = False) -> None:
-    """Median seconds of one epoch (train over all training rows + evaluate) per config.
-
-    ``load``: instead, train the same configurations round-robin until terminated (the
-    work beside a pricing run that measures with both cores busy); writes ``out_path``
-    once ready, so that the pricing starts only when the load runs.
-    """
-    import torch
-
-    from automl_core.training import engine
-
-    torch.set_num_threads(1)
-    data = load_arrays(db_url)
-    configs: list[str] = json.loads(in_path.read_text())
-    _priced_epoch(engine, json.dumps({"architecture": "mlp"}), data, 1)  # torch's lazy imports
-    if load:
-        # Until terminated; an orphan (its benchmark killed) stops by itself.
-        parent, deadline = os.getppid(), time.monotonic() + LOAD_MAX_S
-        out_path.write_text("ready")
-        while os.getppid() == parent and time.monotonic() < deadline:
-            for key in configs:
-                _priced_epoch(engine, key, data, 1)
-        return
-    prices = {
-        key: statistics.median(_priced_epoch(engine, key, data, PRICE_EPOCHS)) for key in configs
-    }
-    out_path.write_text(json.dumps(prices))
-
-
-def price(db_url: str, configs: set[str], tmp: Path, *, beside: bool = False) -> dict[str, float]:
-    """Epoch seconds per canonical config, measured in a fresh subprocess.
-
-    ``beside``: with a second process training the same configurations on the other
-    core all the while: what an epoch costs on this machine when both cores work, as
-    they do in every 2-worker search.
-    """
-    tag = "busy" if beside else "alone"
-    in_path, out_path = tmp / "price_in.json", tmp / f"price_{tag}.json"
-    in_path.write_text(json.dumps(sorted(configs)))
-    env = automl_env(db_url, tmp)
-
-    def role(name: str, out: Path) -> list[str]:
-        return [sys.executable, __file__, "--role", name, "--db-url", db_url,
-                "--in", str(in_path), "--out", str(out)]  # fmt: skip
-
-    with contextlib.ExitStack() as stack:
-        if beside:
-            stack.enter_context(_load_beside(role("load", tmp / "load_ready"), env, tmp))
-        done = timed_subprocess(role("price", out_path), env, tmp / f"price_{tag}.log")
-    # The prices are the denominator of every ratio: say how busy the machine was.
-    print(f"pricing ({tag}): {done['wall']:.1f} s, mean load {done['load'] or 0:.1f}", flush=True)
-    return dict(json.loads(out_path.read_text()))
-
-
-@contextlib.contextmanager
-def _load_beside(cmd: list[str], env: Mapping[str, str], tmp: Path) -> Iterator[None]:
-    """Run the load process (``--role load``) while the block runs; ready within 120 s."""
-    ready = Path(cmd[-1])
-    ready.unlink(missing_ok=True)
-    with (tmp / "load.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the load process did not start: see {tmp / 'load.log'}")
-            time.sleep(0.1)
-        yield
-        if proc.poll() is not None:  # it must have run beside the whole pricing
-            raise SystemExit(f"the load process ended during the pricing: see {tmp / 'load.log'}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-@dataclasses.dataclass(frozen=True)
-class Prices:
-    """Epoch seconds per canonical config: priced alone (the issue's physical limit) and
-    with the other core busy with the same kind of work (what this machine gives two
-    workers)."""
-
-    alone: Mapping[str, float]
-    busy: Mapping[str, float]
-
-
-def limit_of(trained: list[tuple[str, int]], prices: Mapping[str, float]) -> float:
-    """Total training work (epoch price x epochs trained) over the workers."""
-    return sum(prices[c] * n for c, n in trained) / WORKERS
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -661,24 +240,11 @@ def parse_args() -> argparse.Namespace:
         help="also run `automl run --visit-order free` (what the seeded order costs)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    # Internal: the subprocesses this script starts for the peer and for pricing.
-    parser.add_argument(
-        "--role",
-        choices=("main", "optuna", "price", "load"),
-        default="main",
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument("--in", dest="in_path", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    if args.role == "optuna":
-        return optuna_main(args.db_url, args.out)
-    if args.role in ("price", "load"):
-        return price_main(args.db_url, args.in_path, args.out, load=args.role == "load")
     if not args.no_optuna:
         try:
             import optuna  # noqa: F401
@@ -713,7 +279,7 @@ def main() -> None:
             if k in runs
             for _, c, _ in runs[k]["figures"]["trained"]
         }
-        configs |= {_canonical(t["config"]) for t in runs.get("optuna", {}).get("trials", [])}
+        configs |= {canonical(t["config"]) for t in runs.get("optuna", {}).get("trials", [])}
         prices = Prices(price(db_url, configs, tmp), price(db_url, configs, tmp, beside=True))
     report(args, runs, prices)
 
@@ -736,7 +302,7 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Prices) ->
             )
     if "optuna" in runs:
         o = runs["optuna"]
-        trained = [(_canonical(t["config"]), t["epochs"]) for t in o["trials"]]
+        trained = [(canonical(t["config"]), t["epochs"]) for t in o["trials"]]
         base = {
             "limit": limit_of(trained, prices.alone),
             "limit_busy": limit_of(trained, prices.busy),

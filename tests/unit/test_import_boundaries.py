@@ -1,6 +1,6 @@
 """The house rules on imports and sizes: the core never imports Airflow; the pure parts
 import neither torch, dask nor psycopg2; no package imports one that imports it back; no
-module is over 400 lines. Import checks run in a fresh interpreter; the graph is read
+module (nor benchmark script) is over 400 lines. Import checks run in a fresh interpreter; the graph is read
 from the source (lazy and type-only imports count: they are dependencies too)."""
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ def test_the_graph_sees_lazy_imports() -> None:
 
 
 def test_no_module_is_over_400_lines() -> None:
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
     long = {
         str(path.relative_to(REPO)): n
-        for _, path in _sources()
+        for path in [*(path for _, path in _sources()), *scripts]
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"split these modules along a seam: {long}"
