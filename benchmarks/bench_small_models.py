@@ -23,6 +23,9 @@ One run, on a fresh database (or ``--db-url``), with the built-in ``signals`` da
    other core all the while: "limit, cores busy". On a machine whose cores slow each other
    down (shared caches, SMT siblings, a host's turbo budget), no 2-worker search can beat
    this one; the ratio of the two prices says how much the cores slow each other.
+6. The machine's speed before and after each path: one epoch of a reference configuration,
+   priced the same way (~3 s each). The limit is priced after the searches; where the
+   machine's speed drifted in between, the ratios of that run drifted with it.
 
 Prints one table: wall, limit, wall/limit, and for the automl paths the utilisation from
 the job log (busy worker-seconds in automl.mop_jobs / (2 x wall), and over the log's span),
@@ -70,7 +73,7 @@ from small_models_common import (
     timed_subprocess,
 )
 from small_models_peer import run_optuna
-from small_models_pricing import Prices, limit_of, price
+from small_models_pricing import Prices, limit_of, price, reference_epoch
 
 OPTUNA_HINT = (
     "Optuna is missing: install the benchmark extra with\n"
@@ -256,23 +259,35 @@ def main() -> None:
     tag = uuid.uuid4().hex[:6]
     with benchmark_database(args.db_url) as db_url:
         prepare_data(db_url, tmp)
+        speed: list[tuple[str, float]] = []
+
+        def probe(moment: str) -> None:
+            speed.append((moment, reference_epoch(db_url, tmp)))
+            print(f"reference epoch {moment}: {speed[-1][1] * 1000:.1f} ms", flush=True)
+
+        probe("at the start")
         runs: dict[str, Any] = {"automl": run_automl(db_url, f"bench-small-cli-{tag}", tmp)}
         runs["automl"]["figures"] = experiment_figures(db_url, f"bench-small-cli-{tag}")
         print(f"automl run: {runs['automl']['wall']:.1f} s", flush=True)
+        probe("after automl run")
         if args.free_order:
             name = f"bench-small-free-{tag}"
             runs["automl_free"] = run_automl(db_url, name, tmp, visit_order="free")
             runs["automl_free"]["figures"] = experiment_figures(db_url, name)
             print(f"automl run --visit-order free: {runs['automl_free']['wall']:.1f} s", flush=True)
+            probe("after --visit-order free")
         if args.airflow:
             names = {"airflow": f"bench-small-af-{tag}", "airflow_warm": f"bench-small-af2-{tag}"}
             done = run_airflow(db_url, list(names.values()), tmp, args.airflow_timeout)
             for (key, name), run in zip(names.items(), done, strict=True):
                 runs[key] = {**run, "figures": experiment_figures(db_url, name)}
                 print(f"{key.replace('_', ' ')} REST: {run['wall']:.1f} s", flush=True)
+            probe("after airflow")
         if not args.no_optuna:
             runs["optuna"] = run_optuna(db_url, tmp)
             print(f"optuna: {runs['optuna']['wall']:.1f} s", flush=True)
+            probe("after optuna")
+        runs["reference_epoch_s"] = speed
         configs = {
             c
             for k in ("automl", "automl_free", "airflow", "airflow_warm")
@@ -324,6 +339,13 @@ def report(args: argparse.Namespace, runs: Mapping[str, Any], prices: Prices) ->
         f"{len(prices.alone)} configurations priced, epoch "
         f"{min(prices.alone.values()):.3f}-{max(prices.alone.values()):.3f} s alone; with the other "
         f"core busy, epochs took {sum(prices.busy.values()) / sum(prices.alone.values()):.2f}x as long"
+    )
+    speed = runs["reference_epoch_s"]
+    times = [t for _, t in speed]
+    print(
+        "machine speed, one epoch of the reference configuration (cnn1d, alone, one thread): "
+        + ", ".join(f"{t * 1000:.0f} ms {moment}" for moment, t in speed)
+        + f"; slowest/fastest {max(times) / min(times):.2f}x (the limit is priced after the last)"
     )
     print(
         f"automl run: experiment {a['figures']['experiment_s'] or 0:.1f} s of {a['wall']:.1f} s wall, "

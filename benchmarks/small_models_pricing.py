@@ -23,10 +23,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from small_models_common import ROOT, SEED, WORKERS, automl_env, load_arrays, timed_subprocess
+from small_models_common import (
+    ROOT,
+    SEED,
+    WORKERS,
+    automl_env,
+    canonical,
+    load_arrays,
+    timed_subprocess,
+)
 
 PRICE_EPOCHS = 3  # epochs timed per configuration; the median is its epoch time
 LOAD_MAX_S = 900  # the load beside a pricing never runs longer than this
+# The machine's speed, taken before and after each path: one mid-sized configuration of the
+# space, priced as any other but over more epochs (~1 s of training here).
+REFERENCE = {
+    "architecture": "cnn1d", "channels": 16, "kernel_size": 5, "depth": 2,
+    "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 64,
+}  # fmt: skip
+REFERENCE_EPOCHS = 15
 
 
 def _priced_epoch(engine: Any, key: str, data: Mapping[str, Any], epochs: int) -> list[float]:
@@ -44,8 +59,11 @@ def _priced_epoch(engine: Any, key: str, data: Mapping[str, Any], epochs: int) -
     return times
 
 
-def price_main(db_url: str, in_path: Path, out_path: Path, *, load: bool = False) -> None:
-    """Median seconds of one epoch (train over all training rows + evaluate) per config.
+def price_main(
+    db_url: str, in_path: Path, out_path: Path, *, load: bool = False, epochs: int = PRICE_EPOCHS
+) -> None:
+    """Median seconds of one epoch (train over all training rows + evaluate) per config,
+    over ``epochs`` epochs.
 
     ``load``: instead, train the same configurations round-robin until terminated (the
     work beside a pricing run that measures with both cores busy); writes ``out_path``
@@ -67,9 +85,7 @@ def price_main(db_url: str, in_path: Path, out_path: Path, *, load: bool = False
             for key in configs:
                 _priced_epoch(engine, key, data, 1)
         return
-    prices = {
-        key: statistics.median(_priced_epoch(engine, key, data, PRICE_EPOCHS)) for key in configs
-    }
+    prices = {key: statistics.median(_priced_epoch(engine, key, data, epochs)) for key in configs}
     out_path.write_text(json.dumps(prices))
 
 
@@ -85,17 +101,35 @@ def price(db_url: str, configs: set[str], tmp: Path, *, beside: bool = False) ->
     in_path.write_text(json.dumps(sorted(configs)))
     env = automl_env(db_url, tmp)
 
-    def role(name: str, out: Path) -> list[str]:
-        return [sys.executable, __file__, "--role", name, "--db-url", db_url,
-                "--in", str(in_path), "--out", str(out)]  # fmt: skip
-
     with contextlib.ExitStack() as stack:
         if beside:
-            stack.enter_context(_load_beside(role("load", tmp / "load_ready"), env, tmp))
-        done = timed_subprocess(role("price", out_path), env, tmp / f"price_{tag}.log")
+            load_cmd = _command("load", db_url, in_path, tmp / "load_ready")
+            stack.enter_context(_load_beside(load_cmd, env, tmp))
+        cmd = _command("price", db_url, in_path, out_path)
+        done = timed_subprocess(cmd, env, tmp / f"price_{tag}.log")
     # The prices are the denominator of every ratio: say how busy the machine was.
     print(f"pricing ({tag}): {done['wall']:.1f} s, mean load {done['load'] or 0:.1f}", flush=True)
     return dict(json.loads(out_path.read_text()))
+
+
+def reference_epoch(db_url: str, tmp: Path) -> float:
+    """Seconds of one epoch of ``REFERENCE`` now, alone (median of ``REFERENCE_EPOCHS``).
+
+    Taken before and after each path: the limit is priced after the searches, so a
+    machine whose speed drifts between them (this one's has moved by 2x within an hour)
+    shows here, and its ratios can be read accordingly.
+    """
+    in_path, out_path = tmp / "reference_in.json", tmp / "reference.json"
+    in_path.write_text(json.dumps([canonical(REFERENCE)]))
+    cmd = [*_command("price", db_url, in_path, out_path), "--epochs", str(REFERENCE_EPOCHS)]
+    timed_subprocess(cmd, automl_env(db_url, tmp), tmp / "reference.log")
+    return float(next(iter(json.loads(out_path.read_text()).values())))
+
+
+def _command(role: str, db_url: str, in_path: Path, out_path: Path) -> list[str]:
+    """This script as a subprocess in ``role`` ("price" or "load")."""
+    return [sys.executable, __file__, "--role", role, "--db-url", db_url,
+            "--in", str(in_path), "--out", str(out_path)]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -144,8 +178,9 @@ def main() -> None:
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--in", dest="in_path", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=PRICE_EPOCHS)
     args = parser.parse_args()
-    price_main(args.db_url, args.in_path, args.out, load=args.role == "load")
+    price_main(args.db_url, args.in_path, args.out, load=args.role == "load", epochs=args.epochs)
 
 
 if __name__ == "__main__":
