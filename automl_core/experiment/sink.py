@@ -38,9 +38,13 @@ class DatabaseSink:
     again and the upserts overwrite.
 
     ``conn`` is a connection, or a ``RetryingConnection`` whose retries ride out a
-    restart of the server; the writer shares it, one transaction at a time. A write that
+    restart of the server. The writer writes on a connection of its own (opened with
+    the same URL and retry window), so the caller's calls never wait behind a batch
+    being written or behind the writer waiting out a lost database; a connection that
+    cannot reconnect (no URL) is shared instead, one transaction at a time. A write that
     fails for good (``DatabaseLostError`` after the retry window) is raised by the next
-    call here. Call ``close()`` at the end: it flushes and stops the writer.
+    call here. Call ``close()`` at the end: it flushes, stops the writer and closes its
+    connection.
 
     Memory is bounded: while the states handed over and not yet written pass
     ``MAX_QUEUED_BYTES``, ``record_epoch`` waits for the writer (one state larger than
@@ -49,6 +53,7 @@ class DatabaseSink:
 
     def __init__(self, conn: Any, experiment_id: int) -> None:
         self._db = retrying(conn)
+        self._writer_db = self._db.another() or self._db
         self._experiment_id = experiment_id
         self._flush_timeout_s = retry_window_s() + FLUSH_MARGIN_S
         self._cond = threading.Condition()
@@ -104,7 +109,8 @@ class DatabaseSink:
             self._wait_while(lambda: bool(self._jobs or self._epochs or self._writing))
 
     def close(self) -> None:
-        """Flush, then stop the writer (it stops even when the flush raised)."""
+        """Flush, then stop the writer (it stops even when the flush raised) and close
+        its own connection."""
         try:
             self.flush()
         finally:
@@ -112,6 +118,8 @@ class DatabaseSink:
                 self._closed = True
                 self._cond.notify_all()
             self._writer.join(timeout=FLUSH_MARGIN_S)
+            if self._writer_db is not self._db and not self._writer.is_alive():
+                self._writer_db.close()
 
     def _wait_for_room(self, size: int) -> None:
         """Wait (holding the condition) until ``size`` more bytes fit under the bound."""
@@ -156,7 +164,7 @@ class DatabaseSink:
                 write = functools.partial(
                     repo.record_epoch_results, experiment_id=exp_id, results=epochs, jobs=jobs
                 )
-                self._db.run(write)
+                self._writer_db.run(write)
             except BaseException as exc:  # raised in the driver by its next call here
                 with self._cond:
                     self._error, self._writing = exc, False

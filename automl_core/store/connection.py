@@ -209,6 +209,14 @@ class RetryingConnection:
         with contextlib.suppress(psycopg2.Error):
             self._conn.close()
 
+    def another(self) -> RetryingConnection | None:
+        """A second connection to the same database with the same retry window, for a
+        thread that should not wait behind this one's calls; None when this one cannot
+        reconnect (its caller owns it, and the URL to open another is not known)."""
+        if self._url is None:
+            return None
+        return RetryingConnection(self._url, retry_s=self._retry_s)
+
     def _recover(self, fn: Callable[[Any], _T], lost: BaseException) -> _T:
         from tenacity import (
             RetryError,

@@ -3,6 +3,7 @@ the runner's back, in batches, and are in the database whenever a reader needs t
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -116,6 +117,38 @@ def test_a_slow_database_holds_the_runner_back_instead_of_filling_memory(
     finally:
         gate.set()
         sink.close()
+
+
+def test_the_writer_does_not_wait_behind_the_callers_calls(db_url: str, exp_id: int) -> None:
+    """The writer has a connection of its own: while a call of the caller's holds its
+    connection (held at a gate here; a lost database being waited out, in a run), the
+    epochs handed over are still written."""
+    db = RetryingConnection(db_url)
+    sink = DatabaseSink(db, exp_id)
+    gate, inside = threading.Event(), threading.Event()
+
+    def long_call(c: Any) -> None:
+        inside.set()
+        gate.wait(30)
+
+    caller = threading.Thread(target=db.run, args=(long_call,), daemon=True)
+    reader = connect(db_url)
+    try:
+        caller.start()
+        assert inside.wait(10)
+        hand_over(sink, 0, 1, 0.5)
+        deadline = time.monotonic() + 10
+        while not repo.epochs(reader, exp_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert caller.is_alive(), "the caller's call ended before the check"
+        assert [(r.trial_id, r.epoch) for r in repo.epochs(reader, exp_id)] == [(0, 1)]
+    finally:
+        gate.set()
+        caller.join(10)
+        sink.close()
+        db.close()
+        reader.close()
+    assert sink._writer_db is not db
 
 
 def test_a_write_that_fails_is_raised_by_the_next_call(db_url: str, exp_id: int) -> None:
