@@ -40,7 +40,7 @@ from typing import Any
 
 from automl_core.experiment import api
 from automl_core.experiment.engine import TrainingEngine
-from automl_core.experiment.finalize import finalize
+from automl_core.experiment.finalizing import finalize
 from automl_core.experiment.plan import PlanGroup
 from automl_core.experiment.request import SearchRequest
 from automl_core.experiment.stopping import (

@@ -12,6 +12,8 @@ from urllib.parse import quote, urlencode
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from automl_airflow.task_values import AUTOML_CONN_ID
+
 # libpq options that may travel from a connection's extras into the URL; others
 # (the provider's own "cursor", "iam", ...) mean nothing to psycopg2.
 LIBPQ_EXTRAS = frozenset(
@@ -42,7 +44,7 @@ class GreenplumHook(PostgresHook):
     """
 
     conn_name_attr = "automl_conn_id"
-    default_conn_name = "automl_db"
+    default_conn_name = AUTOML_CONN_ID
     hook_name = "AutoML Greenplum"
 
     def get_automl_url(self) -> str | None:

@@ -4,7 +4,9 @@ Arguments are keyword-only primitives; the ones a run may change are templated f
 DAG's params (rendered as text: a template never becomes an import path, code or SQL,
 and :mod:`automl_airflow.task_values` turns the text back into values). The database URL
 comes from :class:`~automl_airflow.hooks.GreenplumHook`, built only when a task runs.
-automl_core is imported inside ``execute()`` so parsing a DAG file stays cheap.
+automl_core and the hook (the Postgres provider, psycopg) are imported only when a task
+runs, so parsing a DAG file stays cheap: the DAG processor parses it again for every task
+that ends in the triggerer (Airflow 3.3 queues a task callback for each).
 
 Every core function is idempotent and rebuilds its state from the database, so a task
 that is retried or cleared continues where the last attempt stopped.
@@ -19,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from automl_airflow.hooks import GreenplumHook
-from automl_airflow.task_values import opt_str, xcom_summary
+from automl_airflow.task_values import AUTOML_CONN_ID, opt_str, xcom_summary
 from automl_airflow.triggers import EXPERIMENT_TASK, request_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from automl_airflow.hooks import GreenplumHook
 
 
 # Downstream tasks find the experiment by the name its creation returned.
@@ -40,14 +43,14 @@ class AutomlOperator(BaseOperator):
 
     ui_color = "#e8f4fd"
 
-    def __init__(
-        self, *, automl_conn_id: str = GreenplumHook.default_conn_name, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, automl_conn_id: str = AUTOML_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.automl_conn_id = automl_conn_id
 
     @cached_property
     def hook(self) -> GreenplumHook:
+        from automl_airflow.hooks import GreenplumHook
+
         return GreenplumHook(automl_conn_id=self.automl_conn_id)
 
     @property

@@ -52,6 +52,25 @@ def test_the_cli_starts_without_torch() -> None:
     assert "torch" not in loaded_after("from automl_core.cli import build_parser; build_parser()")
 
 
+def test_the_search_plan_imports_without_the_engine() -> None:
+    # What building a DAG needs (the request and the plan), without the run-time steps.
+    loaded = loaded_after("import automl_core.experiment.plan")
+    assert not {"automl_core.experiment.engine", "automl_core.experiment.api"} & loaded
+
+
+def test_every_public_name_of_the_experiment_package_resolves() -> None:
+    import importlib
+
+    import automl_core.experiment as experiment
+
+    assert set(experiment.__all__) == set(experiment._MODULE_OF)
+    for name, module in experiment._MODULE_OF.items():
+        defined = getattr(importlib.import_module(f"automl_core.experiment.{module}"), name)
+        assert getattr(experiment, name) is defined, name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        experiment.nothing  # noqa: B018
+
+
 def _package(module: str) -> str:
     """The node a module belongs to: ``automl_core.<first level>``, the plugin, or dags."""
     parts = module.split(".")
