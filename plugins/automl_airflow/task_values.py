@@ -13,8 +13,8 @@ from typing import Any
 
 from automl_core.errors import UserInputError
 
-# The Airflow connection of the data/results database, unless a spec names another
-# (here, not in automl_airflow.hooks, so that building a DAG imports no database driver).
+# The Airflow connection of the data/results database, the operators' default (here,
+# not in automl_airflow.hooks, so that building a DAG imports no database driver).
 AUTOML_CONN_ID = "automl_db"
 
 # Characters automl_core allows in an experiment name (letters, digits, '_.:+-').
