@@ -1,12 +1,16 @@
 """Build one DAG per spec: the shape of a search as Airflow tasks.
 
-Every DAG starts with the same three steps and ends with one::
+Every DAG starts with the same three steps, and its engine ends with ``finalize``::
 
-    validate_conf >> prepare_data >> create_experiment >> [engine, groups...] >> finalize
+    validate_conf >> prepare_data >> create_experiment >> engine >> finalize
+                                     create_experiment >> [groups...]
 
 ``engine`` is the search's one training engine (it owns the workers, takes the training
-pool's slot, and trains every rung and batch together). Beside it, the groups map the
-core's search plan (``automl_core.experiment.plan.search_plan``) to tasks:
+pool's slot, and trains every rung and batch together), so the search is complete when
+it ends and ``finalize`` follows it alone: the groups record the same steps a little
+later (each of their tasks passes through the triggerer's one-second loops) and need not
+hold the report back. Beside the engine, the groups map the core's search plan
+(``automl_core.experiment.plan.search_plan``) to tasks:
 
 * Hyperband: a task group per bracket ``s``: ``train_rung_0 >> promote_rung_0 >>
   train_rung_1 >> ...``. A training task asks the engine for its rung and waits,
@@ -111,10 +115,10 @@ def build_dag(spec: DagSpec) -> DAG:
         plan = _plan(spec)
         groups = [_bracket_group(g) if g.promotes else _batch_group(g) for g in plan.groups]
         if any(g.after is not None for g in plan.groups):
-            chain(create, *groups, finalize)
+            chain(create, *groups)
         else:
             # mypy cannot see that a list of groups is a valid dependency target.
-            create >> groups >> finalize  # type: ignore[operator]
+            create >> groups  # type: ignore[operator]
     return dag
 
 
