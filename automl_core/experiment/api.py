@@ -140,8 +140,10 @@ def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]
 def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str, Any]:
     """Enter the survivors the method picks (``SearchMethod.promote``) in the next rung.
 
-    A rung that is already decided keeps its decision (and returns it). Raises
-    UserInputError while a request of the rung is still unfinished.
+    A rung that is already decided keeps its decision (and returns it). Returns
+    ``{"promoted": [...], "stopped": [...]}``, trial ids in ascending order (both empty
+    for a bracket's last rung). Raises UserInputError while a request of the rung is
+    still unfinished.
     """
     exp_id = ctx.experiment.id
     group = _group(ctx, "bracket", bracket)
@@ -160,10 +162,13 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
     decision = get_method(ctx.request.method).promote(group, rung, list(scores.items()))
     survivors = decision.survivors
     chosen = set(survivors)
-    rows = [(t, scores[t], t in chosen, decision.reason) for t in scores]
-    repo.set_rung_results(ctx.conn, exp_id, bracket, rung, rows)
     ids = [m.trial_id for m in members]
     stopped = [t for t in ids if t not in chosen]
+    # The rung's results go last: they mark it decided (above). A promotion cut short
+    # after any earlier write (a crash, a lost connection) leaves the rung undecided, and
+    # the next call takes it again whole, with the same survivors (the same scores); each
+    # write is idempotent. Written first, they would leave a decided rung whose survivors
+    # were never entered, and the bracket would end there as if none had survived.
     if nxt is not None:
         repo.upsert_rung(
             ctx.conn,
@@ -173,11 +178,16 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
             [repo.RungEntry(t, nxt.target_epoch) for t in survivors],
         )
         _set_status_unless_failed(ctx, stopped, repo.TrialState.STOPPED)
-        log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
-        return {"promoted": survivors, "stopped": stopped}
-    _set_status_unless_failed(ctx, ids, repo.TrialState.COMPLETED)
-    log.info("bracket %d rung %d (last): completed %s", bracket, rung, ids)
-    return {"promoted": [], "stopped": []}
+    else:
+        _set_status_unless_failed(ctx, ids, repo.TrialState.COMPLETED)
+    rows = [(t, scores[t], t in chosen, decision.reason) for t in scores]
+    repo.set_rung_results(ctx.conn, exp_id, bracket, rung, rows)
+    if nxt is None:
+        log.info("bracket %d rung %d (last): completed %s", bracket, rung, ids)
+        return {"promoted": [], "stopped": []}
+    log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
+    # In trial id order, as a recorded decision reads back.
+    return {"promoted": sorted(survivors), "stopped": stopped}
 
 
 def _recorded_decision(members: Sequence[repo.RungRow], *, last: bool) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_a_signal_stops_the_run_cleanly_and_the_printed_command_resumes_it(
     assert run.children, "the run had no worker processes to check"
     assert not run.left_behind(), f"processes left after {signum.name}"
     assert code == SIGNAL_EXIT[signum], output
-    assert "Traceback" not in output
+    assert "Traceback" not in output, output
     line = one_line(output, "interrupted: ")
     saved = epochs_recorded(digits_url, name)
     assert line.startswith(

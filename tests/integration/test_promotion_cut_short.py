@@ -1,0 +1,84 @@
+"""A promotion cut short after any of its writes is taken again whole: the survivors
+entered in the next rung, the others stopped (the last rung's trials completed), the
+decision recorded, as in a promotion that ran through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from automl_core.experiment.api import ExperimentContext, promote_rung_in, submit_rung_in
+from automl_core.experiment.request import SearchRequest
+from automl_core.store import repository as repo
+
+SPACE = {"batch_size": [16, 32, 64, 128, 256, 512], "lr": [0.1, 0.03, 0.01, 0.003]}
+# Hyperband R=9, eta=3: bracket 2 promotes 3 of its 9 trials from rung 0 to rung 1;
+# bracket 0 has one rung, whose promotion completes its 3 trials.
+CUTS = [
+    (2, "upsert_rung"),
+    (2, "set_trial_status"),
+    (2, "set_rung_results"),
+    (0, "set_trial_status"),
+    (0, "set_rung_results"),
+]
+
+
+class _CutShort(RuntimeError):
+    """The process died (or lost its connection) right after a write was committed."""
+
+
+def _trained_rung_0(conn: Any, db_url: str, name: str, bracket: int) -> ExperimentContext:
+    """An experiment whose bracket's rung 0 trained to its target, ready to promote."""
+    request = SearchRequest(dataset="d", space=SPACE, method="hyperband", R=9, eta=3)
+    exp = repo.create_experiment(conn, name=name, method="hyperband", dataset="d",
+                                 spec=request.spec(), seed=0)  # fmt: skip
+    ctx = ExperimentContext(conn, db_url, exp, request)
+    submit_rung_in(ctx, bracket, 0)
+    for i, member in enumerate(repo.get_rung(conn, exp.id, bracket, 0)):
+        epoch = member.target_epochs
+        repo.record_epoch(conn, exp.id, member.trial_id, epoch, train_loss=None,
+                          train_accuracy=None, valid_loss=None,
+                          valid_accuracy=0.5 + 0.01 * ((5 * i) % 9), seconds=None,
+                          samples=None)  # fmt: skip
+        repo.finish_requests(conn, exp.id, member.trial_id, epoch)
+    return ctx
+
+
+def _outcome(conn: Any, exp_id: int, bracket: int) -> tuple[Any, ...]:
+    rungs = [
+        sorted(
+            (m.trial_id, m.promoted, m.target_epochs)
+            for m in repo.get_rung(conn, exp_id, bracket, rung)
+        )
+        for rung in (0, 1)
+    ]
+    statuses = sorted((t.trial_id, str(t.status)) for t in repo.get_trials(conn, exp_id))
+    return rungs[0], rungs[1], statuses
+
+
+@pytest.mark.parametrize(("bracket", "write"), CUTS)
+def test_a_promotion_cut_short_after_any_write_is_taken_again_whole(
+    conn: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, bracket: int, write: str
+) -> None:
+    through = _trained_rung_0(conn, db_url, "through", bracket)
+    decision = promote_rung_in(through, bracket, 0)
+    expected = _outcome(conn, through.experiment.id, bracket)
+    assert any(promoted for _, promoted, _ in expected[0]) == (bracket == 2)
+
+    cut = _trained_rung_0(conn, db_url, "cut", bracket)
+    real = getattr(repo, write)
+
+    def write_then_die(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise _CutShort(write)
+
+    monkeypatch.setattr(repo, write, write_then_die)
+    with pytest.raises(_CutShort):
+        promote_rung_in(cut, bracket, 0)
+    monkeypatch.undo()
+
+    # Taken again (by the engine's retry, or by the promotion task): the same decision,
+    # and every row as if it had run through.
+    assert promote_rung_in(cut, bracket, 0) == decision
+    assert _outcome(conn, cut.experiment.id, bracket) == expected
