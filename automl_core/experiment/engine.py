@@ -181,14 +181,21 @@ class TrainingEngine:
         return True
 
     def _on_model_failed(self, trial_id: int, error: str) -> None:
-        """A trial that cannot train fails with its error; the search goes on without it."""
+        """A trial that cannot train fails with its error; the search goes on without it.
+
+        The trial's status goes first and its requests last: a failed request is final,
+        so cut short between the two the other way round (a crash, a lost database), the
+        trial would stay ``running`` for good, and be promoted, completed and told to TPE
+        as if it had trained. This way its requests are still unfinished; a restarted
+        engine takes them again and fails the trial again (or trains it, if it can now).
+        """
         exp_id = self._experiment_id
-        self._finished += self._db.run(lambda c: repo.fail_requests(c, exp_id, [trial_id], error))
         self._db.run(
             lambda c: repo.set_trial_status(
                 c, exp_id, [trial_id], repo.TrialState.FAILED, error=error
             )
         )
+        self._finished += self._db.run(lambda c: repo.fail_requests(c, exp_id, [trial_id], error))
 
     def _on_model_done(self, trial_id: int, epoch: int) -> list[TrainingTarget]:
         self._finish(trial_id, epoch)

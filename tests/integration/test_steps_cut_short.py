@@ -1,13 +1,17 @@
-"""A promotion cut short after any of its writes is taken again whole: the survivors
-entered in the next rung, the others stopped (the last rung's trials completed), the
-decision recorded, as in a promotion that ran through."""
+"""A step cut short after any of its writes (the process killed, the database lost) is
+taken again whole, and the rows end as if it had run through: a promotion (the survivors
+entered in the next rung, the others stopped or the last rung's trials completed, the
+decision recorded), and a trial's failure (the trial failed with its error, its requests
+failed)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 import pytest
 
+from automl_core.experiment import create_experiment, propose_batch, run_engine
 from automl_core.experiment.api import ExperimentContext, promote_rung_in, submit_rung_in
 from automl_core.experiment.request import SearchRequest
 from automl_core.store import repository as repo
@@ -82,3 +86,42 @@ def test_a_promotion_cut_short_after_any_write_is_taken_again_whole(
     # and every row as if it had run through.
     assert promote_rung_in(cut, bracket, 0) == decision
     assert _outcome(conn, cut.experiment.id, bracket) == expected
+
+
+@pytest.mark.parametrize("write", ["set_trial_status", "fail_requests"])
+def test_a_failure_cut_short_after_any_write_is_taken_again_whole(
+    digits_url: str, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    # nesterov needs momentum > 0: the engine rejects trial 0 when it claims it, before
+    # anything trains, and fails it; trial 1 trains.
+    space = {"architecture": "mlp", "hidden": 32, "lr": 0.1, "momentum": [0.0, 0.9],
+             "nesterov": True, "optimizer": "sgd", "batch_size": 64}  # fmt: skip
+    name = f"cut-failure-after-{write}"  # digits_url is shared by the session's tests
+    request = SearchRequest(dataset="digits", space=space, method="grid", name=name,
+                            epochs=1, batch_size=2)  # fmt: skip
+    create_experiment(request, db_url=digits_url)
+    assert propose_batch(name, 0, db_url=digits_url) == [0, 1]
+    real = getattr(repo, write)
+
+    def write_then_die(conn: Any, exp_id: int, trial_ids: Any, *args: Any, **kw: Any) -> Any:
+        result = real(conn, exp_id, trial_ids, *args, **kw)
+        if write == "fail_requests" or args[0] == repo.TrialState.FAILED:
+            raise _CutShort(write)
+        return result
+
+    monkeypatch.setattr(repo, write, write_then_die)
+    with pytest.raises(_CutShort):
+        run_engine(name, db_url=digits_url)
+    monkeypatch.undo()
+
+    run_engine(name, db_url=digits_url)  # the engine started again
+    conn = psycopg2.connect(digits_url)
+    try:
+        exp = repo.get_experiment(conn, name)
+        trials = {t.trial_id: t for t in repo.get_trials(conn, exp.id)}
+        assert (trials[0].status, trials[1].status) == ("failed", "completed")
+        assert "nesterov" in (trials[0].error or "")
+        states = {r.trial_id: r.state for r in repo.get_requests(conn, exp.id)}
+        assert states == {0: repo.RequestState.FAILED, 1: repo.RequestState.DONE}
+    finally:
+        conn.close()
