@@ -82,6 +82,7 @@ class SearchDriver:
         self._plan = ctx.plan
         self._release = release or (lambda ids: None)
         self._complete: set[str] = set()
+        self._released: set[tuple[int, int]] = set()  # (bracket, rung) decided and released
 
     @property
     def complete(self) -> bool:
@@ -126,13 +127,18 @@ class SearchDriver:
             if step.rung > 0 and not members:
                 return True  # no survivors: the bracket ended early
             if members and all(m.promoted is not None for m in members):
-                continue
-            api.submit_rung_in(ctx, s, step.rung)
-            if api.unfinished_trials(ctx, bracket=s, rung=step.rung):
-                return False
-            decision = api.promote_rung_in(ctx, s, step.rung)
-            last = step.rung == group.rungs[-1].rung
-            self._release([m.trial_id for m in members] if last else decision["stopped"])
+                stopped = [m.trial_id for m in members if not m.promoted]
+            else:
+                api.submit_rung_in(ctx, s, step.rung)
+                if api.unfinished_trials(ctx, bracket=s, rung=step.rung):
+                    return False
+                stopped = api.promote_rung_in(ctx, s, step.rung)["stopped"]
+            # Decided here, by an earlier try of this step or by an Airflow promotion task:
+            # whoever decided, the trials that no later rung trains are released, once.
+            if (s, step.rung) not in self._released:
+                self._released.add((s, step.rung))
+                last = step.rung == group.rungs[-1].rung
+                self._release([m.trial_id for m in members] if last else stopped)
         return True
 
     def _advance_batch(self, ctx: api.ExperimentContext, group: PlanGroup) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from automl_core.experiment import create_experiment, propose_batch, run_engine
 from automl_core.experiment.api import ExperimentContext, promote_rung_in, submit_rung_in
+from automl_core.experiment.driver import SearchDriver
 from automl_core.experiment.request import SearchRequest
 from automl_core.store import repository as repo
 
@@ -125,3 +126,20 @@ def test_a_failure_cut_short_after_any_write_is_taken_again_whole(
         assert states == {0: repo.RequestState.FAILED, 1: repo.RequestState.DONE}
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("decided_by", ["driver", "elsewhere"])
+def test_a_decided_rung_releases_its_stopped_trials_once_whoever_decided(
+    conn: Any, db_url: str, decided_by: str
+) -> None:
+    # "elsewhere": an Airflow promotion task, or an earlier try of the driver's step
+    # cut short after the decision committed and before the release.
+    ctx = _trained_rung_0(conn, db_url, f"release-{decided_by}", 2)
+    stopped = promote_rung_in(ctx, 2, 0)["stopped"] if decided_by == "elsewhere" else None
+    released: list[list[int]] = []
+    driver = SearchDriver(ctx, release=released.append)
+    driver.advance([("bracket", 2)])  # submits rung 1, which then waits for training
+    driver.advance([("bracket", 2)])
+    stopped = stopped or promote_rung_in(ctx, 2, 0)["stopped"]
+    assert len(stopped) == 6
+    assert released == [stopped]
