@@ -116,14 +116,17 @@ def _group(ctx: ExperimentContext, kind: str, index: int) -> PlanGroup:
 def submit_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> list[int]:
     """Ask the engine to train every trial of the rung to the rung's epochs.
 
-    Rung 0 is sampled first if the bracket has not started. Returns the rung's trial ids.
-    Raises UserInputError when rung > 0 has no trials yet (its promotion has not run).
+    Rung 0 is sampled first if the bracket has not started. Returns the rung's trial ids:
+    none when the bracket ended before it (``ended_before``). Raises UserInputError when
+    rung > 0 has no trials yet (its promotion has not run).
     """
     exp_id = ctx.experiment.id
     members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
     if not members and rung == 0:
         enter_group(ctx, _group(ctx, "bracket", bracket))
         members = repo.get_rung(ctx.conn, exp_id, bracket, rung)
+    if not members and ended_before(ctx, bracket, rung):
+        return []
     if not members:
         raise UserInputError(
             f"Rung {rung} of bracket {bracket} of experiment {ctx.experiment.name!r} has no "
@@ -142,8 +145,8 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
 
     A rung that is already decided keeps its decision (and returns it). Returns
     ``{"promoted": [...], "stopped": [...]}``, trial ids in ascending order (both empty
-    for a bracket's last rung). Raises UserInputError while a request of the rung is
-    still unfinished.
+    for a bracket's last rung, and for a rung the bracket ended before). Raises
+    UserInputError while a request of the rung is still unfinished.
     """
     exp_id = ctx.experiment.id
     group = _group(ctx, "bracket", bracket)
@@ -152,6 +155,8 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
     nxt = steps[rung + 1] if rung + 1 < len(steps) else None
     if members and all(m.promoted is not None for m in members):
         return _recorded_decision(members, last=nxt is None)
+    if not members and ended_before(ctx, bracket, rung):
+        return {"promoted": [], "stopped": []}
     unfinished = unfinished_trials(ctx, bracket=bracket, rung=rung)
     if not members or unfinished:
         raise UserInputError(
@@ -188,6 +193,17 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
     log.info("bracket %d rung %d: promoted %s, stopped %s", bracket, rung, survivors, stopped)
     # In trial id order, as a recorded decision reads back.
     return {"promoted": sorted(survivors), "stopped": stopped}
+
+
+def ended_before(ctx: ExperimentContext, bracket: int, rung: int) -> bool:
+    """True when the bracket ended before ``rung``: an earlier rung was decided and kept
+    no trial (none of its trials had a result: every one failed), so this rung and the
+    later ones have nothing to train. Their Airflow tasks then succeed at once."""
+    for earlier in range(rung - 1, -1, -1):
+        members = repo.get_rung(ctx.conn, ctx.experiment.id, bracket, earlier)
+        if members:
+            return all(m.promoted is False for m in members)
+    return False
 
 
 def _recorded_decision(members: Sequence[repo.RungRow], *, last: bool) -> dict[str, Any]:

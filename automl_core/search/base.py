@@ -10,6 +10,7 @@ the runner carries their decisions out.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -27,8 +28,9 @@ def check_mode(mode: str) -> str:
 
 
 def is_missing(metric: float | None) -> bool:
-    """True for a metric that cannot be ranked: ``None`` or NaN (a failed trial)."""
-    return metric is None or (isinstance(metric, float) and math.isnan(metric))
+    """True for a metric that cannot be ranked: ``None`` or NaN (a failed trial), NaN of
+    any real type (a numpy ``float32`` NaN is not a Python ``float``)."""
+    return metric is None or (isinstance(metric, numbers.Real) and math.isnan(metric))
 
 
 def rank(results: Sequence[tuple[int, float | None]], mode: str = "max") -> list[int]:

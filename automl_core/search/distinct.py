@@ -19,7 +19,6 @@ Pure functions of their arguments: the only randomness is the generator passed i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -143,8 +142,8 @@ def _range_values(node: Range, limit: int) -> list[int | float] | None:
     if node.kind == "randint":
         first, stop = int(node.low), int(node.high)
     elif node.q is not None:
-        first = math.ceil(node.low / node.q)
-        stop = math.floor(node.high / node.q) + 1
+        first, last = node.quantum_steps()
+        stop = last + 1
     else:
         return None
     if stop - first > limit:

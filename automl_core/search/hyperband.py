@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from automl_core.errors import UserInputError
-from automl_core.search.base import rank
+from automl_core.search.base import is_missing, rank
 from automl_core.search.distinct import sample_distinct
 from automl_core.space import SearchSpace
 
@@ -194,13 +194,16 @@ def select_survivors(
 ) -> list[int]:
     """The ids of the ``n_keep`` best trials of ``results`` (``(trial_id, metric)`` pairs).
 
-    Best first; ties go to the smaller trial id; ``None``/NaN metrics rank last, so
-    they are kept only when there are not enough ranked trials. Fewer than ``n_keep``
-    results keep them all. Raises ``UserInputError`` for a negative ``n_keep`` or an
+    Best first; ties go to the smaller trial id. A ``None``/NaN metric (a failed trial)
+    is never kept: successive halving keeps the best of the trials it could evaluate (Li
+    et al., JMLR 2018), and a failed trial would only be trained, and fail, again. So
+    fewer than ``n_keep`` ranked results keep just those, and none keep none (the
+    bracket ends there). Raises ``UserInputError`` for a negative ``n_keep`` or an
     unknown ``mode``, ``ValueError`` for repeated trial ids.
     """
     _check_int("n_keep", n_keep, 0)
-    return rank(results, mode)[:n_keep]
+    scored = {trial_id for trial_id, metric in results if not is_missing(metric)}
+    return [t for t in rank(results, mode) if t in scored][:n_keep]
 
 
 def bracket_seed(seed: int, s: int) -> int:

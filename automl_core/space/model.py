@@ -117,13 +117,29 @@ class Range:
         """
         if self.kind in QUANTIZED_KINDS:
             assert self.q is not None  # set by the parser for every quantized kind
-            inside_low = math.ceil(self.low / self.q) * self.q
-            inside_high = math.floor(self.high / self.q) * self.q
+            first, last = self.quantum_steps()
+            inside_low, inside_high = first * self.q, last * self.q
             raw = float(np.round(raw / self.q) * self.q)
             raw = min(max(raw, inside_low), inside_high)
         if self.integral:
             return int(round(raw))
         return float(raw)
+
+    def quantum_steps(self) -> tuple[int, int]:
+        """The first and last ``k`` with ``k * q`` inside ``[low, high]``: a quantized
+        range's values are ``k * q`` for ``k`` from one to the other.
+
+        ``low / q`` is taken as the integer it is meant to be when within rounding error
+        of it: in floats ``0.7 / 0.1`` is 6.999999999999999, and flooring that would
+        leave ``quniform: [0.1, 0.7, 0.1]`` without its upper bound 0.7, which hyperopt's
+        ``round(uniform / q) * q`` does give.
+        """
+        assert self.q is not None
+
+        def near(x: float) -> float:
+            return float(round(x)) if abs(x - round(x)) <= 1e-9 * max(1.0, abs(x)) else x
+
+        return math.ceil(near(self.low / self.q)), math.floor(near(self.high / self.q))
 
     def contains(self, value: object) -> bool:
         """True when ``value`` could have been drawn from this range.

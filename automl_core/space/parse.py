@@ -185,12 +185,14 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
         )
     if q is not None and q <= 0:
         raise UserInputError(f"Parameter {label}: {kind} has q = {q}, but q must be > 0.")
-    if q is not None and math.ceil(low / q) * q > high:
+    node = Range(kind, low, high, q)
+    first, last = node.quantum_steps() if q is not None else (0, 0)
+    if first > last:
         raise UserInputError(
             f"Parameter {label}: {kind} {args!r} has no multiple of q = {q} between low and "
             "high, so it has no value to draw; widen the range or make q smaller."
         )
-    return Range(kind, low, high, q)
+    return node
 
 
 def _check_unique_names(params: Params, where: str) -> None:

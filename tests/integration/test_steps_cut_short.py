@@ -12,14 +12,14 @@ import psycopg2
 import pytest
 
 from automl_core.experiment import create_experiment, propose_batch, run_engine
-from automl_core.experiment.api import ExperimentContext, promote_rung_in, submit_rung_in
+from automl_core.experiment.api import promote_rung_in
 from automl_core.experiment.driver import SearchDriver
 from automl_core.experiment.request import SearchRequest
 from automl_core.store import repository as repo
+from tests.integration.rung_setup import trained_rung_0
 
-SPACE = {"batch_size": [16, 32, 64, 128, 256, 512], "lr": [0.1, 0.03, 0.01, 0.003]}
-# Hyperband R=9, eta=3: bracket 2 promotes 3 of its 9 trials from rung 0 to rung 1;
-# bracket 0 has one rung, whose promotion completes its 3 trials.
+# Bracket 2 promotes 3 of its 9 trials from rung 0 to rung 1; bracket 0 has one rung,
+# whose promotion completes its 3 trials (tests.integration.rung_setup).
 CUTS = [
     (2, "upsert_rung"),
     (2, "set_trial_status"),
@@ -31,23 +31,6 @@ CUTS = [
 
 class _CutShort(RuntimeError):
     """The process died (or lost its connection) right after a write was committed."""
-
-
-def _trained_rung_0(conn: Any, db_url: str, name: str, bracket: int) -> ExperimentContext:
-    """An experiment whose bracket's rung 0 trained to its target, ready to promote."""
-    request = SearchRequest(dataset="d", space=SPACE, method="hyperband", R=9, eta=3)
-    exp = repo.create_experiment(conn, name=name, method="hyperband", dataset="d",
-                                 spec=request.spec(), seed=0)  # fmt: skip
-    ctx = ExperimentContext(conn, db_url, exp, request)
-    submit_rung_in(ctx, bracket, 0)
-    for i, member in enumerate(repo.get_rung(conn, exp.id, bracket, 0)):
-        epoch = member.target_epochs
-        repo.record_epoch(conn, exp.id, member.trial_id, epoch, train_loss=None,
-                          train_accuracy=None, valid_loss=None,
-                          valid_accuracy=0.5 + 0.01 * ((5 * i) % 9), seconds=None,
-                          samples=None)  # fmt: skip
-        repo.finish_requests(conn, exp.id, member.trial_id, epoch)
-    return ctx
 
 
 def _outcome(conn: Any, exp_id: int, bracket: int) -> tuple[Any, ...]:
@@ -66,12 +49,12 @@ def _outcome(conn: Any, exp_id: int, bracket: int) -> tuple[Any, ...]:
 def test_a_promotion_cut_short_after_any_write_is_taken_again_whole(
     conn: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, bracket: int, write: str
 ) -> None:
-    through = _trained_rung_0(conn, db_url, "through", bracket)
+    through = trained_rung_0(conn, db_url, "through", bracket)
     decision = promote_rung_in(through, bracket, 0)
     expected = _outcome(conn, through.experiment.id, bracket)
     assert any(promoted for _, promoted, _ in expected[0]) == (bracket == 2)
 
-    cut = _trained_rung_0(conn, db_url, "cut", bracket)
+    cut = trained_rung_0(conn, db_url, "cut", bracket)
     real = getattr(repo, write)
 
     def write_then_die(*args: Any, **kwargs: Any) -> Any:
@@ -134,7 +117,7 @@ def test_a_decided_rung_releases_its_stopped_trials_once_whoever_decided(
 ) -> None:
     # "elsewhere": an Airflow promotion task, or an earlier try of the driver's step
     # cut short after the decision committed and before the release.
-    ctx = _trained_rung_0(conn, db_url, f"release-{decided_by}", 2)
+    ctx = trained_rung_0(conn, db_url, f"release-{decided_by}", 2)
     stopped = promote_rung_in(ctx, 2, 0)["stopped"] if decided_by == "elsewhere" else None
     released: list[list[int]] = []
     driver = SearchDriver(ctx, release=released.append)

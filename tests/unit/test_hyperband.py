@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from automl_core.errors import UserInputError
+from automl_core.search.base import is_missing, rank
 from automl_core.search.hyperband import (
     bracket_seed,
     hyperband_schedule,
@@ -178,9 +179,24 @@ def test_select_survivors_min_mode() -> None:
 
 def test_nan_and_none_rank_last_in_both_modes() -> None:
     results = [(1, float("nan")), (2, 0.5), (3, None), (4, 0.7)]
+    assert rank(results) == [4, 2, 1, 3]
+    assert rank(results, mode="min") == [2, 4, 1, 3]
     assert select_survivors(results, 2) == [4, 2]
     assert select_survivors(results, 2, mode="min") == [2, 4]
-    assert select_survivors(results, 4) == [4, 2, 1, 3]
+
+
+def test_a_trial_without_a_result_never_survives() -> None:
+    # A failed trial would only be trained, and fail, again: fewer ranked trials than
+    # places keep just those, and a rung where every trial failed keeps none.
+    results = [(1, float("nan")), (2, 0.5), (3, None), (4, np.float32("nan"))]
+    assert select_survivors(results, 3) == [2]
+    assert select_survivors([(1, None), (2, float("nan"))], 1) == []
+
+
+def test_a_nan_of_any_real_type_is_missing() -> None:
+    assert is_missing(np.float32("nan")) and is_missing(np.float64("nan"))
+    assert is_missing(None) and is_missing(float("nan"))
+    assert not is_missing(np.float32(0.5)) and not is_missing(0) and not is_missing(1.0)
 
 
 def test_select_survivors_edges() -> None:

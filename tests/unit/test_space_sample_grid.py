@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from automl_core.errors import UserInputError
+from automl_core.search.distinct import distinct_points
 from automl_core.space import SearchSpace
 
 CONDITIONAL: dict[str, Any] = {
@@ -186,6 +187,24 @@ def test_every_quantized_value_lies_within_its_bounds(
     for _ in range(20):
         value = space.sample(rng)["batch_size"]
         assert low <= value <= high and value % q == 0
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "q"),
+    [(0.1, 0.7, 0.1), (0.0, 0.6, 0.1), (0.15, 0.35, 0.05), (0.07, 0.2, 0.01), (0.2, 0.6, 0.2)],
+)
+def test_a_quantized_float_range_gives_both_bounds(low: float, high: float, q: float) -> None:
+    # In floats 0.7 / 0.1 is 6.999999999999999 and 0.07 / 0.01 is 7.000000000000001:
+    # flooring and ceiling those left the bound out, which hyperopt's round(x / q) * q
+    # gives (the parser and the count of distinct configurations take the same values).
+    space = SearchSpace.from_dict({"x": {"quniform": [low, high, q]}})
+    rng = np.random.default_rng(0)
+    values = {space.sample(rng)["x"] for _ in range(3000)}
+    assert min(values) == pytest.approx(low) and max(values) == pytest.approx(high)
+    points = distinct_points(space, 1000)
+    assert points is not None and len(points) == len(values) == round((high - low) / q) + 1
+    one = SearchSpace.from_dict({"x": {"quniform": [0.69, 0.71, 0.1]}})
+    assert distinct_points(one, 10) == [{"x": pytest.approx(0.7)}]
 
 
 def test_a_batch_size_range_never_samples_zero() -> None:
