@@ -41,7 +41,8 @@ def evaluate_table(
     Raises UserInputError, before anything is written, for a table name that is not a
     plain identifier, a missing table or one without ``id``, ``features`` and ``label``,
     an unknown experiment or one without a model yet, a ``batch_size`` below 1, a label
-    the model does not know (naming it), or no row (in that split).
+    the model does not know (naming it), rows with NaN or infinite features (naming the
+    first id), or no row (in that split).
     """
     from automl_core.data.tables import find_table, table_columns
     from automl_core.data.validate import validate_table_name

@@ -23,12 +23,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg2 import sql
 
-from automl_core.data.tables import check_replaceable, find_table, table_columns
-from automl_core.data.validate import validate_output_table, validate_table_name
+from automl_core.data.tables import (
+    check_replaceable,
+    drop_for_replace,
+    find_table,
+    table_columns,
+)
+from automl_core.data.validate import (
+    nonfinite_rows,
+    raise_nonfinite,
+    validate_output_table,
+    validate_table_name,
+)
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
 
 if TYPE_CHECKING:
+    from automl_core.data.reader import DatasetInfo
     from automl_core.export import ExportedModel
 
 log = logging.getLogger(__name__)
@@ -137,7 +148,9 @@ def predict_table(
     plain identifier, an output table the product owns (``*_packed``, the ``automl``
     schema), a missing or malformed source table, an existing output table
     without ``replace``, a ``batch_size`` below 1, or an unknown experiment; and, with
-    nothing written, for source rows whose features do not fit the model.
+    nothing written (the transaction is rolled back), for an output table that cannot be
+    replaced (a view, or one other objects depend on) and for source rows whose features
+    do not fit the model or are NaN or infinite.
     """
     from automl_core.export import ExportedModel, best_model
 
@@ -153,7 +166,7 @@ def predict_table(
     try:
         with conn.cursor() as cur:
             if replace:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(out))
+                drop_for_replace(cur, out_table, option="--out-table")
             cur.execute(
                 sql.SQL("CREATE TABLE {} (id bigint, predicted {}, probability real){}").format(
                     out,
@@ -190,7 +203,9 @@ def scored_batches(
     Features are normalised as the model's training data was; ``labels`` also reads the
     ``label`` column, as loaded; ``split`` keeps only the rows of that split (``train``,
     ``test``). The table name must already be validated (it is quoted as an identifier).
-    Raises UserInputError for rows whose features do not fit.
+    Raises UserInputError for rows whose features do not fit, and, before scoring the
+    batch that holds the first one, for rows with NaN or infinite features (after
+    normalisation to float32, as the model would see them), counted over the whole table.
     """
     from automl_core.data.reader import normalize
     from automl_core.training.engine import predict_proba  # torch: only once there is work
@@ -206,11 +221,30 @@ def scored_batches(
             source.execute(query + sql.SQL(" WHERE split = %s"), (split,))
         while rows := source.fetchmany(batch_size):
             ids, raw = _batch_features([(r[0], r[1]) for r in rows], repr(source_table))
+            x = normalize(raw, info)
+            bad = nonfinite_rows(x)
+            if bad.any():
+                _refuse_nonfinite(source, ids[bad], source_table, info, batch_size)
             proba = predict_proba(
                 model.config,
                 model.state,
-                normalize(raw, info),
+                x,
                 input_shape=model.feature_shape,
                 num_classes=model.num_classes,
             )
             yield ids, proba, ([r[2] for r in rows] if labels else None)
+
+
+def _refuse_nonfinite(
+    source: Any, bad_ids: np.ndarray, table: str, info: DatasetInfo, batch_size: int
+) -> None:
+    """Read the rest of ``source`` to count every NaN/inf row, then raise UserInputError
+    naming the count and the lowest id (as ``automl data prepare`` reports them)."""
+    from automl_core.data.reader import normalize
+
+    found = [bad_ids]
+    while rows := source.fetchmany(batch_size):
+        ids, raw = _batch_features([(r[0], r[1]) for r in rows], repr(table))
+        found.append(ids[nonfinite_rows(normalize(raw, info))])
+    every = np.concatenate(found)
+    raise_nonfinite(f"The table {table!r}", int(every.size), int(every.min()))

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import psycopg2
 from psycopg2 import sql
 
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_source_rows
 from automl_core.data.sources import SourceData
-from automl_core.data.tables import check_replaceable, find_table, write_source_meta
+from automl_core.data.tables import (
+    check_replaceable,
+    drop_for_replace,
+    find_table,
+    write_source_meta,
+)
 from automl_core.data.validate import validate_output_table
 from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
@@ -73,7 +77,7 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
         ident = sql.Identifier(table)
         with conn.cursor() as cur:
             if exists:
-                _drop_for_replace(cur, table)
+                drop_for_replace(cur, table, option="--table")
             cur.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id bigint NOT NULL, features real[] NOT NULL, "
@@ -107,17 +111,6 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
         replaced=exists,
         seconds=seconds,
     )
-
-
-def _drop_for_replace(cur: Any, table: str) -> None:
-    try:
-        cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
-    except psycopg2.Error as exc:
-        # A view of that name, or objects (views, other tables' keys) that depend on it.
-        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
-        raise UserInputError(
-            f"Cannot replace {table!r}: {reason}. Drop it yourself or choose another --table."
-        ) from None
 
 
 def _label_sql_type(label_type: str) -> str:

@@ -20,6 +20,7 @@ Implementation notes
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def prepare_dataset(
         plan = make_plan(rows, p, fraction, seed)
         train_rows = np.concatenate(plan.train)
         norm = packing.global_normalization(rows.x, train_rows)
+        _check_experiments_keep_their_data(conn, name, summary, norm.as_dict())
         biggest = max(part.size for part in plan.train)
         size = buffer_size or packing.default_buffer_size(row_bytes, biggest)
         _write_packed(conn, dialect, packed, rows, plan, norm, size)
@@ -127,6 +129,60 @@ def prepare_dataset(
         time.perf_counter() - start,
     )
     return info
+
+
+# An experiment in these states may still read the packed partitions.
+_MAY_STILL_TRAIN = (repo.ExperimentState.RUNNING, repo.ExperimentState.INTERRUPTED)
+
+
+def _check_experiments_keep_their_data(
+    conn: Any, name: str, summary: SourceSummary, normalization: dict[str, float]
+) -> None:
+    """Refuse a re-packing that would change the data under experiments trained on it.
+
+    An experiment's training reads the packed partitions (a running or interrupted one
+    reads them again when it goes on), and its export and predictions read the data
+    set's shape, classes and normalisation. So with such an experiment: nothing is
+    re-packed while one may still train, and afterwards only the same data (re-packed
+    into other partitions, say) is. Raises UserInputError naming them and the fix.
+    """
+    experiments = repo.experiments_on_dataset(conn, name)
+    unfinished = [n for n, status in experiments if status in _MAY_STILL_TRAIN]
+    if unfinished:
+        raise UserInputError(
+            f"The data set {name!r} cannot be packed again now: experiments "
+            f"{', '.join(unfinished)} train on it (running or interrupted), and new "
+            "partitions would change the data under them. Let them finish first, or load "
+            "the data into another table (automl data load ... --table NEW) and prepare that."
+        )
+    old = repo.dataset_record(conn, name)
+    if not experiments or old is None:
+        return
+    changed = [
+        what
+        for what, before, now in (
+            ("feature shape", list(old["feature_shape"]), list(summary.feature_shape)),
+            ("class values", list(old["class_values"]), list(summary.class_values)),
+        )
+        if before != now
+    ]
+    if not _close(old["normalization"], normalization):
+        changed.append("normalisation (the training rows differ)")
+    if changed:
+        raise UserInputError(
+            f"The data set {name!r} cannot be packed again from this table: its "
+            f"{', '.join(changed)} would change, but the models of experiments "
+            f"{', '.join(n for n, _ in experiments)} were trained on the data as packed now "
+            "(their export and predictions read it). Load the new data into another table "
+            "(automl data load ... --table NEW) and prepare that."
+        )
+
+
+def _close(before: dict[str, float], now: dict[str, float]) -> bool:
+    # Re-packing the same rows into other partitions sums them in another order.
+    return before.keys() == now.keys() and all(
+        math.isclose(float(before[k]), float(now[k]), rel_tol=1e-6, abs_tol=1e-9) for k in now
+    )
 
 
 def _check_arguments(partitions: int | None, fraction: float | None, seed: int) -> None:

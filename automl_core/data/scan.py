@@ -27,6 +27,7 @@ from automl_core.data.validate import (
 from automl_core.errors import UserInputError
 
 _INT_TYPES = ("smallint", "integer", "bigint")
+_FIXED_COLUMNS = ("id", "features", "split")
 _NUMERIC_ARRAYS = ("real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]")
 
 
@@ -63,10 +64,19 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
 
     The table needs columns ``id`` (integer), ``features`` (a numeric array) and
     ``label_column``; ``split`` (``train``/``test``) is optional (all rows are ``train``
-    without it). Raises UserInputError naming the table and the fix for every problem.
+    without it). Raises UserInputError naming the table and the fix for every problem,
+    and for a ``label_column`` that is one of those fixed columns.
     """
     validate_table_name(table)
     validate_table_name(label_column, what="label column")
+    if label_column in _FIXED_COLUMNS:
+        # Labelling by id or features makes one class per row; by split, classes that are
+        # the train/test assignment. Either would silently replace a good packing.
+        raise UserInputError(
+            f"The value of --label-column is {label_column!r}, but the columns "
+            f"{', '.join(_FIXED_COLUMNS)} of a source table are never the label: pass "
+            "--label-column NAME of the column that holds the classes (default: label)."
+        )
     oid = find_table(conn, table)
     if oid is None:
         raise UserInputError(

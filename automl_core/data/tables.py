@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 
 from automl_core.errors import UserInputError
@@ -53,6 +54,23 @@ def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
             f"which {'automl' if schema == 'automl' else 'the database'} owns and which is "
             f"never replaced: choose another {option}."
         )
+
+
+def drop_for_replace(cur: Any, table: str, *, option: str) -> None:
+    """Drop table ``table`` for ``--replace``, inside the caller's transaction.
+
+    Raises UserInputError naming ``table`` and ``option`` when the server refuses: a
+    view (or other non-table) of that name, or objects (views, other tables' foreign
+    keys) that depend on it; never CASCADE, which would drop the user's objects. The
+    transaction is then aborted: the caller rolls it back, and nothing is lost.
+    """
+    try:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    except psycopg2.Error as exc:
+        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        raise UserInputError(
+            f"Cannot replace {table!r}: {reason}. Drop it yourself or choose another {option}."
+        ) from None
 
 
 def table_columns(conn: Any, oid: int) -> dict[str, str]:

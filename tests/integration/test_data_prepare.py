@@ -362,6 +362,18 @@ def test_bad_arguments_are_refused_and_nothing_changes(
     assert _snapshot(conn) == before
 
 
+@pytest.mark.parametrize("column", ["id", "features", "split"])
+def test_a_fixed_column_is_never_the_label(conn: Any, tmp_path: Path, column: str) -> None:
+    # Labelling by id made one class per row and replaced the good packing of src.
+    _load(conn, tmp_path)
+    prepare_dataset(conn, "src", partitions=2)
+    before = _snapshot(conn)
+    with pytest.raises(UserInputError, match=rf"--label-column is '{column}', but the columns"):
+        prepare_dataset(conn, "src", partitions=2, label_column=column)
+    assert _snapshot(conn) == before
+    assert dataset_info(conn, "src").num_classes == 3
+
+
 def test_failure_while_writing_keeps_the_previous_packing(
     conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -393,3 +405,29 @@ def test_prepare_needs_the_schema(make_database: Any, tmp_path: Path) -> None:
             prepare_dataset(connection, "src", partitions=2)
     finally:
         connection.close()
+
+
+def test_the_data_under_experiments_is_never_changed(conn: Any, tmp_path: Path) -> None:
+    # Re-preparing swapped the data under existing experiments: their export then
+    # described data of another shape and their models could no longer predict.
+    from automl_core.store import repository as repo
+
+    _load(conn, tmp_path)
+    prepare_dataset(conn, "src", partitions=2)
+    exp = repo.create_experiment(conn, name="on-src", method="random", dataset="src",
+                                 spec={}, seed=0)  # fmt: skip
+    before = _snapshot(conn)
+    with pytest.raises(UserInputError, match=r"experiments on-src train on it"):
+        prepare_dataset(conn, "src", partitions=3)  # it may still train: nothing moves
+    assert _snapshot(conn) == before
+
+    repo.set_experiment_status(conn, exp.id, repo.ExperimentState.COMPLETED, finished=True)
+    prepare_dataset(conn, "src", partitions=3)  # the same data in other partitions
+    assert dataset_info(conn, "src").partitions == 3
+
+    # Other data in the same table: other classes, and other rows to normalise.
+    load_source(conn, read_source("digits"), "src", replace=True)
+    before = _snapshot(conn)
+    with pytest.raises(UserInputError, match=r"feature shape, class values, normalisation"):
+        prepare_dataset(conn, "src", partitions=2)
+    assert _snapshot(conn) == before

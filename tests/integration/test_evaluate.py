@@ -111,3 +111,30 @@ def test_split_keeps_that_split_only(conn: Any, capsys: pytest.CaptureFixture[st
     assert main(["evaluate", NAME, "--table", "digits", "--split", "test"]) == 2
     assert "'digits:test' has no rows" in capsys.readouterr().err
     assert "digits:test" not in {r.table_name for r in saved(conn)}
+
+
+def test_nonfinite_features_are_refused_by_evaluate_and_predict(
+    conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: predict wrote probability NaN, evaluate saved loss nan and --json crashed.
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS evaluate_nanrows, evaluate_nan_scored")
+        cur.execute("CREATE TABLE evaluate_nanrows AS SELECT * FROM digits WHERE id < 50")
+        cur.execute("UPDATE evaluate_nanrows SET features[1] = 'NaN' WHERE id = 12")
+        cur.execute("UPDATE evaluate_nanrows SET features[64] = 'Infinity' WHERE id = 30")
+    conn.commit()
+    before = saved(conn)
+    expected = "'evaluate_nanrows' has 2 row(s) with NaN or infinite features (first: id 12)"
+    for command in (
+        ["evaluate", NAME, "--table", "evaluate_nanrows"],
+        ["evaluate", NAME, "--table", "evaluate_nanrows", "--json"],
+        ["predict", NAME, "--table", "evaluate_nanrows", "--out-table", "evaluate_nan_scored"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err
+    assert saved(conn) == before
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('evaluate_nan_scored')")
+        assert cur.fetchone()[0] is None
+    conn.rollback()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import psycopg2
 import pytest
 
 from automl_core.cli import main
@@ -115,3 +116,70 @@ def test_cli_needs_exactly_one_model_source(conn: Any, capsys: pytest.CaptureFix
     assert main(["predict", "exp", "--table", "src;", "--out-table", "o"]) == 2
     assert "not a plain SQL identifier" in capsys.readouterr().err
     assert "o" not in tables(conn)
+
+
+def _uniform(*args: Any, num_classes: int, **kwargs: Any) -> np.ndarray:
+    """A stand-in for ``predict_proba``: probability 1/classes for every class."""
+    return np.full((np.asarray(args[2]).shape[0], num_classes), 1.0 / num_classes, np.float32)
+
+
+@pytest.mark.parametrize("out", ["fresh", "taken"])
+def test_nonfinite_features_are_refused_and_nothing_is_written(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    # Updated rows move to the end of the heap: rows 7 and 8 come in the third and the
+    # fourth batch of 3, after two batches were scored and copied; the rollback takes
+    # those back, and the count covers the rows after the first bad batch too.
+    import automl_core.training.engine as engine
+
+    monkeypatch.setattr(engine, "predict_proba", _uniform)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE nanrows AS SELECT * FROM src")
+        cur.execute("UPDATE nanrows SET features[2] = 'NaN' WHERE id = 7")
+        cur.execute("UPDATE nanrows SET features[1] = '-Infinity' WHERE id = 8")
+    conn.commit()
+    before = tables(conn)
+    with pytest.raises(UserInputError, match=r"2 row\(s\) with NaN or infinite .* id 7\)"):
+        predict_table(
+            conn,
+            source_table="nanrows",
+            out_table=out,
+            model=fake_model([4]),
+            batch_size=3,
+            replace=True,
+        )
+    assert tables(conn) == before
+    assert taken_rows(conn) == [(1, "keep me")]
+    # The same rows made finite are scored: the refusal was about the values only.
+    with conn.cursor() as cur:
+        cur.execute("UPDATE nanrows SET features = '{0,1,2,3}' WHERE id IN (7, 8)")
+    conn.commit()
+    assert (
+        predict_table(
+            conn, source_table="nanrows", out_table=out, model=fake_model([4]), replace=True
+        )
+        == 10
+    )
+
+
+@pytest.mark.parametrize(
+    ("statement", "out"),
+    [
+        ("CREATE VIEW a_view AS SELECT 1::bigint AS id", "a_view"),
+        ("CREATE VIEW on_taken AS SELECT note FROM taken", "taken"),
+    ],
+)
+def test_replace_refuses_a_view_or_a_table_others_depend_on(
+    conn: Any, statement: str, out: str
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(statement)
+    conn.commit()
+    with pytest.raises(UserInputError, match=rf"Cannot replace '{out}': .*--out-table"):
+        predict_table(conn, source_table="src", out_table=out, model=fake_model([4]), replace=True)
+    assert conn.status == psycopg2.extensions.STATUS_READY  # the transaction was ended
+    assert taken_rows(conn) == [(1, "keep me")]
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_views WHERE viewname IN ('a_view', 'on_taken')")
+        assert cur.fetchone()[0] == 1
+    conn.rollback()

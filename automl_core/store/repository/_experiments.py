@@ -23,6 +23,7 @@ from automl_core.store.repository._common import (
     _sources,
     _t,
     _tx,
+    read_cursor,
 )
 
 
@@ -194,6 +195,19 @@ def list_experiments(conn: Any) -> list[Experiment]:
             sql.SQL("SELECT {} FROM {} ORDER BY id").format(_EXPERIMENT_COLUMNS, _t("experiments"))
         )
         return [_experiment(r) for r in cur.fetchall()]
+
+
+def experiments_on_dataset(conn: Any, dataset: str) -> list[tuple[str, ExperimentState]]:
+    """(name, status) of every experiment trained on ``dataset``, oldest first; read
+    inside the caller's transaction, if one is open (``prepare`` holds its lock)."""
+    with read_cursor(conn) as cur:
+        cur.execute(
+            sql.SQL("SELECT name, status FROM {} WHERE dataset = %s ORDER BY id").format(
+                _t("experiments")
+            ),
+            (dataset,),
+        )
+        return [(name, ExperimentState(status)) for name, status in cur.fetchall()]
 
 
 def set_experiment_status(
