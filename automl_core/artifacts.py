@@ -35,8 +35,9 @@ class ArtifactStore(Protocol):
 
     Contract (checked by one shared test against every implementation):
     ``put_bytes`` then ``get_bytes`` returns the same bytes; a second ``put_bytes`` to the
-    same key replaces the first; ``get_bytes`` of a missing key raises
-    ``ArtifactNotFoundError``; ``list(prefix)`` returns the sorted keys that start with
+    same key replaces the first, atomically (a reader sees the old or the new bytes);
+    ``get_bytes`` of a missing key raises ``ArtifactNotFoundError``; ``delete`` removes a
+    key and ignores a missing one; ``list(prefix)`` returns the sorted keys that start with
     ``prefix`` (a plain string prefix, as in S3); an invalid key raises ``ValueError``.
     """
 
@@ -45,6 +46,8 @@ class ArtifactStore(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str = "") -> list[str]: ...
 
@@ -102,6 +105,9 @@ class LocalArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> list[str]:
         """Sorted keys starting with ``prefix``; temporary files of unfinished writes excluded."""
@@ -189,6 +195,10 @@ class S3ArtifactStore:
             raise
         return True
 
+    def delete(self, key: str) -> None:
+        """Remove the object (S3 answers a missing key with success too)."""
+        self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
+
     def list(self, prefix: str = "") -> list[str]:
         """Sorted keys under the store's prefix that start with ``prefix``."""
         base = f"{self.prefix}/" if self.prefix else ""
@@ -202,6 +212,29 @@ class S3ArtifactStore:
     def describe(self, key: str = "") -> str:
         path = "/".join(p for p in (self.prefix, key) if p)
         return f"s3://{self.bucket}/{path}"
+
+
+def check_local_folder(path: str | os.PathLike[str], what: str, fix: str) -> Path:
+    """``path`` (``~`` expanded) if it is a folder or can be created as one.
+
+    Raises UserInputError ``"{what} '{path}' ...: {fix}"`` when ``path`` is an existing
+    file, or when one of its existing ancestors is a file (so creating it would fail
+    with ``NotADirectoryError``).
+    """
+    folder = Path(path).expanduser()
+    for place in (folder, *folder.parents):
+        if place.is_dir():
+            return folder
+        if place.exists() or place.is_symlink():
+            if place == folder:
+                raise UserInputError(
+                    f"{what} {str(path)!r} is an existing file, not a folder: {fix}"
+                )
+            raise UserInputError(
+                f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file, not a "
+                f"folder: {fix}"
+            )
+    return folder
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -233,9 +266,10 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def artifact_store_for(target: str, client: Any | None = None) -> ArtifactStore:
     """The store for a folder path or an ``s3://bucket/prefix`` URI.
 
-    A folder need not exist yet (it is created on the first write), but must not be an
-    existing file. ``client`` is used for S3 targets only. Raises UserInputError for an
-    empty target, a URI scheme other than ``s3://`` or ``file://``, or a bad bucket name.
+    A folder need not exist yet (it is created on the first write), but neither it nor
+    any of its parents may be an existing file (``check_local_folder``). ``client`` is
+    used for S3 targets only. Raises UserInputError for an empty target, a URI scheme
+    other than ``s3://`` or ``file://``, or a bad bucket name.
     """
     if not isinstance(target, str) or not target.strip():
         raise UserInputError(
@@ -255,12 +289,11 @@ def artifact_store_for(target: str, client: Any | None = None) -> ArtifactStore:
             f"The artifact target {target!r} uses scheme {scheme!r}, which is not supported: "
             "give a folder path or s3://bucket/prefix."
         )
-    path = Path(target).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UserInputError(
-            f"The artifact target {target!r} is an existing file, not a folder: "
-            "give a folder path (it is created if missing) or s3://bucket/prefix."
-        )
+    path = check_local_folder(
+        target,
+        "The artifact target",
+        "give a folder path (it is created if missing) or s3://bucket/prefix.",
+    )
     return LocalArtifactStore(path)
 
 

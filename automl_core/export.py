@@ -12,7 +12,8 @@ An export is two artifacts in a folder or under an S3 prefix:
   exported epoch) and the lineage (experiment, method, Airflow run, data, time,
   package version), plus the weights' file name and SHA-256.
 
-The card is written after the weights, so a target with a card holds a complete export.
+A card always names weights with the bytes it describes, even while an export replaces
+an earlier one (``_write_export``), so a target with a card holds a complete export.
 "Best" is the leaderboard's rank (highest best validation accuracy, ties by trial id)
 among trials that have a checkpoint, and the state is that trial's best epoch (the
 leaderboard's ``best_epoch``; ``automl_core.store.repository`` keeps it), so the model
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 CARD_FORMAT = "automl-model-card/1"
 WEIGHTS_STEM = "model"  # + the state format's suffix (automl_core.state_format)
 CARD_KEY = "model_card.json"
+_CARD_FAMILY = "automl-model-card/"  # every version of the card's format starts with it
 # The registry's default (automl_core.training.registry.DEFAULT_ARCHITECTURE), repeated
 # so that exporting does not import torch.
 _DEFAULT_ARCHITECTURE = "mlp"
@@ -220,6 +222,49 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     return ExportedModel(config=config, state=bytes(state), card=card)
 
 
+def check_export_target(target: str, *, s3_client: Any | None = None) -> Any:
+    """The artifact store for ``target``, if an export may be written there.
+
+    A target may be written when it holds no ``model_card.json`` and no weights file of
+    an export's name (``model.safetensors``, ``model.pt``), or when its card is a model
+    card (a JSON object whose ``format`` starts with ``automl-model-card/``): that is what
+    "made by automl" means here, so re-exporting to the same place replaces the earlier
+    export and nothing else. Reads the card (one GET on S3) but writes nothing.
+
+    Raises UserInputError naming the target and the fix for a bad target
+    (``artifact_store_for``), a ``model_card.json`` that is not a model card, or a weights
+    file without a card.
+    """
+    store = artifact_store_for(target, client=s3_client)
+    _previous_card(store)
+    return store
+
+
+def _previous_card(store: Any) -> dict[str, Any] | None:
+    """The model card already at ``store``, None if there is none; see check_export_target."""
+    fix = "choose another target, or remove the file if it may be replaced."
+    try:
+        raw = store.get_bytes(CARD_KEY)
+    except ArtifactNotFoundError:
+        for name in (f"{WEIGHTS_STEM}.safetensors", f"{WEIGHTS_STEM}.pt"):
+            if store.exists(name):
+                raise UserInputError(
+                    f"{store.describe(name)} exists, but {CARD_KEY} does not, so it was not "
+                    f"written by an export and exporting would replace it: {fix}"
+                ) from None
+        return None
+    try:
+        card = json.loads(raw)
+    except ValueError:
+        card = None
+    if not (isinstance(card, dict) and str(card.get("format", "")).startswith(_CARD_FAMILY)):
+        raise UserInputError(
+            f"{store.describe(CARD_KEY)} exists and is not a model card written by automl, "
+            f"so exporting would replace it: {fix}"
+        )
+    return card
+
+
 def export_best(
     conn: Any, experiment_name: str, target: str, *, s3_client: Any | None = None
 ) -> dict[str, Any]:
@@ -228,12 +273,16 @@ def export_best(
 
     ``target`` is a folder (created if missing) or ``s3://bucket/prefix``; ``s3_client``
     is used for S3 (default: one from the environment). An earlier export at the same
-    target is replaced, so a retried export is harmless. Returns the card.
+    target is replaced, so a retried export is harmless; if writing fails part way, the
+    target still holds a loadable export, the earlier one or the new one (see
+    ``_write_export``). Returns the card.
 
-    Raises UserInputError (before writing) for a bad target, an unknown experiment or
-    one with nothing to export.
+    Raises UserInputError (before writing) for a bad target or one holding files that an
+    export did not write (``check_export_target``), an unknown experiment or one with
+    nothing to export.
     """
     store = artifact_store_for(target, client=s3_client)
+    previous = _previous_card(store)
     model = best_model(conn, experiment_name, s3_client=s3_client)
     card = dict(model.card)
     card["lineage"] = {
@@ -241,8 +290,7 @@ def export_best(
         "exported_at": datetime.now(UTC).isoformat(),
         "exported_to": store.describe(),
     }
-    store.put_bytes(card["files"]["weights"], model.state)
-    store.put_bytes(CARD_KEY, json.dumps(card, indent=2, sort_keys=True).encode("utf-8"))
+    _write_export(store, card, model.state, previous)
     log.info(
         "exported trial %s of %s (epoch %s) to %s",
         card["trial"]["trial_id"],
@@ -251,6 +299,41 @@ def export_best(
         store.describe(),
     )
     return card
+
+
+def _write_export(
+    store: Any, card: dict[str, Any], state: bytes, previous: dict[str, Any] | None
+) -> None:
+    """Write ``card`` and ``state`` so that the target holds a loadable export after every
+    single write, whichever write fails.
+
+    Each ``put_bytes`` replaces one key atomically (a rename in a folder, one PUT on S3),
+    but two keys cannot be switched together, and a card must never name weights of
+    other bytes. So the card is the switch: the weights go to a staging key first, a card
+    naming them replaces the old card, then the weights go to their usual name and a card
+    naming that replaces the first. An export thus writes its weights twice; in exchange
+    the layout stays ``model.safetensors`` + ``model_card.json``, and local folders and
+    S3 share this one code path.
+    """
+    final = card["files"]["weights"]
+    staged = state_file_name(f"{WEIGHTS_STEM}.staged", state)
+
+    def put_card(weights: str) -> None:
+        body = {**card, "files": {**card["files"], "weights": weights}}
+        store.put_bytes(CARD_KEY, json.dumps(body, indent=2, sort_keys=True).encode("utf-8"))
+
+    store.put_bytes(staged, state)
+    put_card(staged)  # the old export is replaced here, by a complete new one
+    store.put_bytes(final, state)
+    put_card(final)
+    # Weights no card names any more. The old card's (say, a model.pt before a
+    # model.safetensors) were written by an export: they are this tool's to remove.
+    old = previous.get("files", {}).get("weights") if previous else None
+    for key in {staged, old} - {final, CARD_KEY, None}:
+        try:
+            store.delete(check_key(str(key)))
+        except Exception as exc:  # the export is complete; a leftover file is harmless
+            log.warning("could not remove %s: %s", store.describe(str(key)), exc)
 
 
 def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel:

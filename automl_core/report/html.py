@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl_core.artifacts import check_local_folder
 from automl_core.errors import UserInputError
 from automl_core.report import leaderboard as lb
 from automl_core.report import plots
@@ -185,14 +187,51 @@ def _top_trials(board: pd.DataFrame, k: int) -> tuple[list[int], list[str]]:
     return ids, labels
 
 
-def _check_out_dir(out_dir: str | Path) -> Path:
-    path = Path(out_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UserInputError(
-            f"The report folder {str(out_dir)!r} is an existing file: give a folder path "
-            "(it is created if missing)."
-        )
-    return path
+# Names of the files a report writes. A folder is this tool's to overwrite when its
+# index.html carries GENERATOR (or the footer of reports written before the marker was
+# added), or when it has none of these files.
+INDEX = "index.html"
+_PLOTS = {
+    "histogram": "accuracy_histogram.png",
+    "by_trial": "best_by_trial.png",
+    "by_time": "best_by_time.png",
+    "rungs": "hyperband_rungs.png",
+    "curves": "learning_curves.png",
+    "workers": "workers.png",
+}
+GENERATOR = '<meta name="generator" content="automl report">'
+_OLD_FOOTER = re.compile(r'<p class="note">Generated [^<]* by automl ')
+
+
+def check_report_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path, if a report may be written there.
+
+    It may when it is a folder (or can be created as one) and either has an
+    ``index.html`` written by a report, or none of the files a report writes.
+    Raises UserInputError naming the folder and the fix otherwise; writes nothing.
+    """
+    out = check_local_folder(
+        out_dir, "The report folder", "give a folder path (it is created if missing)."
+    )
+    index = out / INDEX
+    if index.is_file():
+        try:
+            head = index.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            head = ""
+        if GENERATOR in head or _OLD_FOOTER.search(head):
+            return out
+        taken = index
+    else:
+        present = [p for p in (index, *(out / n for n in _PLOTS.values())) if p.exists()]
+        if not present:
+            return out
+        taken = present[0]
+    raise UserInputError(
+        f"The report folder {str(out_dir)!r} holds {str(taken)!r}, which was not written by "
+        "an automl report and would be replaced: choose another folder, or remove the file "
+        "if it may be replaced."
+    )
 
 
 def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k: int = 5) -> Path:
@@ -200,10 +239,11 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
 
     The folder is created if missing; files of an earlier report there are replaced.
     Plots that have no data (e.g. no trial finished an epoch) are left out and the page
-    says so. Raises UserInputError for an unknown experiment or when ``out_dir`` is an
-    existing file, before anything is written.
+    says so. Raises UserInputError, before anything is written, for an unknown experiment
+    or an ``out_dir`` that ``check_report_dir`` refuses (a file, inside a file, or holding
+    files that a report did not write).
     """
-    out = _check_out_dir(out_dir)
+    out = check_report_dir(out_dir)
     if top_k < 1:
         raise UserInputError(f"top_k is {top_k}, but must be at least 1.")
     exp = repo.experiment_record(conn, experiment_name)
@@ -219,17 +259,17 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     none_yet = "No trial has a validation result yet."
     figures = [
         _figure(
-            plots.plot_accuracy_histogram(board, out / "accuracy_histogram.png"),
+            plots.plot_accuracy_histogram(board, out / _PLOTS["histogram"]),
             "Final validation accuracy over all trials (dashed: the best).",
             none_yet,
         ),
         _figure(
-            plots.plot_best_by_trial(board, out / "best_by_trial.png"),
+            plots.plot_best_by_trial(board, out / _PLOTS["by_trial"]),
             "Best validation accuracy so far, trials in creation order.",
             none_yet,
         ),
         _figure(
-            plots.plot_best_by_time(epochs, exp.created_at, out / "best_by_time.png"),
+            plots.plot_best_by_time(epochs, exp.created_at, out / _PLOTS["by_time"]),
             "Best validation accuracy so far against wall time (one point per recorded epoch).",
             none_yet,
         ),
@@ -237,28 +277,26 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     if rungs is not None:
         figures.append(
             _figure(
-                plots.plot_hyperband_rungs(rungs, out / "hyperband_rungs.png"),
+                plots.plot_hyperband_rungs(rungs, out / _PLOTS["rungs"]),
                 "Hyperband: each trial's validation accuracy at each rung of its bracket.",
                 "No rung has finished yet.",
             )
         )
     figures += [
         _figure(
-            plots.plot_learning_curves(
-                epochs, top_ids, out / "learning_curves.png", labels=top_labels
-            ),
+            plots.plot_learning_curves(epochs, top_ids, out / _PLOTS["curves"], labels=top_labels),
             f"Validation accuracy per epoch of the top {len(top_ids)} trials.",
             none_yet,
         ),
         _figure(
-            plots.plot_worker_timeline(jobs, out / "workers.png"),
+            plots.plot_worker_timeline(jobs, out / _PLOTS["workers"]),
             "Model hopper: the trial each worker (one per partition) trained over time, "
             "and the number of busy workers.",
             "No sub-epoch job has finished yet.",
         ),
     ]
     page = _page(exp, board, usage, figures, repo.evaluations(conn, exp.id))
-    index = out / "index.html"
+    index = out / INDEX
     index.write_text(page, encoding="utf-8")
     log.info("wrote the report of %s to %s", experiment_name, index)
     return index
@@ -303,6 +341,7 @@ def _page(
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{GENERATOR}
 <title>Experiment {_esc(exp.name)}</title>
 <style>{_CSS}</style></head>
 <body>

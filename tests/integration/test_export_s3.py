@@ -108,6 +108,12 @@ def test_store_contract(store: ArtifactStore) -> None:
         with pytest.raises(ValueError):
             store.put_bytes(bad, b"x")
     assert store.describe("model.pt").endswith("model.pt")
+    store.delete("model.pt")
+    store.delete("model.pt")  # a missing key is no error
+    assert not store.exists("model.pt") and store.list() == [
+        "trials/10/state.pt",
+        "trials/2/state.pt",
+    ]
 
 
 def test_s3_keys_live_under_the_prefix(s3_client: Any, bucket: str) -> None:
@@ -359,3 +365,70 @@ def test_export_reads_a_checkpoint_stored_by_reference(
     card = export_best(conn, "exp", str(tmp_path / "m"), s3_client=s3_client)
     assert card["checkpoint"]["stored_as"] == uri
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == inline.state
+
+
+@pytest.mark.parametrize("failing_write", [0, 1, 2, 3])
+def test_a_failed_export_leaves_a_loadable_export(
+    conn: Any, target: tuple[str, Any], failing_write: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever write of a re-export fails (say, the disk is full), the target holds a
+    complete export: the earlier one before the new card is in place, the new one after."""
+    import errno
+
+    where, client = target
+    exp_id = build_trained_experiment(conn, "exp", "toy")
+    export_best(conn, "exp", where, s3_client=client)
+    old_state = TRAINED["toy", 1, BEST_EPOCH]
+    # A fourth epoch, better than all before: the next export is a different model.
+    new_state = TRAINED["toy", 1, 3]
+    repo.record_epoch(conn, exp_id, 1, 4, train_loss=0.1, train_accuracy=1.0, valid_loss=0.05,
+                      valid_accuracy=0.95, seconds=0.1, samples=60)  # fmt: skip
+    repo.save_checkpoint(conn, exp_id, 1, 4, state=new_state)
+    assert old_state != new_state
+
+    writes = []
+    for cls in (LocalArtifactStore, S3ArtifactStore):
+
+        def put_bytes(self: Any, key: str, data: bytes, _put: Any = cls.put_bytes) -> None:
+            writes.append(key)
+            if len(writes) - 1 == failing_write:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            _put(self, key, data)
+
+        monkeypatch.setattr(cls, "put_bytes", put_bytes)
+    with pytest.raises(OSError, match="No space left"):
+        export_best(conn, "exp", where, s3_client=client)
+    loaded = load_exported(where, s3_client=client)
+    assert loaded.state == (old_state if failing_write < 2 else new_state)
+    assert loaded.card["checkpoint"]["epoch"] == (BEST_EPOCH if failing_write < 2 else 4)
+
+    monkeypatch.undo()
+    card = export_best(conn, "exp", where, s3_client=client)  # a retry completes it
+    assert load_exported(where, s3_client=client).state == new_state
+    assert card["files"]["weights"] == "model.safetensors"
+    store = artifact_store_for(where, client=client)
+    assert store.list() == ["model.safetensors", "model_card.json"]  # nothing staged is left
+
+
+def test_export_refuses_to_replace_files_it_did_not_write(
+    conn: Any, target: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    where, client = target
+    build_trained_experiment(conn, "exp", "toy")
+    store = artifact_store_for(where, client=client)
+    for key, data in [("model_card.json", b'{"name": "my card"}'), ("model_card.json", b"x"),
+                      ("model.safetensors", b"my weights")]:  # fmt: skip
+        for other in store.list():
+            store.delete(other)
+        store.put_bytes(key, data)
+        with pytest.raises(UserInputError, match=f"{key}.* choose another target"):
+            export_best(conn, "exp", where, s3_client=client)
+        assert store.list() == [key] and store.get_bytes(key) == data
+    store.delete("model.safetensors")
+    export_best(conn, "exp", where, s3_client=client)
+    export_best(conn, "exp", where, s3_client=client)  # its own export it replaces
+    assert store.list() == ["model.safetensors", "model_card.json"]
+    if client is None:  # the command refuses before connecting, and says why
+        (Path(where) / "model_card.json").write_text("{}")
+        assert main(["export", "exp", "--to", where]) == 2
+        assert "not a model card written by automl" in capsys.readouterr().err

@@ -295,3 +295,24 @@ def test_cli_report(conn: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["report", "mixed", "--out", str(tmp_path / "r"), "--top", "2"]) == 0
     assert str(tmp_path / "r" / "index.html") in capsys.readouterr().out
     assert "top 2 trials" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_report_refuses_files_it_did_not_write(conn: Any, tmp_path: Path) -> None:
+    add_experiment(conn, "mixed", "random", MIXED)
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in ("index.html", "workers.png"):
+        (site / name).write_text("mine")
+        with pytest.raises(UserInputError, match=f"holds '.*{name}', which was not written"):
+            write_report(conn, "mixed", site)
+        assert [p.name for p in site.iterdir()] == [name] and (site / name).read_text() == "mine"
+        (site / name).unlink()
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(UserInputError, match="is a file, not a folder"):
+        write_report(conn, "mixed", tmp_path / "taken" / "sub")
+    # Its own report it replaces; so too one written before the marker was added.
+    write_report(conn, "mixed", site)
+    index = write_report(conn, "mixed", site)
+    old = index.read_text().replace('<meta name="generator" content="automl report">', "")
+    index.write_text(old)
+    assert write_report(conn, "mixed", site) == index

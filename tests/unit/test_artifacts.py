@@ -82,6 +82,15 @@ def test_existing_file_is_not_a_folder_target(tmp_path: Path) -> None:
         artifact_store_for(str(f))
 
 
+def test_a_target_inside_a_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    for target in (f / "sub", f / "sub" / "deeper"):
+        with pytest.raises(UserInputError, match=r"cannot be created: '.*file.txt' is a file"):
+            artifact_store_for(str(target))
+    assert f.read_text() == "x"
+
+
 @pytest.mark.parametrize("key", ["", "/abs", "a//b", "../up", "a/./b", "a/..", "a\\b", "a/"])
 def test_bad_keys(key: str) -> None:
     with pytest.raises(ValueError):

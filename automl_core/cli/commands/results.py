@@ -27,9 +27,8 @@ def register(subparsers: Any) -> None:
     export = subparsers.add_parser(
         "export",
         help="export the best model (weights and model card)",
-        description="Write the best trial's state at its best epoch (model.pt) and "
-        "model_card.json "
-        "to a folder or s3://bucket/prefix (S3 credentials and endpoint from the AWS_* "
+        description="Write the best trial's state at its best epoch (model.safetensors) "
+        "and model_card.json to a folder or s3://bucket/prefix (S3 credentials and endpoint from the AWS_* "
         "environment variables).",
     )
     export.add_argument("experiment", metavar="EXPERIMENT")
@@ -110,10 +109,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from automl_core.artifacts import artifact_store_for
-    from automl_core.export import export_best
+    from automl_core.export import check_export_target, export_best
 
-    artifact_store_for(args.to)  # a bad target fails before connecting
+    check_export_target(args.to)  # a bad or taken target fails before connecting
     with _connection() as conn:
         card = export_best(conn, args.experiment, args.to)
     point = card["checkpoint"]
@@ -173,8 +171,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from automl_core.report.html import write_report
+    from automl_core.report.html import check_report_dir, write_report
 
+    check_report_dir(args.out)  # a bad or taken folder fails before connecting
     with _connection() as conn:
         index = write_report(conn, args.experiment, args.out, top_k=args.top)
     print(f"wrote {index}")

@@ -80,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         visit_order=args.visit_order,
     )
+    _check_outputs(args)
     if args.narrow_from:
         request = _narrowed(request, args.narrow_from, args.top)
     from automl_core.experiment.stopping import stop_on_signals
@@ -92,6 +93,19 @@ def _run(args: argparse.Namespace) -> int:
     _print_leaderboard(name)
     print(f"experiment: {name}")
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a bad --export target or --report folder now, not after the search trained:
+    the same checks export and report make before they write."""
+    if args.export_to:
+        from automl_core.export import check_export_target
+
+        check_export_target(args.export_to)
+    if args.report:
+        from automl_core.report.html import check_report_dir
+
+        check_report_dir(args.report)
 
 
 def add_knob_options(p: argparse.ArgumentParser) -> None:

@@ -122,18 +122,49 @@ def _narrow(args: argparse.Namespace) -> int:
         raise UserInputError(
             f"--out {out}: a space file ends in .yaml, .yml or .json; give such a name."
         )
-    if out is not None and out.is_dir():
-        raise UserInputError(f"--out {out} is a folder: give a file name (e.g. {out}/space.yaml).")
+    if out is not None:
+        _check_out_file(out)
     narrowed = narrow_experiment(args.experiment, top=args.top or DEFAULT_TOP)
     header = [narrowed.summary(), *(str(change) for change in narrowed.changes)]
     if out is None:
         print(_space_text(narrowed.space, header, json_format=False), end="")
         return 0
     json_format = out.suffix.lower() == ".json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_space_text(narrowed.space, header, json_format=json_format), encoding="utf-8")
     print("\n".join(header))
     print(f"wrote {out}")
     return 0
+
+
+# A YAML space file written by `space narrow` starts with its summary as a comment
+# (NarrowedSpace.summary()): that line is how a file this command may overwrite is told
+# from a user's. A JSON file cannot carry comments, so an existing one is never replaced.
+_NARROWED_YAML_START = "# Narrowed "
+
+
+def _check_out_file(out: Path) -> None:
+    """Raise UserInputError, naming ``--out`` and the fix, unless the narrowed space may
+    be written to ``out``: a new file in a folder that exists or can be created, or a
+    YAML file an earlier `space narrow` wrote."""
+    from automl_core.artifacts import check_local_folder
+
+    if out.is_dir():
+        raise UserInputError(f"--out {out} is a folder: give a file name (e.g. {out}/space.yaml).")
+    check_local_folder(out.parent, f"--out {out}: the folder", "give a path in a folder.")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.suffix.lower() != ".json":
+        try:
+            with out.open(encoding="utf-8", errors="replace") as fh:
+                if fh.readline().startswith(_NARROWED_YAML_START):
+                    return
+        except OSError:
+            pass
+    raise UserInputError(
+        f"--out {out} exists and was not written by `automl space narrow`, so it would be "
+        "replaced: give another file name, or remove the file if it may be replaced."
+    )
 
 
 def _space_text(space: dict[str, Any], header: list[str], *, json_format: bool) -> str:
