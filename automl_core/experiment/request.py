@@ -10,6 +10,7 @@ from typing import Any
 
 from automl_core.errors import UserInputError
 from automl_core.search.methods import Setup, all_knobs, find_knob, get_method
+from automl_core.search.methods._grid import MAX_GRID_SIZE
 
 #: How a model's partitions are ordered within an epoch (``mop.scheduler``): "seeded" repeats
 #: every metric from the seed, whatever the workers' timing; "free" lets any free worker take
@@ -26,6 +27,8 @@ GENERAL_LIMITS: dict[str, tuple[int, int]] = {
     "workers": (1, 256),
     "partitions": (1, 256),
     "top": (1, 10_000),  # trials a space is narrowed to (automl_core.space.narrow)
+    # Configurations in a grid; owned (and checked) by the grid method, Grid.check.
+    "grid_size": (1, MAX_GRID_SIZE),
 }
 #: The limits of the general keys and the built-in methods' knobs, as registered at import.
 LIMITS: dict[str, tuple[int, int]] = {
@@ -211,10 +214,25 @@ def check_space_values(space: Any) -> None:
 
     Each value from ``space.certain_values()`` is read alone, as the trainer reads it
     (``training.params.check_value``), so only a value that is wrong whatever the other
-    keys hold is refused. Raises UserInputError naming the parameter.
+    keys hold is refused. Before that, the ends of every range of an architecture's
+    declared integer (``hidden: {randint: [1, 10**12]}``) are held to its maximum
+    (``training.params.check_bound``). Raises UserInputError naming the parameter.
     """
-    from automl_core.training.params import check_value
+    from automl_core.space.model import Range, labelled
+    from automl_core.training.params import check_bound, check_value
 
+    for label, name, node in labelled(space.params):
+        if not isinstance(node, Range):
+            continue
+        # randint's upper end is exclusive.
+        ends = (node.low, node.high - 1) if node.kind == "randint" else (node.low, node.high)
+        for end in ends:
+            try:
+                check_bound(name, end)
+            except UserInputError as exc:
+                raise UserInputError(
+                    f"Search-space parameter {label!r} ({node.describe()}): {exc}"
+                ) from None
     for label, name, value in space.certain_values():
         try:
             check_value(name, value)

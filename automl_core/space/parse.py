@@ -162,8 +162,11 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
             raise UserInputError(
                 f"Parameter {label}: {kind} takes numbers {form}, but got {args!r}."
             )
-        if not math.isfinite(value):
-            raise UserInputError(f"Parameter {label}: {kind} bounds must be finite: {args!r}.")
+        if not _finite_float(value):
+            raise UserInputError(
+                f"Parameter {label}: {kind} bounds must be finite numbers within float "
+                f"range: {args!r}."
+            )
     low, high = args[0], args[1]
     q = args[2] if arity == 3 else None
     if not low < high:
@@ -185,6 +188,11 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
         )
     if q is not None and q <= 0:
         raise UserInputError(f"Parameter {label}: {kind} has q = {q}, but q must be > 0.")
+    if q is not None and not all(_finite_float(b / q) for b in (low, high)):
+        raise UserInputError(
+            f"Parameter {label}: {kind} {args!r} has more multiples of q = {q} than a float "
+            "can count; make q larger or the range narrower."
+        )
     node = Range(kind, low, high, q)
     first, last = node.quantum_steps() if q is not None else (0, 0)
     if first > last:
@@ -193,6 +201,15 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
             "high, so it has no value to draw; widen the range or make q smaller."
         )
     return node
+
+
+def _finite_float(value: float) -> bool:
+    """True for a number that is a finite float: an int past float range (``10**400``)
+    is not, and neither is NaN or infinity."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_unique_names(params: Params, where: str) -> None:

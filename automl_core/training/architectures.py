@@ -17,6 +17,18 @@ Hyperparameters (defaults in brackets; see ``params.py`` for coercion rules):
   [2] basic residual blocks each (3x3 conv, BatchNorm, ReLU, twice, plus a shortcut)
   with ``channels`` [16], 2x and 4x filters, global average pooling, ``dropout`` [0.0],
   a linear classifier. Images as for cnn2d.
+
+The integers are declared once below (``IntParam``: default and limits); the builders
+read them through the declarations and register them, so a search space is held to the
+same limits before an experiment is written. The maxima are past any real use and keep
+one layer within memory (the product of several can still be large: the data's shape
+is only known per trial):
+
+- ``hidden`` <= 16,384: one 16,384 x 16,384 layer is 268M weights (1 GiB in float32).
+- ``channels`` <= 1,024 for cnn1d/cnn2d (a 3x3 conv of 1,024 -> 1,024 is 9.4M weights),
+  <= 512 for resnet, whose last stage is 4x as wide (2,048 filters; Wide ResNets use 160).
+- ``kernel_size`` <= 128; ``depth`` <= 256; ``blocks`` <= 256 per stage (ResNet-1202
+  has 200).
 """
 
 from __future__ import annotations
@@ -29,10 +41,18 @@ import torch
 from torch import nn
 
 from automl_core.errors import UserInputError
-from automl_core.training.params import get_float, get_int
+from automl_core.training.params import IntParam, get_float
 from automl_core.training.registry import register_architecture
 
 __all__ = ["Reshape", "image_layout", "sequence_layout"]
+
+HIDDEN = IntParam("hidden", 128, 1, 16_384)
+MLP_DEPTH = IntParam("depth", 2, 0, 256)
+CONV_DEPTH = IntParam("depth", 2, 1, 256)
+CONV_CHANNELS = IntParam("channels", 32, 1, 1_024)
+KERNEL_SIZE = IntParam("kernel_size", 3, 1, 128)
+RESNET_CHANNELS = IntParam("channels", 16, 1, 512)
+RESNET_BLOCKS = IntParam("blocks", 2, 1, 256)
 
 
 class Reshape(nn.Module):
@@ -94,7 +114,7 @@ def _dropout(config: Mapping[str, Any]) -> float:
 
 
 def _kernel_size(config: Mapping[str, Any], largest: int, architecture: str) -> int:
-    kernel_size = get_int(config, "kernel_size", 3, minimum=1)
+    kernel_size = KERNEL_SIZE.read(config)
     if kernel_size > largest:
         raise UserInputError(
             f"The value of 'kernel_size' is {kernel_size}, but the input of {architecture!r} "
@@ -111,13 +131,13 @@ def _head(features: int, num_classes: int, dropout: float) -> list[nn.Module]:
     return layers
 
 
-@register_architecture("mlp")
+@register_architecture("mlp", params=(HIDDEN, MLP_DEPTH))
 def build_mlp(
     config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
     """A multi-layer perceptron over the flattened row."""
-    hidden = get_int(config, "hidden", 128, minimum=1)
-    depth = get_int(config, "depth", 2, minimum=0)
+    hidden = HIDDEN.read(config)
+    depth = MLP_DEPTH.read(config)
     dropout = _dropout(config)
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
@@ -130,14 +150,14 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-@register_architecture("cnn1d")
+@register_architecture("cnn1d", params=(CONV_CHANNELS, CONV_DEPTH, KERNEL_SIZE))
 def build_cnn1d(
     config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
     """A 1-d CNN for sequences ([C, L]) or feature vectors ([F] as 1 x F)."""
     in_channels, length = sequence_layout(input_shape, "cnn1d")
-    channels = get_int(config, "channels", 32, minimum=1)
-    depth = get_int(config, "depth", 2, minimum=1)
+    channels = CONV_CHANNELS.read(config)
+    depth = CONV_DEPTH.read(config)
     kernel_size = _kernel_size(config, length, "cnn1d")
     dropout = _dropout(config)
     layers: list[nn.Module] = [Reshape((in_channels, length))]
@@ -152,14 +172,14 @@ def build_cnn1d(
     return nn.Sequential(*layers)
 
 
-@register_architecture("cnn2d")
+@register_architecture("cnn2d", params=(CONV_CHANNELS, CONV_DEPTH, KERNEL_SIZE))
 def build_cnn2d(
     config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
     """A 2-d CNN for images ([C, H, W], [H, W], or a square [F])."""
     in_channels, height, width = image_layout(input_shape, "cnn2d")
-    channels = get_int(config, "channels", 32, minimum=1)
-    depth = get_int(config, "depth", 2, minimum=1)
+    channels = CONV_CHANNELS.read(config)
+    depth = CONV_DEPTH.read(config)
     kernel_size = _kernel_size(config, min(height, width), "cnn2d")
     dropout = _dropout(config)
     layers: list[nn.Module] = [Reshape((in_channels, height, width))]
@@ -197,7 +217,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-@register_architecture("resnet")
+@register_architecture("resnet", params=(RESNET_CHANNELS, RESNET_BLOCKS))
 def build_resnet(
     config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
@@ -209,8 +229,8 @@ def build_resnet(
             f"The architecture 'resnet' needs images of at least 2 pixels, but the data has "
             f"shape {list(input_shape)}; use 'mlp' for this data."
         )
-    channels = get_int(config, "channels", 16, minimum=1)
-    blocks = get_int(config, "blocks", 2, minimum=1)
+    channels = RESNET_CHANNELS.read(config)
+    blocks = RESNET_BLOCKS.read(config)
     dropout = _dropout(config)
     layers: list[nn.Module] = [
         Reshape((in_channels, height, width)),

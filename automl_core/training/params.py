@@ -9,6 +9,13 @@ the key, the value and what would be accepted.
 
 Architecture builders registered by users can call these helpers too, so their keys
 get the same coercion and the same kind of error message.
+
+An architecture's size-like integers (``hidden``, ``channels``, ...) are declared as
+``IntParam``: key, default and inclusive limits in one place, read by the builder and
+registered with it (``register_architecture(..., params=...)``), so a search space's
+values are held to the same maxima before an experiment is written (``check_value``,
+``check_bound``). The maxima keep a typo such as ``hidden: 1e12`` from reaching torch,
+which fails on it only when the model is built, with an allocator or overflow error.
 """
 
 from __future__ import annotations
@@ -16,11 +23,65 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from automl_core.errors import UserInputError
 
-__all__ = ["check_value", "get_bool", "get_choice", "get_float", "get_int"]
+__all__ = [
+    "IntParam",
+    "check_bound",
+    "check_value",
+    "get_bool",
+    "get_choice",
+    "get_float",
+    "get_int",
+]
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer hyperparameter of an architecture: its key, default and inclusive limits.
+
+    ``maximum`` is what keeps one model within memory: no real use goes past it, and a
+    value past it is refused with the bound in the message rather than failing in torch.
+    """
+
+    key: str
+    default: int
+    minimum: int
+    maximum: int
+
+    def read(self, config: Mapping[str, Any]) -> int:
+        """``config[key]`` as ``get_int`` reads it, within the limits.
+
+        Raises:
+            UserInputError: as ``get_int``, naming the key and the limits.
+        """
+        return get_int(config, self.key, self.default, minimum=self.minimum, maximum=self.maximum)
+
+    def merged(self, other: IntParam) -> IntParam:
+        """The limits that accept what either declaration accepts (same key)."""
+        return IntParam(
+            self.key,
+            self.default,
+            min(self.minimum, other.minimum),
+            max(self.maximum, other.maximum),
+        )
+
+    def check_maximum(self, value: Any) -> None:
+        """Refuse a number past ``maximum`` (NaN included); anything else is left to
+        ``read``, which needs the architecture.
+
+        Raises:
+            UserInputError: naming the key, the value and the maximum.
+        """
+        # Compared as given: int and float compare exactly and 10**400 is not converted.
+        number = not isinstance(value, bool) and isinstance(value, numbers.Real)
+        if number and not value <= self.maximum:
+            raise UserInputError(
+                f"The value of {self.key!r} is {value!r}, but must be <= {self.maximum}."
+            )
 
 
 def get_int(
@@ -84,7 +145,10 @@ def get_float(
         raise UserInputError(
             f"The value of {key!r} is {value!r}, but must be a number (e.g. {default})."
         )
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int past float range
+        result = math.inf
     if not math.isfinite(result):
         raise UserInputError(f"The value of {key!r} is {value!r}, but must be a finite number.")
     low_bad = minimum is not None and (result < minimum if min_inclusive else result <= minimum)
@@ -138,11 +202,13 @@ def get_choice(config: Mapping[str, Any], key: str, default: str, choices: Colle
 def check_value(key: str, value: Any) -> None:
     """Read ``{key: value}`` as the trainer reads a configuration that sets only ``key``.
 
-    This is the check that needs no data: the architecture's name, the batch size and
-    the optimiser's keys. A value refused here is refused whatever the other keys hold
-    (an ``lr`` of -0.01 or ``"fast"``, a ``batch_size`` of 0, an unknown architecture or
-    optimiser), so a search space that sets it would only make failed trials. Keys read
-    by an architecture's builder need the data's shape and are checked per trial.
+    This is the check that needs no data: the architecture's name, the batch size, the
+    optimiser's keys, and the maxima of the integers architectures declare (``IntParam``:
+    a ``hidden`` of 10**12 fits no built-in). A value refused here is refused whatever
+    the other keys hold (an ``lr`` of -0.01 or ``"fast"``, a ``batch_size`` of 0, an
+    unknown architecture or optimiser), so a search space that sets it would only make
+    failed trials. What else a builder checks needs the data's shape (a ``kernel_size``
+    wider than the input) and is checked per trial.
 
     Raises:
         UserInputError: as the trainer would raise for that value.
@@ -152,6 +218,28 @@ def check_value(key: str, value: Any) -> None:
 
     # The architecture lookup imports the user's architecture modules.
     TrainingConfig.from_mapping({key: value})
+    param = _declared(key)
+    if param is not None:
+        param.check_maximum(value)
+
+
+def check_bound(key: str, bound: Any) -> None:
+    """Refuse ``bound``, an end of a search-space range for ``key``, when ``key`` is an
+    architecture's declared integer (``IntParam``) and ``bound`` is past its maximum.
+
+    Raises:
+        UserInputError: naming the key, the bound and the maximum.
+    """
+    param = _declared(key)
+    if param is not None:
+        param.check_maximum(bound)
+
+
+def _declared(key: str) -> IntParam | None:
+    # Imported here: the registry imports torch (see check_value).
+    from automl_core.training.registry import declared_param
+
+    return declared_param(key)
 
 
 def _check_range(

@@ -7,9 +7,15 @@ value from a UI form or an API ``conf`` can select a model but cannot run code.
 Built-ins ("mlp", "cnn1d", "cnn2d", "resnet") live in ``architectures.py`` and are
 registered the first time the registry is consulted. Users add their own with::
 
-    @register_architecture("my_net")
+    @register_architecture("my_net", params=(IntParam("width", 64, 1, 4096),))
     def build(config, input_shape, num_classes):
         return MyNet(...)
+
+A builder declares the size-like integers it reads (``IntParam``: key, default, limits)
+with ``params=``; a search space's values for those keys are then held to the maxima
+before an experiment is written. A value is refused only past the maximum of every
+architecture that declares the key, so an architecture that wants a wider ``hidden`` than the
+built-ins declares its own.
 
 The modules that define such builders are named in ``AUTOML_ARCHITECTURE_MODULES``; every
 lookup here imports them first (``automl_core.training.user_modules``), so training, predict,
@@ -25,6 +31,7 @@ from typing import Any
 from torch import nn
 
 from automl_core.errors import UserInputError
+from automl_core.training.params import IntParam
 
 __all__ = [
     "Builder",
@@ -34,6 +41,7 @@ __all__ = [
     "build_architecture",
     "build_model",
     "check_input_shape",
+    "declared_param",
     "get_builder",
     "register_architecture",
     "unregister_architecture",
@@ -45,6 +53,7 @@ Builder = Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]
 DEFAULT_ARCHITECTURE = "mlp"
 
 _BUILDERS: dict[str, Builder] = {}
+_PARAMS: dict[str, tuple[IntParam, ...]] = {}
 _LOCK = threading.Lock()
 _builtins_loaded = False
 
@@ -61,20 +70,29 @@ def _ensure_builtins() -> None:
     import_architecture_modules()
 
 
-def register_architecture(name: str, *, replace: bool = False) -> Callable[[Builder], Builder]:
+def register_architecture(
+    name: str, *, replace: bool = False, params: Sequence[IntParam] = ()
+) -> Callable[[Builder], Builder]:
     """A decorator that registers ``builder(config, input_shape, num_classes) -> nn.Module``.
 
     The builder receives the whole configuration (it reads its own keys, ignoring the
     rest), the per-row feature shape and the number of classes, and returns a module
     mapping a float32 batch ``[n, *input_shape]`` to logits ``[n, num_classes]``.
     It should raise :class:`UserInputError` for hyperparameters or shapes it cannot take.
+    ``params`` declares the integers it reads with their limits (it should read them
+    with ``IntParam.read``); search spaces are checked against them.
 
     Raises:
         ValueError: ``name`` is empty or not a string, or is already registered and
             ``replace`` is false.
+        TypeError: an entry of ``params`` is not an ``IntParam``.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"An architecture name must be a non-empty string, not {name!r}.")
+    declared = tuple(params)
+    for param in declared:
+        if not isinstance(param, IntParam):
+            raise TypeError(f"The params of {name!r} must be IntParam, not {param!r}.")
 
     def decorator(builder: Builder) -> Builder:
         if not callable(builder):
@@ -87,6 +105,7 @@ def register_architecture(name: str, *, replace: bool = False) -> Callable[[Buil
                     "or pass replace=True to override it."
                 )
             _BUILDERS[name] = builder
+            _PARAMS[name] = declared
         return builder
 
     return decorator
@@ -100,6 +119,7 @@ def unregister_architecture(name: str) -> None:
     """
     with _LOCK:
         del _BUILDERS[name]
+        _PARAMS.pop(name, None)
 
 
 def architecture_names() -> list[str]:
@@ -107,6 +127,20 @@ def architecture_names() -> list[str]:
     _ensure_builtins()
     with _LOCK:
         return sorted(_BUILDERS)
+
+
+def declared_param(key: str) -> IntParam | None:
+    """The limits the registered architectures declare for ``key``, merged so that a value
+    any of them accepts passes; None when none declares it."""
+    _ensure_builtins()
+    with _LOCK:
+        found = [p for params in _PARAMS.values() for p in params if p.key == key]
+    if not found:
+        return None
+    merged = found[0]
+    for param in found[1:]:
+        merged = merged.merged(param)
+    return merged
 
 
 def architecture_name(config: Mapping[str, Any]) -> str:

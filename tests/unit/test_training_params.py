@@ -74,3 +74,10 @@ def test_bool_accepts_zero_one_only() -> None:
 def test_choice_lists_the_choices() -> None:
     with pytest.raises(UserInputError, match="'optimizer' is 'adagrad'.*'adam', 'sgd'"):
         get_choice({"optimizer": "adagrad"}, "optimizer", "adam", ["sgd", "adam"])
+
+
+def test_a_number_past_float_range_is_refused_not_an_overflow() -> None:
+    with pytest.raises(UserInputError, match=r"'lr' is 10{400}, but must be a finite"):
+        get_float({"lr": 10**400}, "lr", 0.1)
+    with pytest.raises(UserInputError, match=r"'hidden' is 1e\+300, but must be <= 8"):
+        get_int({"hidden": 1e300}, "hidden", 7, maximum=8)
