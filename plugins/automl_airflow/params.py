@@ -19,9 +19,9 @@ import jsonschema
 
 from automl_airflow.clusters import allowed_clusters
 from automl_airflow.specs import (
-    EXPORT_HINT,
-    EXPORT_PATTERN,
     LOADERS,
+    RUN_EXPORT_HINT,
+    RUN_EXPORT_PATTERN,
     TABLE_PATTERN,
     DagSpec,
 )
@@ -30,6 +30,17 @@ from automl_core.errors import UserInputError
 # automl_core's experiment-name rule (letters, digits, '_.:+-'; 200 at most), written
 # with escapes inside the class so a browser can compile it too (see specs.EXPORT_PATTERN).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$"
+
+
+def run_export_pattern(spec_target: str | None) -> str:
+    """The run form's and REST conf's rule for ``export_to``: empty, S3, a folder inside
+    the project home (``RUN_EXPORT_PATTERN``), or exactly the spec's own target (which
+    may be absolute: the deployment wrote it). The spec's target was checked by
+    ``EXPORT_PATTERN``, so it holds only ``[A-Za-z0-9_.=/-]``; of those, only ``.`` needs
+    an escape outside a class, which keeps the pattern valid for a browser too.
+    """
+    own = f"|^{spec_target.replace('.', chr(92) + '.')}$" if spec_target else ""
+    return f"^$|{RUN_EXPORT_PATTERN}{own}"
 
 
 @dataclass(frozen=True)
@@ -107,10 +118,11 @@ def run_fields(spec: DagSpec) -> list[Field]:
             {
                 "type": ["null", "string"],
                 # Empty, like null, means "no export" (the form says so).
-                "pattern": f"^$|{EXPORT_PATTERN}",
+                "pattern": run_export_pattern(spec.export_to),
                 "title": "Export target",
-                "description": "Where the best model is exported: a folder path or "
-                "s3://bucket/prefix. Empty: no export.",
+                "description": "Where the best model is exported: s3://bucket/prefix or a "
+                "folder inside the project home (AUTOML_HOME), or the spec's own target. "
+                "Empty: no export.",
             },
         ),
         Field(
@@ -250,6 +262,6 @@ def check_run_params(
         try:
             jsonschema.validate(values[name], dict(schema))
         except jsonschema.ValidationError as exc:
-            hint = f" ({EXPORT_HINT})" if name == "export_to" else ""
+            hint = f" ({RUN_EXPORT_HINT})" if name == "export_to" else ""
             raise UserInputError(f"conf field '{name}': {exc.message}{hint}") from None
     return values

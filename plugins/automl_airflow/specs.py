@@ -53,11 +53,19 @@ CLUSTER_PATTERN = ADDRESS_PATTERN
 # A folder path or s3://bucket/prefix; no '..' segment, so a form value cannot climb out.
 # '/' and '-' are escaped inside classes so the pattern also compiles as a browser
 # regular expression (the 'v' flag rejects them bare), not only in Python.
-EXPORT_PATTERN = (
-    r"^(?!.*(^|/)\.\.(/|$))(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.=\/\-]*)?"
-    r"|/?[A-Za-z0-9_.\-][A-Za-z0-9_.=\/\-]*)$"
-)
+_NO_DOTDOT = r"(?!.*(^|/)\.\.(/|$))"
+_S3_TARGET = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.=\/\-]*)?"
+_RELATIVE_FOLDER = r"[A-Za-z0-9_.\-][A-Za-z0-9_.=\/\-]*"
+EXPORT_PATTERN = f"^{_NO_DOTDOT}({_S3_TARGET}|/?{_RELATIVE_FOLDER})$"
+# What a run form or REST conf may name: S3, or a folder inside the project home. An
+# absolute folder only where the spec (the deployment's file) names it as the default:
+# a form value never chooses where on a worker's disk the model is written.
+RUN_EXPORT_PATTERN = f"^{_NO_DOTDOT}({_S3_TARGET}|{_RELATIVE_FOLDER})$"
 EXPORT_HINT = "use a folder path or s3://bucket/prefix (letters, digits, _ . - = /; no '..')"
+RUN_EXPORT_HINT = (
+    "use s3://bucket/prefix or a folder inside the project home (letters, digits, _ . - = /; "
+    "no leading '/', no '..'), or the spec's own export_to"
+)
 
 TOP_LEVEL_KEYS = frozenset(
     {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from automl_airflow.hooks import GreenplumHook
-from automl_airflow.params import NAME_PATTERN, check_run_params, run_schemas
+from automl_airflow.params import NAME_PATTERN, check_run_params, run_export_pattern, run_schemas
 from automl_airflow.specs import EXPORT_PATTERN, load_spec
 from automl_airflow.task_values import default_experiment_name, xcom_summary
 
@@ -83,6 +83,32 @@ def test_a_bad_value_is_refused_naming_the_field(field: str, value: object) -> N
 )
 def test_export_target_pattern(value: str, ok: bool) -> None:
     assert bool(re.match(EXPORT_PATTERN, value)) is ok
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("", True),
+        ("s3://bucket/prefix", True),
+        ("exports/nightly", True),
+        ("/srv/models/digits", True),  # the spec's own target
+        ("/srv/models/digitsX", False),
+        ("/srv/models", False),
+        ("/etc", False),
+        ("/tmp/x", False),
+        ("../x", False),
+    ],
+)
+def test_a_run_chooses_no_absolute_folder_but_the_specs_own(value: str, ok: bool) -> None:
+    # A form or REST value may name S3 or a folder inside the project home, never
+    # where else on a worker's disk the model is written.
+    pattern = run_export_pattern("/srv/models/digits")
+    assert bool(re.search(pattern, value)) is ok
+    assert bool(re.search(run_export_pattern(None), value)) is (ok and not value.startswith("/"))
+    params = {**defaults(), "export_to": value}
+    if not (ok and not value.startswith("/")):
+        with pytest.raises(UserInputError, match="conf field 'export_to'.*project home"):
+            check_run_params(params, {"export_to": value}, schemas=schemas())
 
 
 @pytest.mark.parametrize(
