@@ -6,6 +6,7 @@ that text back into values, name the experiment of a run, and keep XCom small.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ AUTOML_CONN_ID = "automl_db"
 
 # Characters automl_core allows in an experiment name (letters, digits, '_.:+-').
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+_NAME_MAX = 200  # automl_core's experiment-name rule
 
 
 def opt_str(value: Any) -> str | None:
@@ -53,9 +55,17 @@ def default_experiment_name(dag_id: str, run_id: str) -> str:
     """The experiment a run writes to when the form leaves the name empty.
 
     Made from the DAG and run ids, so a retried or cleared task of the same run finds
-    the same experiment instead of starting a new one.
+    the same experiment instead of starting a new one. Where the ids do not make a valid
+    name as they are (a character outside the name rule, or over 200 characters), the
+    name ends in a hash of them: two runs whose ids differ only there (``a/b`` and
+    ``a_b``, or past the 200th character) must not continue each other's experiment.
     """
-    return _NAME_UNSAFE.sub("_", f"{dag_id}__{run_id}")[:200]
+    raw = f"{dag_id}__{run_id}"
+    name = _NAME_UNSAFE.sub("_", raw)
+    if name == raw and len(name) <= _NAME_MAX:
+        return name
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
+    return f"{name[: _NAME_MAX - len(digest) - 2]}__{digest}"
 
 
 def xcom_summary(result: Mapping[str, Any], *, max_items: int = 50) -> dict[str, Any]:

@@ -125,6 +125,19 @@ def test_the_default_experiment_name_is_stable_and_valid() -> None:
     )
     assert CORE_NAME_PATTERN.match(name)
     assert CORE_NAME_PATTERN.match(default_experiment_name("d", "a run/with spaces?"))
+    assert name == "automl_hyperband_digits__manual__2026-01-02T03:04:05+00:00"  # as it was
+
+
+def test_runs_whose_ids_differ_only_where_the_name_rule_cuts_get_their_own_experiment() -> None:
+    # Sanitised or cut to 200 characters alone, these pairs shared one experiment, and
+    # the second run continued the first's.
+    long_dag = "d" * 190
+    pairs = [("d", "a/b", "d", "a_b"), (long_dag, "manual__1", long_dag, "manual__2")]
+    for dag_a, run_a, dag_b, run_b in pairs:
+        a, b = default_experiment_name(dag_a, run_a), default_experiment_name(dag_b, run_b)
+        assert a != b
+        assert CORE_NAME_PATTERN.match(a) and CORE_NAME_PATTERN.match(b)
+        assert a == default_experiment_name(dag_a, run_a)
 
 
 def test_xcom_summary_keeps_scalars_and_short_lists() -> None:
