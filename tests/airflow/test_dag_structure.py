@@ -11,8 +11,8 @@ import yaml
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
-from automl_airflow.dag_factory import build_dag
-from automl_airflow.specs import load_spec
+from automl_airflow.dag_factory import MAX_TASK_GROUPS, build_dag
+from automl_airflow.specs import SpecError, load_spec
 
 from tests.airflow.helpers import REPO, SPECS
 
@@ -123,6 +123,17 @@ def test_the_engine_takes_the_pool_retries_and_queue_and_waiting_tasks_do_not(
 def test_default_queue_when_the_spec_sets_none() -> None:
     dag = example("hyperband_digits.yaml")
     assert dag.get_task("engine").queue == dag.get_task("finalize").queue
+
+
+def test_a_dag_has_at_most_max_task_groups(tmp_path: Path) -> None:
+    # Random search of 10,000 trials in batches of 1 made 10,000 groups: the DAG file's
+    # parse (every DAG in it) took minutes. At the limit it builds; past it, an error
+    # that names the key and the fix (the DAG file makes it a stand-in DAG).
+    edge = dict(method="random", budget={"epochs": 1, "n": MAX_TASK_GROUPS, "batch_size": 1})
+    assert len(group_ids(spec_dag(tmp_path, **edge))) == MAX_TASK_GROUPS
+    past = dict(method="random", budget={"epochs": 1, "n": 10_000, "batch_size": 1})
+    with pytest.raises(SpecError, match=r"key 'budget': makes 10000 task groups.*batch_size"):
+        spec_dag(tmp_path, **past)
 
 
 def test_hyperband_params_leave_out_the_shape_knobs() -> None:
