@@ -107,7 +107,7 @@ class SearchDriver:
             if done:
                 self._complete.add(group.group_id)
                 log.info("%s complete", group.group_id.replace("_", " "))
-                todo += [g for g in self._plan.groups if g.after == group.index]
+                todo += self._plan.followers(group)
 
     def _ready(self, group: PlanGroup) -> bool:
         after = group.after

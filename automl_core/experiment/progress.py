@@ -17,21 +17,21 @@ from automl_core.store import repository as repo
 def group_lines(conn: Any, experiment: repo.Experiment) -> dict[str, str]:
     """Group id -> a one-line state, e.g. ``rung 1/3 (3 x 3 epochs): 2 of 3 trained``."""
     request = SearchRequest.from_spec(experiment.dataset, experiment.seed, experiment.spec)
-    requests = repo.get_requests(conn, experiment.id)
+    by_group: dict[tuple[bool, int | None], list[repo.TrainingRequest]] = {}
+    for r in repo.get_requests(conn, experiment.id):
+        # Grouped once, not scanned per group: a grid can have 100,000 batches.
+        key = (True, r.bracket) if r.bracket is not None else (False, r.batch)
+        by_group.setdefault(key, []).append(r)
     return {
-        group.group_id: _line(conn, experiment.id, group, requests)
+        group.group_id: _line(
+            conn, experiment.id, group, by_group.get((group.promotes, group.index), [])
+        )
         for group in search_plan(request).groups
     }
 
 
-def _line(
-    conn: Any, experiment_id: int, group: PlanGroup, requests: list[repo.TrainingRequest]
-) -> str:
-    mine = [
-        r
-        for r in requests
-        if (r.bracket == group.index if group.promotes else r.batch == group.index)
-    ]
+def _line(conn: Any, experiment_id: int, group: PlanGroup, mine: list[repo.TrainingRequest]) -> str:
+    """The line of ``group``, whose requests are ``mine``."""
     if not mine:
         return "waiting"
     current = max(r.rung or 0 for r in mine)

@@ -6,6 +6,7 @@ them to task groups and the engine's driver walks them. Pure values, no search l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,10 +56,28 @@ class SearchPlan:
 
     def group(self, kind: str, index: int) -> PlanGroup:
         """The group ``kind`` ``index``; ``KeyError`` when the plan has none."""
+        try:
+            return self._by_key[(kind, index)]
+        except KeyError:
+            raise KeyError(f"{kind} {index} is not in this search's plan") from None
+
+    def followers(self, group: PlanGroup) -> tuple[PlanGroup, ...]:
+        """The groups that start once ``group`` is complete (their ``after``), in order."""
+        return self._followers.get((group.kind, group.index), ())
+
+    # Indexes built once: a grid of 100,000 configurations in batches of one has as many
+    # groups, and a scan per lookup made walking the plan quadratic.
+    @functools.cached_property
+    def _by_key(self) -> dict[tuple[str, int], PlanGroup]:
+        return {(g.kind, g.index): g for g in self.groups}
+
+    @functools.cached_property
+    def _followers(self) -> dict[tuple[str, int], tuple[PlanGroup, ...]]:
+        out: dict[tuple[str, int], list[PlanGroup]] = {}
         for g in self.groups:
-            if g.kind == kind and g.index == index:
-                return g
-        raise KeyError(f"{kind} {index} is not in this search's plan")
+            if g.after is not None:
+                out.setdefault((g.kind, g.after), []).append(g)
+        return {key: tuple(gs) for key, gs in out.items()}
 
     def rungs_to_go(self, bracket: int, rung: int) -> int:
         """How many rungs bracket ``bracket`` trains from ``rung`` on, counting it: the

@@ -45,6 +45,10 @@ def test_hyperopt_batches_wait_for_the_one_before() -> None:
     ]
     assert all(g.rungs[0].n == 4 and g.rungs[0].target_epoch == 2 for g in plan.groups)
     assert not any(g.promotes for g in plan.groups)
+    batch = plan.group
+    assert [g.group_id for g in plan.followers(batch("batch", 0))] == ["batch_1"]
+    assert [g.group_id for g in plan.followers(batch("batch", 1))] == ["batch_2"]
+    assert plan.followers(batch("batch", 2)) == ()
 
 
 @pytest.mark.parametrize(("method", "total"), [("grid", 6), ("random", 7)])
@@ -58,6 +62,9 @@ def test_grid_and_random_batches_are_independent_and_cover_every_trial(
     assert plan.group("batch", 1).rungs[0].n == total - 4
     with pytest.raises(KeyError, match="batch 2"):
         plan.group("batch", 2)
+    with pytest.raises(KeyError, match="bracket 0"):
+        plan.group("bracket", 0)
+    assert all(plan.followers(g) == () for g in plan.groups)
 
 
 def test_rungs_to_go_counts_a_rung_and_those_after_it() -> None:
