@@ -13,18 +13,20 @@ the GPU when there is one) and moves the partition there once per call.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from automl_core.training.config import TrainingConfig, training_config
+from automl_core.training.optimizers import optimizer_settings
 from automl_core.training.registry import build_architecture
 from automl_core.training.session import EVAL_BATCH_SIZE, ArrayLike, TrainingSession
 
 __all__ = [
     "evaluate_partition",
+    "keys_read",
     "predict",
     "predict_proba",
     "train_partition",
@@ -50,6 +52,46 @@ def validate_config(config: Config, input_shape: Sequence[int], num_classes: int
     cfg = training_config(config)
     with torch.device("meta"):
         build_architecture(cfg.architecture, cfg.params, input_shape, num_classes)
+
+
+class _ReadRecorder(Mapping[str, Any]):
+    """A configuration that records which of its keys were read (get, [], in)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = config
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return self._config[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config)
+
+    def __len__(self) -> int:
+        return len(self._config)
+
+
+def keys_read(
+    config: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
+) -> frozenset[str]:
+    """The keys of ``config`` that training reads: the architecture's name, the batch
+    size, the optimiser's keys and whatever the architecture's builder reads (built on
+    torch's "meta" device, as ``validate_config`` does, so nothing is allocated).
+
+    A key of the configuration that is not among them changes nothing (a typo such as
+    ``hiden``, or ``momentum`` with Adam).
+
+    Raises:
+        UserInputError: as ``validate_config``, for a configuration training refuses.
+    """
+    seen = _ReadRecorder(config)
+    cfg = training_config(config)
+    seen.read.update({"architecture", "batch_size"})
+    optimizer_settings(seen)
+    with torch.device("meta"):
+        build_architecture(cfg.architecture, seen, input_shape, num_classes)
+    return frozenset(seen.read)
 
 
 def train_partition(

@@ -8,6 +8,7 @@ database is shared (``digits_url``); a case that loads data uses a fresh one.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,20 @@ def test_a_value_no_trial_could_train_with_is_refused_before_the_experiment(
     message = refused(capsys, on_digits, *run_argv(space_file(tmp_path, space)))
     for word in words:
         assert word in message
+
+
+def test_a_key_training_never_reads_is_named_when_the_experiment_is_created(
+    digits_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo changes nothing, so it is no error, but the search it makes is pointless.
+    from automl_core.experiment import create_experiment
+    from automl_core.experiment.request import SearchRequest
+
+    space = {"architecture": "mlp", "hiden": [16, 32], "batch_size": 64}
+    request = SearchRequest(dataset="digits", space=space, method="grid", name="typo-key")
+    with caplog.at_level(logging.WARNING):
+        assert create_experiment(request, db_url=digits_url)["name"] == "typo-key"
+    assert "search-space key 'hiden'" in caplog.text and "did you mean 'hidden'" in caplog.text
 
 
 # --- 6: tables the product owns ----------------------------------------------------------
