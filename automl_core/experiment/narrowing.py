@@ -47,7 +47,8 @@ class NarrowedSpace:
         if len(self.trial_ids) < self.top:
             return (
                 f"Narrowed {self.parent!r} to all {len(self.trial_ids)} trials with a result "
-                f"(asked for the top {self.top}): trials {list(self.trial_ids)}."
+                f"that did not fail (asked for the top {self.top}): trials "
+                f"{list(self.trial_ids)}."
             )
         return f"Narrowed {self.parent!r} to its top {self.top} trials: {list(self.trial_ids)}."
 

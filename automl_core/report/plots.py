@@ -43,9 +43,11 @@ def best_so_far(values: Sequence[float | None]) -> np.ndarray:
 class Utilisation:
     """``value = busy_seconds / (workers * wall_seconds)`` over the experiment's jobs.
 
-    A worker slot is a data partition: MOP pins each partition to one worker, and
-    partition numbers stay the same when a later training task starts a new cluster
-    whose workers have new addresses.
+    ``workers`` is the fewer of the partitions and the worker addresses in the job log:
+    each partition is pinned to one worker at a time, so a run has at most one worker
+    per partition (a restarted engine's workers have new addresses, which alone would
+    count twice), and a run with fewer workers (``--workers 1``) shows as many
+    addresses as it had.
     """
 
     workers: int
@@ -59,13 +61,15 @@ class Utilisation:
 
 
 def utilisation(jobs: pd.DataFrame) -> Utilisation | None:
-    """Utilisation from finished jobs (``partition``, ``started_at``, ``ended_at``); None if none."""
+    """Utilisation from finished jobs (``partition``, ``worker``, ``started_at``,
+    ``ended_at``); None if none."""
     if jobs.empty:
         return None
     start = float(jobs["started_at"].min())
     end = float(jobs["ended_at"].max())
     busy = float((jobs["ended_at"] - jobs["started_at"]).clip(lower=0).sum())
-    return Utilisation(int(jobs["partition"].nunique()), max(end - start, 0.0), busy)
+    workers = min(int(jobs["partition"].nunique()), int(jobs["worker"].nunique()))
+    return Utilisation(workers, max(end - start, 0.0), busy)
 
 
 def busy_workers(jobs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -141,9 +145,12 @@ def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
     fig = _figure(6.4, 3.6)
     ax = fig.subplots()
     ax.scatter(x, acc, s=14, color=_MUTED, label="trial's best", zorder=2)
+    best = best_so_far(acc.tolist())
+    # A step holds each value until the next point: one more point carries the last
+    # value to the edge, so the best so far shows even for a single trial.
     ax.step(
-        x,
-        best_so_far(acc.tolist()),
+        np.r_[x, x[-1] + 0.5],
+        np.r_[best, best[-1]],
         where="post",
         color=_HIGHLIGHT,
         lw=2,
@@ -153,6 +160,7 @@ def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, len(acc) + 0.5)
     ax.set_xlabel("trials, in creation order")
     ax.set_title("Best validation accuracy so far, by trial")
     _accuracy_axis(ax)
@@ -190,16 +198,18 @@ def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | No
     fig = _figure(6.4, 3.6)
     ax = fig.subplots()
     ax.scatter(elapsed, acc, s=10, color=_MUTED, label="epoch result", zorder=2)
-    ax.step(
-        np.r_[0.0, elapsed],
-        np.r_[np.nan, best_so_far(acc.tolist())],
+    right = max(float(elapsed.max()), 1e-9) * 1.04
+    best = best_so_far(acc.tolist())
+    ax.step(  # carried to the right edge, as in plot_best_by_trial
+        np.r_[0.0, elapsed, right],
+        np.r_[np.nan, best, best[-1]],
         where="post",
         color=_HIGHLIGHT,
         lw=2,
         label="best so far",
         zorder=3,
     )
-    ax.set_xlim(0, max(float(elapsed.max()), 1e-9) * 1.04)
+    ax.set_xlim(0, right)
     ax.set_xlabel(f"{unit} since the experiment started")
     ax.set_title("Best validation accuracy so far, by wall time")
     _accuracy_axis(ax)

@@ -302,4 +302,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "experiment status interrupted", _v5_experiment_interrupted),
     Migration(6, "experiment lineage", _v6_experiment_lineage),
     Migration(7, "held-out evaluations", _v7_evaluations),
+    Migration(8, "leaderboard ranks failed trials after the others", create_views),
 )

@@ -5,9 +5,12 @@ bracket, highest Hyperband rung reached, epochs trained, final and best validati
 accuracy and loss, training time and status.
 
 ``automl.leaderboard``: the same rows with ``rank`` within their experiment: best
-validation accuracy first, ties broken by the lower trial id, trials without a
-validation result last. ``automl_core.report.leaderboard`` reads this view, so the
-command line, the DataFrame and a hand-written query always agree.
+validation accuracy first, ties broken by the lower trial id, failed trials after the
+others (a trial whose job kept failing keeps the epochs it trained, but a failure is
+not the model to hand over; migration 8) and trials without a validation result last.
+``automl_core.report.leaderboard`` reads this view, and export takes its best-ranked
+trial with a checkpoint, so the command line, the DataFrame, the export and a
+hand-written query always agree.
 
 Definitions of the derived columns (the leaderboard's contract):
 - ``epochs``: the highest epoch recorded (epochs are 1-based), 0 when none;
@@ -81,7 +84,8 @@ LEFT JOIN reached r ON r.experiment_id = t.experiment_id AND r.trial_id = t.tria
 LEADERBOARD_SQL = """
 CREATE OR REPLACE VIEW automl.leaderboard AS
 SELECT row_number() OVER (PARTITION BY s.experiment_id
-                          ORDER BY s.best_valid_accuracy DESC NULLS LAST, s.trial_id) AS rank,
+                          ORDER BY s.best_valid_accuracy IS NULL, s.status = 'failed',
+                                   s.best_valid_accuracy DESC, s.trial_id) AS rank,
        s.experiment_id, s.experiment, s.method, s.trial_id, s.status, s.bracket, s.batch,
        s.rung, s.epochs, s.best_valid_accuracy, s.best_epoch, s.final_valid_accuracy,
        s.final_valid_loss, s.best_valid_loss, s.train_seconds, s.config, s.error, s.created_at

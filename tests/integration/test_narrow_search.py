@@ -89,7 +89,9 @@ def test_narrow_and_search_again(
     assert SearchSpace.from_dict(yaml.safe_load(shown)) == narrowed
     # More asked for than have a result: all of them, and the first line says so.
     everything = automl(capsys, "space", "narrow", PARENT, "--top", "20")
-    assert everything.startswith(f"# Narrowed '{PARENT}' to all 8 trials with a result (asked ")
+    assert everything.startswith(
+        f"# Narrowed '{PARENT}' to all 8 trials with a result that did not fail (asked "
+    )
     as_json = tmp_path / "narrowed.json"
     automl(capsys, "space", "narrow", PARENT, "--top", "3", "--out", str(as_json))
     assert SearchSpace.from_file(as_json) == narrowed

@@ -117,6 +117,16 @@ def test_leaderboard_order_columns_and_values(conn: Any) -> None:
     assert leaderboard(conn, "mixed", limit=2)["trial_id"].tolist() == [1, 2]
 
 
+def test_a_trial_that_failed_after_training_ranks_after_the_others(conn: Any) -> None:
+    # Its epochs stay (and show), but a failure is not the model to hand over: the
+    # leaderboard's first row is what export and the report call the best.
+    trials = [*MIXED, T(5, [0.95, 0.97], status="failed", error="the job kept failing")]
+    add_experiment(conn, "late-failure", "random", trials)
+    df = leaderboard(conn, "late-failure")
+    assert df["trial_id"].tolist() == [1, 2, 0, 4, 5, 3]
+    assert df.iloc[4]["best_valid_accuracy"] == 0.97
+
+
 def test_views_agree_with_the_dataframe_across_experiments(conn: Any) -> None:
     add_experiment(conn, "mixed", "random", MIXED)
     add_experiment(conn, "other", "grid", [T(0, [0.1]), T(1, [0.3, 0.2])])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def test_best_so_far_is_running_max(values: list[float | None]) -> None:
         assert (np.isnan(g) and not seen) or g == max(seen)
 
 
-def test_utilisation_counts_partitions_as_workers() -> None:
+def test_utilisation_counts_a_partitions_worker_once_across_engine_restarts() -> None:
     # Two partitions over 10 s; partition 0 busy 0-10, partition 1 busy 0-4 and 6-10.
     # The worker names change halfway (a new cluster), the slots do not.
     jobs = _jobs([(1, 0, 100.0, 110.0), (2, 1, 100.0, 104.0), (3, 1, 106.0, 110.0)])
@@ -61,6 +62,15 @@ def test_utilisation_counts_partitions_as_workers() -> None:
     assert (usage.workers, usage.wall_seconds, usage.busy_seconds) == (2, 10.0, 18.0)
     assert usage.value == pytest.approx(0.9)
     assert plots.utilisation(_jobs([])) is None
+
+
+def test_one_worker_over_two_partitions_counts_one() -> None:
+    # `--workers 1`: one worker runs both partitions back to back, busy all the time.
+    jobs = _jobs([(1, 0, 0.0, 2.0), (1, 1, 2.0, 4.0), (2, 0, 4.0, 6.0), (2, 1, 6.0, 8.0)])
+    jobs["worker"] = "tcp://only:1"
+    usage = plots.utilisation(jobs)
+    assert usage is not None and usage.workers == 1
+    assert usage.value == pytest.approx(1.0)
 
 
 def test_busy_workers_step_function() -> None:
@@ -158,3 +168,19 @@ def test_plots_with_nothing_to_draw_write_nothing(tmp_path: Path) -> None:
 def test_time_unit(span: float, unit: str) -> None:
     name, per_unit = plots.time_unit(span)
     assert name == unit and span / per_unit < 120
+
+
+def test_the_best_so_far_line_shows_for_a_single_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A step holds a value until the next point, so with one point nothing was drawn.
+    figures: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    one_epoch = _epochs().iloc[0:1]
+    plots.plot_best_by_trial(_board().iloc[0:1], tmp_path / "a.png")
+    plots.plot_best_by_time(one_epoch, datetime(2025, 1, 1, tzinfo=UTC), tmp_path / "b.png")
+    for fig in figures:
+        (line,) = fig.axes[0].get_lines()
+        x, y = line.get_xdata(), line.get_ydata()
+        shown = ~np.isnan(np.asarray(y, dtype=float))
+        assert np.ptp(np.asarray(x, dtype=float)[shown]) > 0  # a segment, not a point
