@@ -12,21 +12,32 @@ set -euo pipefail
 
 dag_id="${1:-automl_hyperband_digits}"
 experiment="demo-$(date -u +%Y%m%dT%H%M%S)"
-default_conf="{\"seed\": 0, \"experiment_name\": \"${experiment}\"}"
+default_conf='{"seed": 0}'
 conf="${2:-${default_conf}}"
 
 source "$(dirname "${BASH_SOURCE[0]}")/airflow_env.sh"
 automl_airflow_setup
+
+# The run's experiment: the conf's experiment_name, or a new demo name added to the conf,
+# so that the progress lines and the leaderboard below can follow it whatever the conf.
+read -r experiment conf < <(python - "${conf}" "${experiment}" <<'PY'
+import json, sys
+conf = json.loads(sys.argv[1])
+if not isinstance(conf, dict):
+    sys.exit(f"the conf must be a JSON object, not {sys.argv[1]!r}")
+conf.setdefault("experiment_name", sys.argv[2])
+print(conf["experiment_name"], json.dumps(conf))
+PY
+)
+[ -n "${experiment}" ] || { echo "conf ${2:-} is not a JSON object" >&2; exit 2; }
 
 log="${AIRFLOW_HOME}/${experiment}.log"
 echo "Running ${dag_id} with conf ${conf}"
 echo "Airflow's full log: ${log}"
 airflow dags test "${dag_id}" --conf "${conf}" >"${log}" 2>&1 &
 run_pid=$!
-if [ "${conf}" = "${default_conf}" ]; then
-  # One line per bracket (or batch) whenever it advances; the training itself is in the log.
-  automl watch "${experiment}" --pid "${run_pid}" || true
-fi
+# One line per bracket (or batch) whenever it advances; the training itself is in the log.
+automl watch "${experiment}" --pid "${run_pid}" || true
 if ! wait "${run_pid}"; then
   echo "The DAG run failed; the end of its log (${log}):" >&2
   tail -n 40 "${log}" >&2
@@ -37,9 +48,7 @@ if ! grep -q "DagRun Finished.*state=success" "${log}"; then
   grep -E "ERROR|Task failed" "${log}" | tail -n 20 >&2
   exit 1
 fi
-if [ "${conf}" = "${default_conf}" ]; then
-  echo
-  automl leaderboard "${experiment}" --limit 10
-  echo "experiment: ${experiment}"
-fi
+echo
+automl leaderboard "${experiment}" --limit 10
+echo "experiment: ${experiment}"
 echo "Reports: ${AUTOML_HOME:-$(dirname "${AIRFLOW__CORE__DAGS_FOLDER}")/.automl}/reports/"
