@@ -316,7 +316,8 @@ def _write_export(
     S3 share this one code path.
     """
     final = card["files"]["weights"]
-    staged = state_file_name(f"{WEIGHTS_STEM}.staged", state)
+    # Named by the bytes: two exports to one target never share (and delete) a stage.
+    staged = state_file_name(f"{WEIGHTS_STEM}.staged-{card['files']['weights_sha256'][:12]}", state)
 
     def put_card(weights: str) -> None:
         body = {**card, "files": {**card["files"], "weights": weights}}
@@ -328,7 +329,8 @@ def _write_export(
     put_card(final)
     # Weights no card names any more. The old card's (say, a model.pt before a
     # model.safetensors) were written by an export: they are this tool's to remove.
-    old = previous.get("files", {}).get("weights") if previous else None
+    files = previous.get("files") if previous else None
+    old = files.get("weights") if isinstance(files, dict) else None
     for key in {staged, old} - {final, CARD_KEY, None}:
         try:
             store.delete(check_key(str(key)))

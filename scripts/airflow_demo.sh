@@ -25,10 +25,11 @@ import json, sys
 conf = json.loads(sys.argv[1])
 if not isinstance(conf, dict):
     sys.exit(f"the conf must be a JSON object, not {sys.argv[1]!r}")
-conf.setdefault("experiment_name", sys.argv[2])
+if not conf.get("experiment_name"):  # absent, null or empty: the default name
+    conf["experiment_name"] = sys.argv[2]
 print(conf["experiment_name"], json.dumps(conf))
 PY
-)
+) || true
 [ -n "${experiment}" ] || { echo "conf ${2:-} is not a JSON object" >&2; exit 2; }
 
 log="${AIRFLOW_HOME}/${experiment}.log"

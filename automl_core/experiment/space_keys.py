@@ -33,7 +33,10 @@ def unread_space_keys(
     with up to two keys it does read that look alike (``difflib``).
 
     A configuration that training refuses is left out (it fails as a trial, with its own
-    message); a key that appears in no configuration read says nothing either way.
+    message); a key that appears in no configuration read says nothing either way. A
+    builder that fails otherwise on a recorded configuration (a user's, reading it in a
+    way the recorder does not serve) ends the check with nothing to say: it is advice,
+    and must never stop a search that would train.
     """
     from automl_core.training.engine import keys_read  # torch: only here
 
@@ -48,6 +51,9 @@ def unread_space_keys(
             read |= keys_read(config, input_shape, num_classes)
         except UserInputError:
             continue
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.debug("unread-key check skipped: %r", exc)
+            return {}
         held |= set(config)
     return {key: difflib.get_close_matches(key, sorted(read), n=2) for key in sorted(held - read)}
 

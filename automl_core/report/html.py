@@ -3,8 +3,9 @@
 ``write_report(conn, name, out_dir)`` reads the experiment's results, draws the plots
 of ``automl_core.report.plots`` and writes a page that needs nothing but the files in
 ``out_dir`` (styles are inline; no scripts, no network). Every value that came from the
-database or a user is HTML-escaped. The page is written last, so a report folder with
-an ``index.html`` is complete.
+database or a user is HTML-escaped. The page is written last, over a placeholder that
+claims the folder first (its ``GENERATOR`` mark lets a rerun replace a report that was
+cut short), so an ``index.html`` without "Report being written." is complete.
 """
 
 from __future__ import annotations
@@ -253,6 +254,11 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     hyperband = exp.method == "hyperband"
     rungs = lb.rung_results(conn, experiment_name) if hyperband else None
     out.mkdir(parents=True, exist_ok=True)
+    index = out / INDEX
+    if not index.exists():
+        # Claimed before the plots: a report cut short (a killed task) leaves a folder
+        # that check_report_dir still knows as a report's, so its retry may write there.
+        index.write_text(f"<!doctype html>{GENERATOR}<p>Report being written.</p>\n", "utf-8")
 
     usage = plots.utilisation(jobs)
     top_ids, top_labels = _top_trials(board, top_k)
@@ -296,7 +302,6 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
         ),
     ]
     page = _page(exp, board, usage, figures, repo.evaluations(conn, exp.id))
-    index = out / INDEX
     index.write_text(page, encoding="utf-8")
     log.info("wrote the report of %s to %s", experiment_name, index)
     return index

@@ -54,22 +54,49 @@ def validate_config(config: Config, input_shape: Sequence[int], num_classes: int
         build_architecture(cfg.architecture, cfg.params, input_shape, num_classes)
 
 
-class _ReadRecorder(Mapping[str, Any]):
-    """A configuration that records which of its keys were read (get, [], in)."""
+class _ReadRecorder(dict[str, Any]):
+    """A configuration (a real dict, as builders get one) that records which keys were
+    read; whatever reads it whole (a copy, ``dict(...)``, ``**``, items) reads them all."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._config = config
+        super().__init__(config)
         self.read: set[str] = set()
 
     def __getitem__(self, key: str) -> Any:
         self.read.add(key)
-        return self._config[key]
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+    def _whole(self) -> None:
+        self.read.update(super().keys())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._config)
+        self._whole()
+        return super().__iter__()
 
-    def __len__(self) -> int:
-        return len(self._config)
+    def keys(self) -> Any:
+        self._whole()
+        return super().keys()
+
+    def items(self) -> Any:
+        self._whole()
+        return super().items()
+
+    def values(self) -> Any:
+        self._whole()
+        return super().values()
+
+    def copy(self) -> dict[str, Any]:
+        self._whole()
+        return dict(super().items())
 
 
 def keys_read(

@@ -62,10 +62,12 @@ def default_experiment_name(dag_id: str, run_id: str) -> str:
     """
     raw = f"{dag_id}__{run_id}"
     name = _NAME_UNSAFE.sub("_", raw)
-    if name == raw and len(name) <= _NAME_MAX:
+    if name == raw and len(name) <= _NAME_MAX and name[0].isalnum():
         return name
     digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
-    return f"{name[: _NAME_MAX - len(digest) - 2]}__{digest}"
+    # The rule's first character is a letter or digit (a DAG id may start with '_').
+    base = name.lstrip("_.:+-")[: _NAME_MAX - len(digest) - 2]
+    return f"{base}__{digest}" if base else digest
 
 
 def xcom_summary(result: Mapping[str, Any], *, max_items: int = 50) -> dict[str, Any]:

@@ -132,7 +132,11 @@ def test_runs_whose_ids_differ_only_where_the_name_rule_cuts_get_their_own_exper
     # Sanitised or cut to 200 characters alone, these pairs shared one experiment, and
     # the second run continued the first's.
     long_dag = "d" * 190
-    pairs = [("d", "a/b", "d", "a_b"), (long_dag, "manual__1", long_dag, "manual__2")]
+    pairs = [
+        ("d", "a/b", "d", "a_b"),
+        (long_dag, "manual__1", long_dag, "manual__2"),
+        ("_nightly", "scheduled__1", "nightly", "scheduled__1"),  # '_' may start a DAG id
+    ]
     for dag_a, run_a, dag_b, run_b in pairs:
         a, b = default_experiment_name(dag_a, run_a), default_experiment_name(dag_b, run_b)
         assert a != b

@@ -432,3 +432,15 @@ def test_export_refuses_to_replace_files_it_did_not_write(
         (Path(where) / "model_card.json").write_text("{}")
         assert main(["export", "exp", "--to", where]) == 2
         assert "not a model card written by automl" in capsys.readouterr().err
+
+
+def test_a_card_of_another_shape_is_replaced_cleanly(conn: Any, tmp_path: Path) -> None:
+    # A card of the family whose "files" is not a mapping (a later format, say): the
+    # export completed, then failed with a raw AttributeError and left its stage behind.
+    build_trained_experiment(conn, "exp", "toy")
+    where = str(tmp_path / "export")
+    store = artifact_store_for(where)
+    store.put_bytes("model_card.json", b'{"format": "automl-model-card/9", "files": ["x"]}')
+    export_best(conn, "exp", where)
+    assert store.list() == ["model.safetensors", "model_card.json"]
+    assert load_exported(where).card["format"] == "automl-model-card/1"

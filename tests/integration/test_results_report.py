@@ -326,3 +326,27 @@ def test_report_refuses_files_it_did_not_write(conn: Any, tmp_path: Path) -> Non
     old = index.read_text().replace('<meta name="generator" content="automl report">', "")
     index.write_text(old)
     assert write_report(conn, "mixed", site) == index
+
+
+def test_a_report_cut_short_is_written_again_into_its_folder(
+    conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed after a plot and before the page, it left plots without an index.html, and
+    # the folder was refused as not a report's: a retried finalize task failed for good.
+    from automl_core.report import plots
+
+    add_experiment(conn, "cut", "random", MIXED)
+    site = tmp_path / "site"
+    real = plots.plot_best_by_trial
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "plot_best_by_trial", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(conn, "cut", site)
+    monkeypatch.undo()
+    assert "Report being written" in (site / "index.html").read_text()
+    index = write_report(conn, "cut", site)
+    assert "Report being written" not in index.read_text()

@@ -120,3 +120,26 @@ def test_space_narrow_may_replace_its_own_yaml(tmp_path: Path) -> None:
     out.with_suffix(".json").write_text("{}")
     with pytest.raises(UserInputError, match="not written by"):
         _check_out_file(out.with_suffix(".json"))
+
+
+def test_space_narrow_writes_where_it_checked_a_home_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `~/x.yaml` was checked expanded and written literally, into ./~/x.yaml.
+    from automl_core.experiment import narrowing
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+
+    class Narrowed:
+        space: dict[str, Any] = {"lr": [0.1]}
+        changes: list[str] = []
+
+        def summary(self) -> str:
+            return "Narrowed 'exp' to its top 1 trials: [0]."
+
+    monkeypatch.setattr(narrowing, "narrow_experiment", lambda *a, **k: Narrowed())
+    assert main(["space", "narrow", "exp", "--out", "~/new/n.yaml"]) == 0
+    assert (home / "new" / "n.yaml").is_file() and not (work / "~").exists()

@@ -57,3 +57,31 @@ def test_a_users_architecture_counts_as_a_built_in(
     with caplog.at_level(logging.WARNING):
         warn_unread_keys(typo, (8,), 2)
     assert "search-space key 'widht'" in caplog.text and "did you mean 'width'" in caplog.text
+
+
+@pytest.fixture
+def odd_readers() -> Iterator[None]:
+    # Builders that read the configuration whole (a copy, a dict check, `**`) or fail on
+    # it with their own exception: they train, so the advice must never stop a search.
+    @register_architecture("copy_reader_for_keys")
+    def copying(config: Any, input_shape: Any, num_classes: int) -> nn.Module:
+        assert isinstance(config, dict)
+        width = config.copy().get("width", 1)
+        return nn.Linear(int(input_shape[-1]) * int(width), num_classes)
+
+    @register_architecture("picky_reader_for_keys")
+    def picky(config: Any, input_shape: Any, num_classes: int) -> nn.Module:
+        raise ValueError("not on a Tuesday")
+
+    yield
+    unregister_architecture("copy_reader_for_keys")
+    unregister_architecture("picky_reader_for_keys")
+
+
+def test_builders_that_read_oddly_get_no_false_warning_and_never_stop_a_search(
+    odd_readers: None,
+) -> None:
+    copy = SearchSpace.from_dict({"architecture": "copy_reader_for_keys", "width": [1, 2]})
+    assert unread_space_keys(copy, (8,), 2) == {}
+    picky = SearchSpace.from_dict({"architecture": "picky_reader_for_keys", "widht": [1, 2]})
+    assert unread_space_keys(picky, (8,), 2) == {}

@@ -117,7 +117,8 @@ def _narrow(args: argparse.Namespace) -> int:
     from automl_core.space.narrow import DEFAULT_TOP
 
     check_option_limits({"top": args.top})
-    out: Path | None = args.out
+    # Expanded once: the check and the write must see the same path.
+    out: Path | None = args.out.expanduser() if args.out is not None else None
     if out is not None and out.suffix.lower() not in (".yaml", ".yml", ".json"):
         raise UserInputError(
             f"--out {out}: a space file ends in .yaml, .yml or .json; give such a name."
