@@ -68,6 +68,8 @@ def check_option_limits(values: Mapping[str, object]) -> None:
     for key, value in values.items():
         if limits_of(key) is not None and value is not None:
             check_limit(key, value, label="--" + key.replace("_", "-"))
+    if values.get("cluster") is not None:
+        _check_cluster_port(str(values["cluster"]), label="--cluster")
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,12 @@ class SearchRequest:
 _FIELDS = frozenset(f.name for f in fields(SearchRequest) if f.name != "extra_budget")
 
 
-def _check_cluster_port(address: str) -> None:
+def _check_cluster_port(address: str, label: str = "cluster") -> None:
     # A port past 65535 only fails when the engine connects, after the experiment exists.
     _, _, port = address.rpartition(":")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UserInputError(
-            f"The value of cluster is {address!r}, but must be a Dask scheduler address "
+            f"The value of {label} is {address!r}, but must be a Dask scheduler address "
             "tcp://host:port with a port from 1 to 65535."
         )
 

@@ -17,7 +17,8 @@ never trains anything and can be rebuilt from stored trials alone:
   the fake bad result pushes the next proposal elsewhere. The lies live only in the
   throw-away ``Trials`` of this call.
 - The first ``n_startup_jobs`` told trials come from random sampling, as in hyperopt;
-  lies do not count towards that threshold. hyperopt's default of 20 is sized for
+  lies do not count towards that threshold, and neither is TPE used before one told
+  trial has a result (failures alone leave it nothing to model). hyperopt's default of 20 is sized for
   hundreds of evaluations; a search of a few batches would never leave random search,
   so ``startup_trials`` sizes it to the budget (a third of it, 2 to 20).
 - No repeats: a proposal equal to a told trial, a pending one or an earlier proposal of
@@ -208,8 +209,15 @@ class HyperoptSearch:
 
     @property
     def uses_tpe(self) -> bool:
-        """Whether the next batch comes from TPE (else from random sampling)."""
-        return self.algo == "tpe" and len(self._history) >= max(1, self.n_startup_jobs)
+        """Whether the next batch comes from TPE (else from random sampling): after
+        ``n_startup_jobs`` told trials, once one of them has a result. With failures only,
+        TPE would have nothing to model but the batch's own lies (which then all rank
+        best) and would draw the batch towards itself."""
+        return (
+            self.algo == "tpe"
+            and len(self._history) >= max(1, self.n_startup_jobs)
+            and any(metric is not None for _, metric in self._history)
+        )
 
     def _propose_new(
         self, domain: Any, trials: Any, tid: int, j: int, use_tpe: bool, seen: set[Any]
@@ -243,7 +251,7 @@ class HyperoptSearch:
     def _liar_loss(self) -> float:
         losses = [-metric for _, metric in self._history if metric is not None]
         if not losses:
-            return 0.0  # only random proposals are made then; the value is unused
+            return 0.0  # unused: with no result yet, proposals are random (uses_tpe)
         if self.liar == "worst":
             return max(losses)
         if self.liar == "best":

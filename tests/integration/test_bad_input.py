@@ -178,7 +178,11 @@ def test_a_table_of_the_automl_schema_is_never_replaced(
         (["--epochs", "100000"], "grid", ["--epochs", "from 1 to 1000"]),
         (["--batch-size", "0"], "grid", ["--batch-size", "from 1 to 10000"]),
         (["--workers", "100000"], "grid", ["--workers", "from 1 to 256"]),
-        (["--cluster", "tcp://127.0.0.1:99999"], "grid", ["cluster", "port from 1 to 65535"]),
+        (
+            ["--cluster", "tcp://127.0.0.1:99999"],
+            "grid",
+            ["of --cluster is", "port from 1 to 65535"],
+        ),
         (["--startup-trials", "13"], "hyperopt", ["startup_trials is 13", "from 1 to 12"]),
     ],
 )

@@ -191,5 +191,10 @@ def test_a_history_of_only_failures_still_proposes() -> None:
     history: list[tuple[dict[str, Any], float | None]] = [
         (SPACE.sample(rng), None) for _ in range(6)
     ]
-    batch = HyperoptSearch.from_history(SPACE, history, seed=0, n_startup_jobs=3).ask_batch(3)
+    search = HyperoptSearch.from_history(SPACE, history, seed=0, n_startup_jobs=3)
+    # TPE would model nothing but the batch's own lies: random until a trial has a result.
+    assert not search.uses_tpe
+    batch = search.ask_batch(3)
     assert len(batch) == 3 and all(SPACE.contains(c) for c in batch)
+    history[0] = (history[0][0], 0.5)
+    assert HyperoptSearch.from_history(SPACE, history, seed=0, n_startup_jobs=3).uses_tpe
