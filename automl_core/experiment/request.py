@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from automl_core.errors import UserInputError
-from automl_core.search.methods import Setup, all_knobs, find_knob, get_method
-from automl_core.search.methods._grid import MAX_GRID_SIZE
+from automl_core.search.methods import MAX_GRID_SIZE, Setup, all_knobs, find_knob, get_method
 
 #: How a model's partitions are ordered within an epoch (``mop.scheduler``): "seeded" repeats
 #: every metric from the seed, whatever the workers' timing; "free" lets any free worker take

@@ -13,8 +13,7 @@ import pytest
 from automl_core.errors import UserInputError
 from automl_core.experiment.request import LIMITS, SearchRequest
 from automl_core.search import GridSearch
-from automl_core.search.methods import Setup, get_method
-from automl_core.search.methods._grid import MAX_GRID_SIZE
+from automl_core.search.methods import MAX_GRID_SIZE, Setup, get_method
 from automl_core.space import SearchSpace
 from automl_core.training import build_model, register_architecture, unregister_architecture
 from automl_core.training.engine import validate_config

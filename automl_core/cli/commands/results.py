@@ -28,8 +28,8 @@ def register(subparsers: Any) -> None:
         "export",
         help="export the best model (weights and model card)",
         description="Write the best trial's state at its best epoch (model.safetensors) "
-        "and model_card.json to a folder or s3://bucket/prefix (S3 credentials and endpoint from the AWS_* "
-        "environment variables).",
+        "and model_card.json to a folder or s3://bucket/prefix (S3 credentials and "
+        "endpoint from the AWS_* environment variables).",
     )
     export.add_argument("experiment", metavar="EXPERIMENT")
     export.add_argument("--to", required=True, metavar="TARGET", help="DIR or s3://bucket/prefix")

@@ -4,7 +4,7 @@ See ``_registry`` for the contract. The built-in methods register here, in the o
 help texts list them.
 """
 
-from automl_core.search.methods._grid import Grid
+from automl_core.search.methods._grid import MAX_GRID_SIZE, Grid
 from automl_core.search.methods._hyperband import Hyperband
 from automl_core.search.methods._hyperopt import Hyperopt
 from automl_core.search.methods._random import Random
@@ -28,6 +28,7 @@ for _method in (Grid(), Random(), Hyperband(), Hyperopt()):
     register(_method)
 
 __all__ = [
+    "MAX_GRID_SIZE",
     "Config",
     "History",
     "Knob",
