@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automl_core.errors import UserInputError
+from automl_core.experiment.request import NAME_PATTERN
 
 # The Airflow connection of the data/results database, the operators' default (here,
 # not in automl_airflow.hooks, so that building a DAG imports no database driver).
@@ -20,7 +21,7 @@ AUTOML_CONN_ID = "automl_db"
 
 # Characters automl_core allows in an experiment name (letters, digits, '_.:+-').
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
-_NAME_MAX = 200  # automl_core's experiment-name rule
+_NAME_MAX = 200  # the longest name NAME_PATTERN (automl_core's rule) takes
 
 
 def opt_str(value: Any) -> str | None:
@@ -62,7 +63,7 @@ def default_experiment_name(dag_id: str, run_id: str) -> str:
     """
     raw = f"{dag_id}__{run_id}"
     name = _NAME_UNSAFE.sub("_", raw)
-    if name == raw and len(name) <= _NAME_MAX and name[0].isalnum():
+    if name == raw and NAME_PATTERN.match(name):
         return name
     digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
     # The rule's first character is a letter or digit (a DAG id may start with '_').

@@ -69,7 +69,8 @@ class Grid(SearchMethod):
 def _distinct_configs(space: SearchSpace) -> tuple[Config, ...]:
     """``distinct_grid(space)``, walked once per space and process rather than once per
     batch: proposing every batch of an N-configuration grid is then O(N), where walking
-    to each batch's offset was O(N**2 / batch_size) (20,000 batches of one: ~15 minutes).
+    to each batch's offset was O(N**2 / batch_size) (20,000 batches of one: the last 200
+    took 19.5 s, ~16 minutes in all).
     """
     # Keyed by the repr too: spaces compare 1 == 1.0 == True, their configurations don't.
     return _cached_grid(repr(space), space)
