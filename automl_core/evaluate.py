@@ -44,7 +44,7 @@ def evaluate_table(
     the model does not know (naming it), rows with NaN or infinite features (naming the
     first id), or no row (in that split).
     """
-    from automl_core.data.tables import find_table, table_columns
+    from automl_core.data.tables import existing_table
     from automl_core.data.validate import validate_table_name
     from automl_core.export import best_model
     from automl_core.predict import scored_batches
@@ -52,13 +52,7 @@ def evaluate_table(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserInputError(f"The batch size is {batch_size!r}, but must be at least 1.")
     validate_table_name(table, what="table name")
-    oid = find_table(conn, table)
-    if oid is None:
-        raise UserInputError(
-            f"The table {table!r} does not exist: load the held-out rows with "
-            f"`automl data load FILE --table {table}` or check the name."
-        )
-    columns = table_columns(conn, oid)
+    _, columns = existing_table(conn, table)
     if split is not None and "split" not in columns:
         raise UserInputError(
             f"The table {table!r} has no split column: drop --split to score all its rows."

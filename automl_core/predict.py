@@ -26,8 +26,8 @@ from psycopg2 import sql
 from automl_core.data.tables import (
     check_replaceable,
     drop_for_replace,
+    existing_table,
     find_table,
-    table_columns,
 )
 from automl_core.data.validate import (
     nonfinite_rows,
@@ -105,13 +105,7 @@ def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -
         raise UserInputError(
             f"The output table {out_table!r} is the source table: give another --out-table."
         )
-    oid = find_table(conn, source_table)
-    if oid is None:
-        raise UserInputError(
-            f"The source table {source_table!r} does not exist: load it with "
-            f"`automl data load FILE --table {source_table}` or check the name."
-        )
-    columns = table_columns(conn, oid)
+    _, columns = existing_table(conn, source_table, what="source table")
     if "id" not in columns or not columns.get("features", "").endswith("[]"):
         raise UserInputError(
             f"The source table {source_table!r} has columns {sorted(columns)}, but needs "

@@ -17,7 +17,7 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from automl_core.data.pgcopy import FixedRowSink, decode_source_dtype
-from automl_core.data.tables import find_table, read_source_meta, table_columns
+from automl_core.data.tables import existing_table, read_source_meta
 from automl_core.data.validate import (
     check_classes,
     nonfinite_rows,
@@ -77,13 +77,7 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
             f"{', '.join(_FIXED_COLUMNS)} of a source table are never the label: pass "
             "--label-column NAME of the column that holds the classes (default: label)."
         )
-    oid = find_table(conn, table)
-    if oid is None:
-        raise UserInputError(
-            f"The table {table!r} does not exist: load it first with `automl data load "
-            f"SOURCE --table {table}`."
-        )
-    columns = table_columns(conn, oid)
+    oid, columns = existing_table(conn, table)
     _check_columns(table, columns, label_column)
     has_split = "split" in columns
     stats = _aggregate(conn, table, label_column, has_split)

@@ -32,6 +32,21 @@ def find_table(conn: Any, name: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def existing_table(conn: Any, name: str, *, what: str = "table") -> tuple[int, dict[str, str]]:
+    """The oid and the columns (as :func:`table_columns`) of the table or view ``name``.
+
+    Raises:
+        UserInputError: naming ``what`` and ``name`` and how to load it, when there is none.
+    """
+    oid = find_table(conn, name)
+    if oid is None:
+        raise UserInputError(
+            f"The {what} {name!r} does not exist: load it first with `automl data load "
+            f"SOURCE --table {name}`, or check the name."
+        )
+    return oid, table_columns(conn, oid)
+
+
 #: Schemas whose tables the product or the database itself own: never a user's table.
 RESERVED_SCHEMAS = ("automl", "pg_catalog", "information_schema")
 
