@@ -20,6 +20,9 @@ Implementation notes
   home, the error says so and what to do instead.
 - Lifetime: the server outlives the process that started it (its own session), so every
   later process reuses it; ``stop()`` (or ``automl db stop``) ends it.
+- Waits: each has a deadline (the lock ``LOCK_TIMEOUT_S``, initdb ``INITDB_TIMEOUT_S``,
+  the start and a killed server's reaping ``START_TIMEOUT_S``) and then raises an
+  ``EmbeddedServerError`` naming what it waited for; a hang never blocks for ever.
 """
 
 from __future__ import annotations
@@ -28,16 +31,18 @@ import contextlib
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
 
-from automl_core.config import project_home
+from automl_core.config import DB_URL_ENV, project_home
 from automl_core.embedded_server.account import _Account as _Account  # tests build one
 from automl_core.embedded_server.account import _account, _check_reachable, first_unreachable
 from automl_core.embedded_server.start import (
+    INITDB_TIMEOUT_S,
     SOCKET_PORT,
     START_TIMEOUT_S,
     _create_and_start,
@@ -58,6 +63,8 @@ from automl_core.embedded_server.state import (
 
 __all__ = [
     "DATABASE",
+    "INITDB_TIMEOUT_S",
+    "LOCK_TIMEOUT_S",
     "SOCKET_PORT",
     "START_TIMEOUT_S",
     "SUPERUSER",
@@ -71,6 +78,10 @@ __all__ = [
     "server_info",
     "stop",
 ]
+
+# Longer than a holder may take: waiting for an old server to be reaped, initdb, the
+# start, and creating the database (or stop() escalating to a kill), with slack.
+LOCK_TIMEOUT_S = 2 * START_TIMEOUT_S + INITDB_TIMEOUT_S + 60.0
 
 # (data folder, server pid) pairs this process has already connected to once.
 _VERIFIED: set[tuple[Path, int]] = set()
@@ -167,7 +178,20 @@ def _locked(lay: Layout) -> Iterator[None]:
     _make_dir(lay.root.parent, 0o755)
     _make_dir(lay.root, 0o755)
     with open(lay.lock, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError(
+                        f"waited {LOCK_TIMEOUT_S:.0f} s for the lock {lay.lock}, held by "
+                        f"another process that is starting or stopping the embedded server "
+                        f"in {lay.root} and seems stuck. End that process (fuser -v "
+                        f"{lay.lock} names it) and retry, or set {DB_URL_ENV}."
+                    ) from None
+                time.sleep(0.05)
         try:
             yield
         finally:

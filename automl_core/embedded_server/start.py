@@ -7,6 +7,7 @@ import importlib.util
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -22,10 +23,13 @@ from automl_core.embedded_server.state import (
     ServerInfo,
     _pid_file,
     _running,
+    _zombie_parent,
 )
 
 SOCKET_PORT = 5432
 START_TIMEOUT_S = 30.0
+INITDB_TIMEOUT_S = 120.0  # usually a few seconds (--no-sync); generous for a loaded machine
+_KILL_WAIT_S = 5.0
 _MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108 including the terminating NUL
 _MAX_LOG_BYTES = 10 * 1024 * 1024
 _INSTALLS = {18: "pginstall18", 16: "pginstall"}  # PostgreSQL major -> folder in the wheel
@@ -60,6 +64,7 @@ def _server_env() -> dict[str, str]:
 
 
 def _create_and_start(lay: Layout, bin_dir: Path, account: _Account) -> ServerInfo:
+    _await_reaped(lay)
     if lay.data.is_dir() and not (lay.data / "PG_VERSION").exists():
         shutil.rmtree(lay.data)  # left by an interrupted initdb: ours, and never usable
     _owned_dir(lay.data, account)
@@ -76,6 +81,32 @@ def _create_and_start(lay: Layout, bin_dir: Path, account: _Account) -> ServerIn
             if info is not None:
                 return info
     raise _start_failed(lay, "the server did not report ready")
+
+
+def _await_reaped(lay: Layout) -> None:
+    """Wait until the server named in a leftover ``postmaster.pid`` is no zombie.
+
+    A killed server stays a zombie until its parent reaps it, and PostgreSQL takes the
+    pid as a running server and refuses to start ("lock file already exists") meanwhile.
+
+    Raises:
+        EmbeddedServerError: it is still a zombie after ``START_TIMEOUT_S``.
+    """
+    fields = _pid_file(lay)
+    if fields is None:
+        return
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while (parent := _zombie_parent(fields.pid)) is not None:
+        if time.monotonic() > deadline:
+            raise EmbeddedServerError(
+                f"the embedded server in {lay.root} cannot start: its previous server "
+                f"(pid {fields.pid}) has exited, but its parent process (pid {parent}) has "
+                f"not reaped it after {START_TIMEOUT_S:.0f} s, and PostgreSQL refuses to "
+                f"start while that pid exists. End or restart process {parent} so that it "
+                f"is reaped (in a container, run an init that reaps, e.g. docker run "
+                f"--init), or set {DB_URL_ENV} to use another server."
+            )
+        time.sleep(0.02)
 
 
 def _initdb(lay: Layout, bin_dir: Path, account: _Account) -> None:
@@ -107,25 +138,34 @@ def _initdb(lay: Layout, bin_dir: Path, account: _Account) -> None:
     ]
     user, group, extra_groups = _run_as(account)
     try:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             env=_server_env(),
             cwd=str(lay.run),
-            check=False,
+            start_new_session=True,  # its own process group: a hang is ended as a whole
             user=user,
             group=group,
             extra_groups=extra_groups,
         )
+        try:
+            output, _ = proc.communicate(timeout=INITDB_TIMEOUT_S)
+            reason = f"initdb failed: {output.strip()[-500:]}" if proc.returncode else ""
+        except subprocess.TimeoutExpired:
+            # initdb runs postgres as its child: stop them both, or the data folder stays busy.
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate(timeout=_KILL_WAIT_S)
+            reason = f"initdb did not finish within {INITDB_TIMEOUT_S:.0f} s and was stopped"
     finally:
         pwfile.unlink(missing_ok=True)
-    if done.returncode != 0:
+    if reason:
         with open(lay.log, "a") as log:
-            log.write(done.stdout + done.stderr)
+            log.write(output)
         shutil.rmtree(lay.data, ignore_errors=True)
-        raise _start_failed(lay, f"initdb failed: {done.stderr.strip()[-500:]}")
+        raise _start_failed(lay, reason)
 
 
 def _socket_fits(lay: Layout) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import time
@@ -96,6 +95,8 @@ def _pid_file(lay: Layout) -> _PidFile | None:
         lines = (lay.data / "postmaster.pid").read_text().splitlines()
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise _not_a_folder(lay) from None
     except PermissionError:
         raise EmbeddedServerError(
             f"the embedded database in {lay.data} belongs to another account "
@@ -132,7 +133,22 @@ def _running(lay: Layout) -> ServerInfo | None:
     return ServerInfo(fields.pid, fields.port, None, host, password, lay.data, lay.log)
 
 
+def _not_a_folder(lay: Layout) -> EmbeddedServerError:
+    """The error for a file standing where the project home or its ``pg`` folders go."""
+    blocker = next(
+        (p for p in (*reversed(lay.data.parents), lay.data) if p.exists() and not p.is_dir()),
+        lay.data,
+    )
+    return EmbeddedServerError(
+        f"{blocker} is a file, but the embedded server keeps its files in folders under the "
+        f"project home {lay.root.parent}. Set {HOME_ENV} to a folder (new or existing), or "
+        f"set {DB_URL_ENV} to use another server."
+    )
+
+
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not reaped yet) counts as dead. Reaps the
+    servers this process started."""
     owned = _CHILDREN.get(pid)
     if owned is not None and owned[0] == os.getpid():
         return owned[1].poll() is None
@@ -143,10 +159,26 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         pass  # exists, but belongs to another account
     # A process that exited but was not reaped by its parent yet still answers kill(0).
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+    state = _proc_state(pid)
+    return state is None or state[0] != "Z"
+
+
+def _zombie_parent(pid: int) -> int | None:
+    """The parent of ``pid`` when ``pid`` has exited but is not reaped yet, else None."""
+    if _alive(pid):
+        return None
+    state = _proc_state(pid)
+    return state[1] if state is not None and state[0] == "Z" else None
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """The state letter and the parent pid of ``pid`` (from /proc), or None when gone."""
+    try:
+        # The command name in parentheses may hold spaces and ")": split after the last.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1])
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
