@@ -24,6 +24,9 @@ Implementation notes
   stays pinned to a dead address, and a job later submitted from one fails at once with
   ``state_lost``. A job whose epoch output cannot be had before its deadline from a worker
   that still looks alive is cancelled and reported failed: the runner submits it again.
+- One thread per worker: a cluster with a worker of more is refused at start, and one
+  that joins later is never used (see ``worker_loss``): two jobs at once in one worker
+  break MOP's one model per worker and a seed's repeatability.
 """
 
 from __future__ import annotations
@@ -117,8 +120,6 @@ class DaskExecutor(WorkerLossHandling):
                 )
                 self._client = Client(cluster, set_as_default=False)
             self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
-            nthreads = self._client.nthreads()
-            self._one_thread = bool(nthreads) and all(n == 1 for n in nthreads.values())
             self._live: list[str] = []
             self._heard_from_scheduler = time.monotonic()
             self._owner: dict[int, str] = {}
@@ -133,7 +134,7 @@ class DaskExecutor(WorkerLossHandling):
             self._warming: dict[str, tuple[int, Any]] = {}  # worker -> (partition, warm-up)
             self._pending_results: list[JobResult] = []
             self._last_poll = 0.0
-            self._assign_partitions(self._live_workers())
+            self._assign_partitions(self._first_workers(address or self._client.scheduler.address))
             self._completed = as_completed([], loop=self._client.loop, with_results=False)
             # Workers get ready while the driver prepares the first jobs (held: not dropped).
             self._warm_ups = [
@@ -162,8 +163,8 @@ class DaskExecutor(WorkerLossHandling):
     @property
     def queues_jobs(self) -> bool:
         """A partition's second job waits on its worker (which fetches its input state
-        meanwhile) where every worker has one thread; with more it would run beside."""
-        return self._one_thread
+        meanwhile): every worker used has one thread."""
+        return True
 
     @property
     def client(self) -> Any:

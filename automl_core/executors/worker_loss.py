@@ -5,6 +5,15 @@ with a worker that left.
 partitions on live workers and turns a lost worker into failed results (see the
 implementation notes there, "Worker loss"). Every call into the Dask scheduler here has
 a deadline: Dask alone waits for ever on a dead worker.
+
+Only workers with exactly one thread are used. A worker with two runs two jobs at once
+in one process: it trains two models at a time (MOP allows one), and torch's process-wide
+RNG state, which each job saves and restores, is shared between them, so the same seed
+no longer repeats a search. A cluster that has such a worker when the executor starts is
+refused (UserInputError, nothing has trained yet); one that joins later is left idle,
+with a warning: it never holds a partition, so no job is pinned to it, and the search
+goes on on the workers it started with (stopping a long search for a stray worker would
+throw its work in flight away).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from automl_core.errors import UserInputError
 from automl_core.executors.dask_worker import DataRef, warm_up
 from automl_core.mop.executor import JobResult
 from automl_core.mop.types import Job
@@ -25,6 +35,7 @@ log = logging.getLogger("automl_core.executors.dask_executor")
 SCHEDULER_CALL_S = 10.0  # one request to the scheduler (identity, cancel)
 SCHEDULER_SILENCE_S = 60.0  # no answer from the scheduler for this long: give up
 WORKERS_TIMEOUT_S = 120.0
+WORKERS_POLL_S = 0.5  # how often to look for a usable worker while none is live
 _UNUSABLE = ("cancelled", "lost", "error")  # future states whose data will never come
 
 
@@ -60,7 +71,9 @@ class WorkerLossHandling:
     _inflight: dict[Any, _InFlight]  # result future key -> job
     _latest: dict[int, _StateHolder]  # model id -> its latest state
     _warming: dict[str, tuple[int, Any]]  # worker -> (partition, warm-up future)
-    _live: list[str]
+    _live: list[str]  # live workers with one thread: the only ones used
+    _refused: dict[str, int]  # live workers with another thread count -> their threads
+    _warned: set[str]  # refused workers already warned about
     _heard_from_scheduler: float
     _last_poll: float
 
@@ -90,7 +103,8 @@ class WorkerLossHandling:
                 log.warning("the Dask scheduler did not take a cancel in time")
 
     def _live_workers(self) -> list[str]:
-        """Addresses of the workers the scheduler knows now.
+        """Addresses of the one-thread workers the scheduler knows now (the others are
+        in ``_refused``).
 
         A slow answer keeps the last known list; raises RuntimeError when the scheduler
         has not answered for ``SCHEDULER_SILENCE_S``.
@@ -109,8 +123,38 @@ class WorkerLossHandling:
             log.warning("the Dask scheduler did not answer in time: %r", exc)
             return self._live
         self._heard_from_scheduler = time.monotonic()
-        self._live = sorted(info["workers"])
+        workers = info["workers"]
+        threads = {w: int(workers[w].get("nthreads", 0)) for w in workers}
+        self._refused = {w: n for w, n in threads.items() if n != 1}
+        self._live = sorted(w for w in threads if w not in self._refused)
         return self._live
+
+    def _first_workers(self, address: str) -> list[str]:
+        """The live workers when the executor starts; UserInputError, naming the
+        cluster's ``address``, when any of them has other than one thread."""
+        self._refused, self._warned = {}, set()
+        live = self._live_workers()
+        if self._refused:
+            raise UserInputError(
+                f"The Dask cluster at {address} has workers without exactly one thread: "
+                f"{_threads(self._refused)}. A worker trains one model at a time here, and "
+                "the same --seed repeats a search only then. Start the workers with "
+                "`dask worker ADDRESS --nthreads 1` (one worker per GPU or core, as "
+                "docker/ does), or leave out --cluster and AUTOML_DASK_ADDRESS to train "
+                "on a local cluster of the run's own."
+            )
+        return live
+
+    def _warn_refused(self) -> None:
+        """Warn once about each worker that joined with other than one thread."""
+        new = {w: n for w, n in self._refused.items() if w not in self._warned}
+        if new:
+            self._warned.update(new)
+            log.warning(
+                "Dask workers without exactly one thread joined: %s; they get no "
+                "partition and train nothing (start workers with `--nthreads 1`)",
+                _threads(new),
+            )
 
     # --- worker loss -----------------------------------------------------------------------
 
@@ -164,22 +208,28 @@ class WorkerLossHandling:
 
     def _await_a_worker(self) -> set[str]:
         """Every worker is gone (e.g. two lost in a row on a 2-worker cluster): wait for a
-        nanny's restart or a new worker, up to ``WORKERS_TIMEOUT_S``, then raise."""
+        nanny's restart or a new one-thread worker, up to ``WORKERS_TIMEOUT_S``, then raise.
+        (Not ``Client.wait_for_workers``: a refused worker would end its wait.)"""
         log.warning(
             "no live Dask worker; waiting up to %.0f s for one to (re)join", WORKERS_TIMEOUT_S
         )
-        try:
-            self._client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise RuntimeError(
-                f"the Dask cluster has had no live worker for {WORKERS_TIMEOUT_S:.0f} s"
-            ) from exc
-        return set(self._live_workers())
+        deadline = time.monotonic() + WORKERS_TIMEOUT_S
+        while time.monotonic() < deadline:
+            time.sleep(WORKERS_POLL_S)
+            live = self._live_workers()
+            if live:
+                return set(live)
+        refused = f" (refused: {_threads(self._refused)})" if self._refused else ""
+        raise RuntimeError(
+            f"the Dask cluster has had no live worker with one thread for "
+            f"{WORKERS_TIMEOUT_S:.0f} s{refused}"
+        )
 
     def _poll_workers(self) -> list[JobResult]:
         """Failed results for the work lost with workers that left; reassigns partitions."""
         self._last_poll = time.monotonic()
         live = set(self._live_workers()) or self._await_a_worker()
+        self._warn_refused()
         used = set(self._owner.values()) | {f.worker for f in self._inflight.values()}
         dead = {w for w in used | {h.worker for h in self._latest.values()} if w not in live}
         if dead:
@@ -224,3 +274,8 @@ class WorkerLossHandling:
             )
         self._cancel(doomed)
         return results
+
+
+def _threads(workers: dict[str, int]) -> str:
+    """``tcp://a:1 (2 threads), ...`` for the error and the warning."""
+    return ", ".join(f"{w} ({n} thread{'' if n == 1 else 's'})" for w, n in sorted(workers.items()))
