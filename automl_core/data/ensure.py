@@ -31,12 +31,12 @@ def ensure_prepared(
     from automl_core.data.prepare import prepare_dataset
     from automl_core.data.reader import dataset_info
     from automl_core.data.tables import find_table
-    from automl_core.data.validate import validate_table_name
+    from automl_core.data.validate import packed_table_name
     from automl_core.errors import UserInputError
     from automl_core.store.connection import connect, database_url
     from automl_core.store.migrations import migrate
 
-    validate_table_name(table)
+    packed_table_name(table)  # its packed table must fit too: checked before loading
     conn = connect(db_url or database_url())
     try:
         migrate(conn)

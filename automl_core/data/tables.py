@@ -36,13 +36,21 @@ def existing_table(conn: Any, name: str, *, what: str = "table") -> tuple[int, d
     """The oid and the columns (as :func:`table_columns`) of the table or view ``name``.
 
     Raises:
-        UserInputError: naming ``what`` and ``name`` and how to load it, when there is none.
+        UserInputError: naming ``what`` and ``name`` and how to load it, when there is
+            none or when it is a table automl or the database owns (``owned_schema``).
     """
     oid = find_table(conn, name)
     if oid is None:
         raise UserInputError(
             f"The {what} {name!r} does not exist: load it first with `automl data load "
             f"SOURCE --table {name}`, or check the name."
+        )
+    schema = owned_schema(conn, oid)
+    if schema is not None:
+        raise UserInputError(
+            f"The {what} {name!r} is {schema}.{name}, which {_owner(schema)} owns, not a "
+            f"table of data: load your data with `automl data load SOURCE --table NAME` "
+            "and give that NAME."
         )
     return oid, table_columns(conn, oid)
 
@@ -51,10 +59,9 @@ def existing_table(conn: Any, name: str, *, what: str = "table") -> tuple[int, d
 RESERVED_SCHEMAS = ("automl", "pg_catalog", "information_schema")
 
 
-def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
-    """Raise UserInputError if table ``oid`` (found as ``name``) lives in a schema the
-    product or the database owns (``automl``, the catalogs): a ``search_path`` that
-    includes one must not let ``--replace`` drop its tables."""
+def owned_schema(conn: Any, oid: int) -> str | None:
+    """The schema of table ``oid`` when the product or the database owns it (``automl``,
+    the catalogs: a ``search_path`` may include one); None for a user's table."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT n.nspname FROM pg_catalog.pg_class c "
@@ -63,11 +70,21 @@ def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
         )
         row = cur.fetchone()
     schema = str(row[0]) if row else ""
-    if schema in RESERVED_SCHEMAS or schema.startswith("pg_"):
+    return schema if schema in RESERVED_SCHEMAS or schema.startswith("pg_") else None
+
+
+def _owner(schema: str) -> str:
+    return "automl" if schema == "automl" else "the database"
+
+
+def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
+    """Raise UserInputError if table ``oid`` (found as ``name``) lives in a schema the
+    product or the database owns (``owned_schema``): ``--replace`` never drops those."""
+    schema = owned_schema(conn, oid)
+    if schema is not None:
         raise UserInputError(
             f"The value of {option} is {name!r}, but that is the table {schema}.{name}, "
-            f"which {'automl' if schema == 'automl' else 'the database'} owns and which is "
-            f"never replaced: choose another {option}."
+            f"which {_owner(schema)} owns and which is never replaced: choose another {option}."
         )
 
 

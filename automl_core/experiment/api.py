@@ -288,10 +288,12 @@ def unfinished_trials(
 
 
 class ProgressReader:
-    """The request states of one rung or batch, read again and again over one connection.
+    """The request states of one rung or batch, read again and again.
 
-    What a waiting training task polls (from Airflow's triggerer): one open connection and
-    two small queries a read, no migration check and no new connection each time.
+    What a waiting training task polls (from Airflow's triggerer): two small queries a
+    read, no migration check, over the process's one connection to the database
+    (``SharedConnection``: a hundred waiting tasks hold one connection, and a read rides
+    out a lost server for ``AUTOML_DB_RETRY_S``, then raises DatabaseLostError).
     """
 
     def __init__(
@@ -303,30 +305,35 @@ class ProgressReader:
         batch: int | None = None,
         db_url: str | None = None,
     ) -> None:
-        from automl_core.store.connection import connect, database_url
+        from automl_core.store.connection import SharedConnection, database_url
 
-        self._conn = connect(db_url or database_url())
+        self._db = SharedConnection(db_url or database_url())
         try:
-            self._experiment_id = repo.get_experiment(self._conn, name).id
+            self._experiment_id = self._db.run(lambda c: repo.get_experiment(c, name).id)
         except BaseException:
-            self._conn.close()
+            self._db.close()
             raise
         self._where = {"bracket": bracket, "rung": rung, "batch": batch}
 
     def counts(self) -> dict[str, int]:
         """Requests in each state, plus ``engine_starts`` and ``engine_heartbeat_age_s``
-        (-1 before an engine started)."""
-        rows = repo.get_requests(self._conn, self._experiment_id, **self._where)
-        lease = repo.get_engine(self._conn, self._experiment_id)
+        (-1 while no engine runs: none has started, or the last one stopped)."""
+
+        def read(conn: Any) -> tuple[list[repo.TrainingRequest], repo.EngineLease | None]:
+            rows = repo.get_requests(conn, self._experiment_id, **self._where)
+            return rows, repo.get_engine(conn, self._experiment_id)
+
+        rows, lease = self._db.run(read)
         counts = {state.value: 0 for state in repo.RequestState}
         for r in rows:
             counts[r.state.value] += 1
         counts["engine_starts"] = lease.starts if lease else 0
-        counts["engine_heartbeat_age_s"] = int(lease.heartbeat_age_s) if lease else -1
+        running = lease if lease is not None and not lease.stopped else None
+        counts["engine_heartbeat_age_s"] = int(running.heartbeat_age_s) if running else -1
         return counts
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def request_progress(

@@ -31,16 +31,16 @@ import dataclasses
 import functools
 import gc
 import logging
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from automl_core.errors import UserInputError
 from automl_core.experiment import api
 from automl_core.experiment.engine import TrainingEngine
 from automl_core.experiment.finalizing import finalize
+from automl_core.experiment.lease import ENGINE_HEARTBEAT_S, take_lease
 from automl_core.experiment.plan import PlanGroup
 from automl_core.experiment.request import SearchRequest
 from automl_core.experiment.stopping import (
@@ -59,7 +59,6 @@ from automl_core.store.connection import DatabaseLostError, RetryingConnection
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how long the engine waits for a job or a new request before looking again
-HEARTBEAT_S = 5.0
 IDLE_TIMEOUT_S = 600.0  # no job, no request and the plan not complete: something is wrong
 
 
@@ -235,8 +234,7 @@ def _train(
     from automl_core.training.engine import validate_config
 
     exp_id, name = ctx.experiment.id, ctx.experiment.name
-    host, pid = socket.gethostname(), os.getpid()
-    starts = db.run(lambda c: repo.start_engine(c, exp_id, host=host, pid=pid))
+    starts = take_lease(db, exp_id, stop)
     db.run(lambda c: repo.resume_experiment(c, exp_id))
     requeued = db.run(lambda c: repo.requeue_running(c, exp_id))
     log.info(
@@ -259,12 +257,16 @@ def _train(
         return None, starts
     bar = progress_bar(progress)
     with contextlib.ExitStack() as stack:
-        with new_processes_ignore_sigint():
-            executor = stack.enter_context(
-                open_executor(
-                    ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
+        try:
+            with new_processes_ignore_sigint():
+                executor = stack.enter_context(
+                    open_executor(
+                        ctx.url, info, seed=ctx.request.seed, workers=workers, cluster=cluster
+                    )
                 )
-            )
+        except UserInputError:  # e.g. the cluster is unreachable: nothing trained
+            db.run(lambda c: repo.interrupt_engine(c, exp_id))  # resumable, not "running"
+            raise
         # The objects that exist now (torch, Dask's scheduler and client, their modules)
         # live as long as the run: frozen, the garbage collector stops walking them at
         # every full collection (the driver used ~10% less CPU in the benchmark).
@@ -349,7 +351,7 @@ def _loop(
                     f"for {idle_timeout_s:.0f} s, but the search is not complete. Check the "
                     "training_requests table for failed requests, then rerun."
                 )
-            if now - last_beat >= HEARTBEAT_S:
+            if now - last_beat >= ENGINE_HEARTBEAT_S:
                 db.run(lambda c: repo.engine_heartbeat(c, exp_id))
                 last_beat = now
         return True

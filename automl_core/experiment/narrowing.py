@@ -141,12 +141,25 @@ def narrow_request(
     request: SearchRequest, parent: str, *, top: int = DEFAULT_TOP, db_url: str | None = None
 ) -> tuple[SearchRequest, NarrowedSpace | None]:
     """``narrow_request_in`` on a connection of its own (what ``automl run --narrow-from``
-    and the Airflow tasks call). It writes no row (the schema is migrated, as by every
-    step), so ``validate_conf`` can call it before anything is written."""
-    from automl_core.experiment.api import _connection
+    and the Airflow tasks call). It writes nothing, so ``validate_conf`` can call it
+    before anything is written: a database without the automl schema has no ``parent``
+    (UserInputError), and an existing schema is only brought up to date, as every step
+    does."""
+    from automl_core.store.connection import connect, database_url
+    from automl_core.store.migrations import current_version, migrate
 
-    with _connection(db_url) as (conn, _):
+    conn = connect(db_url or database_url())
+    try:
+        if current_version(conn) == 0:
+            raise UserInputError(
+                f"There is no experiment named {parent!r} in this database: it holds no "
+                "experiments yet. Narrow from an experiment that has run here, or check "
+                "AUTOML_DB_URL if it lives in another database."
+            )
+        migrate(conn)
         return narrow_request_in(conn, request, parent, top=top)
+    finally:
+        conn.close()
 
 
 def _check_hyperopt_room(conn: Any, request: SearchRequest) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from automl_core.data.reader import DatasetInfo
+from automl_core.errors import UserInputError
 from automl_core.executors.dask_worker import DataRef
 from automl_core.experiment.stopping import new_processes_ignore_sigint
 
@@ -37,14 +38,23 @@ def open_executor(
     data = DataRef(db_url, info.name, tuple(info.feature_shape), info.num_classes)
     workers = local_workers(workers, info.partitions) if not address else workers
     valid_bytes = info.n_valid * math.prod(info.feature_shape) * 4  # float32 features
-    executor = DaskExecutor(
-        data,
-        list(range(info.partitions)),
-        seed=seed,
-        address=address,
-        n_workers=workers,
-        replicate_validation=valid_bytes <= REPLICATE_VALIDATION_MAX_BYTES,
-    )
+    try:
+        executor = DaskExecutor(
+            data,
+            list(range(info.partitions)),
+            seed=seed,
+            address=address,
+            n_workers=workers,
+            replicate_validation=valid_bytes <= REPLICATE_VALIDATION_MAX_BYTES,
+        )
+    except OSError as exc:  # Dask's connect and wait_for_workers timeouts among them
+        if not address:
+            raise
+        raise UserInputError(
+            f"The Dask cluster at {address} could not be used ({exc}): check the address "
+            "(--cluster, AUTOML_DASK_ADDRESS, or a DAG spec's clusters) and that its "
+            "scheduler and workers run."
+        ) from None
     try:
         yield executor
     finally:

@@ -3,7 +3,8 @@
 ``AUTOML_DB_URL`` names the database when it is set; otherwise the project's embedded
 PostgreSQL server (``automl_core.embedded_server.server``) is started on first use and shared by
 every process that uses the same project home. ``RetryingConnection`` is the connection
-of a long-running process (the training engine): it rides out a restart of the server.
+of a long-running process (the training engine): it rides out a restart of the server;
+``SharedConnection`` lets the readers of one process share one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -258,6 +259,48 @@ class RetryingConnection:
         with contextlib.suppress(psycopg2.Error):
             self._conn.close()
         self._conn = _open(str(self._url), "the database URL given")
+
+
+class SharedConnection:
+    """A handle on the one :class:`RetryingConnection` of this process to ``url``.
+
+    For many small readers that wait side by side, such as the training tasks of DAG runs
+    waiting in Airflow's triggerer (up to one per group, a hundred groups a DAG): they hold
+    one of the server's connections (``max_connections``, 100 by default, is shared with
+    the engines and the workers) instead of one each, and ride out a lost server for
+    ``AUTOML_DB_RETRY_S`` as the engine does. Each ``run`` holds the connection for its
+    call, so keep the calls short. The connection closes with its last handle.
+
+    Raises psycopg2.OperationalError (through :func:`connect`) when the first handle
+    cannot connect.
+    """
+
+    _lock = threading.Lock()
+    _open: ClassVar[dict[str, tuple[RetryingConnection, int]]] = {}
+
+    def __init__(self, url: str) -> None:
+        with SharedConnection._lock:
+            db, holders = self._open.get(url) or (RetryingConnection(url), 0)
+            self._open[url] = (db, holders + 1)
+        self._url: str | None = url
+        self._db = db
+
+    def run(self, fn: Callable[[Any], _T]) -> _T:
+        """``fn(connection)``, as :meth:`RetryingConnection.run`."""
+        return self._db.run(fn)
+
+    def close(self) -> None:
+        """Let go of the connection (a second call does nothing)."""
+        url, self._url = self._url, None
+        if url is None:
+            return
+        with SharedConnection._lock:
+            db, holders = self._open[url]
+            if holders > 1:
+                self._open[url] = (db, holders - 1)
+                return
+            del self._open[url]
+        db.close()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -42,13 +42,13 @@ from automl_airflow.operators import (
     PrepareDataOperator,
     PromoteRungOperator,
     ProposeBatchOperator,
-    TrainBatchOperator,
     TrainingEngineOperator,
-    TrainRungOperator,
 )
 from automl_airflow.params import build_params, run_knobs, run_schemas
 from automl_airflow.request_operators import CreateExperimentOperator, ValidateConfOperator
 from automl_airflow.specs import DagSpec, SpecError, load_spec
+from automl_airflow.training_operators import TrainBatchOperator, TrainRungOperator
+from automl_core.errors import UserInputError
 
 if TYPE_CHECKING:
     from automl_core.experiment.plan import PlanGroup, SearchPlan
@@ -175,10 +175,13 @@ def _plan(spec: DagSpec) -> SearchPlan:
     from automl_core.experiment.plan import search_plan
     from automl_core.experiment.request import SearchRequest
 
-    request = SearchRequest.with_budget(
-        spec.budget, dataset=spec.dataset, space=spec.space, method=spec.method
-    )
-    plan = search_plan(request)
+    try:
+        request = SearchRequest.with_budget(
+            spec.budget, dataset=spec.dataset, space=spec.space, method=spec.method
+        )
+        plan = search_plan(request)
+    except UserInputError as exc:  # the budget and the space together; it names the key
+        raise SpecError(spec.source, None, str(exc)) from None
     if len(plan.groups) > MAX_TASK_GROUPS:
         raise SpecError(
             spec.source,

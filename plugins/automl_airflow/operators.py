@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from automl_airflow.task_values import AUTOML_CONN_ID, opt_str, xcom_summary
-from automl_airflow.triggers import EXPERIMENT_TASK, request_summary
+from automl_airflow.task_values import AUTOML_CONN_ID, export_target, opt_str, xcom_summary
+from automl_airflow.triggers import (
+    EXPERIMENT_TASK,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -89,7 +91,7 @@ class PrepareDataOperator(AutomlOperator):
         )
 
 
-class _ExperimentStepOperator(AutomlOperator):
+class ExperimentStepOperator(AutomlOperator):
     """Base of the steps that act on an existing experiment, found by name."""
 
     template_fields: Sequence[str] = ("experiment",)
@@ -119,7 +121,7 @@ class _ExperimentStepOperator(AutomlOperator):
         )
 
 
-class TrainingEngineOperator(_ExperimentStepOperator):
+class TrainingEngineOperator(ExperimentStepOperator):
     """The search's one training engine: it owns the workers and trains every request.
 
     It runs beside the bracket (or batch) groups for the whole search, walking the same
@@ -190,92 +192,7 @@ class TrainingEngineOperator(_ExperimentStepOperator):
             stop.request(signal.SIGTERM)
 
 
-class _AwaitTrainingOperator(_ExperimentStepOperator):
-    """Base of the training steps: ask the engine for a rung or batch, wait deferrably.
-
-    Under a scheduler the task starts in the triggerer: :class:`RequestsDoneTrigger`
-    submits the requests (a second submit adds nothing) and ends the task when they are
-    done, so no worker process or slot is used. ``execute`` (``dag.test()``) takes the
-    same steps on a worker and defers to the same trigger; before the engine task has
-    started it reschedules itself instead, so ``dag.test()``, which runs one task at a
-    time, reaches the engine.
-
-    :param timeout_s: how long to wait for the engine before the task fails.
-    """
-
-    ui_color = "#e8fde9"
-    ENGINE_START_RECHECK_S = 2
-
-    def __init__(self, *, timeout_s: int = 24 * 3600, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.timeout_s = timeout_s
-
-    def where(self) -> dict[str, int]:
-        """The rung (``bracket``, ``rung``) or ``batch`` this task trains."""
-        raise NotImplementedError
-
-    def submit(self) -> list[int]:
-        raise NotImplementedError
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from datetime import UTC, datetime, timedelta
-
-        from airflow.sdk.exceptions import AirflowRescheduleException
-
-        from automl_airflow.triggers import RequestsDoneTrigger
-        from automl_core.experiment import request_progress
-        from automl_core.store.repository import RequestState as State
-
-        trials = self.submit()
-        counts = request_progress(str(self.experiment), db_url=self.db_url, **self.where())
-        self.log.info("Asked the engine to train trials %s (%s)", trials, counts)
-        if counts[State.QUEUED] + counts[State.RUNNING] == 0:
-            return request_summary(counts)
-        if counts["engine_starts"] == 0:
-            recheck = datetime.now(UTC) + timedelta(seconds=self.ENGINE_START_RECHECK_S)
-            raise AirflowRescheduleException(recheck)
-        self.defer(
-            trigger=RequestsDoneTrigger(
-                experiment=str(self.experiment), automl_conn_id=self.automl_conn_id, **self.where()
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout_s),
-        )
-        raise AssertionError("defer() returns only by raising")  # pragma: no cover
-
-    def execute_complete(self, context: Context, event: Any = None) -> Any:
-        if isinstance(event, Mapping) and event.get("status") == "engine_lost":
-            raise RuntimeError(
-                f"The training engine of {self.experiment} stopped writing its heartbeat; "
-                "clear the engine task to resume it, then this task."
-            )
-        return event
-
-
-class TrainRungOperator(_AwaitTrainingOperator):
-    """Hyperband: the engine trains every trial of one rung to the rung's epochs.
-
-    Rung 0 samples the bracket's configurations first.
-    """
-
-    def __init__(self, *, bracket: int, rung: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bracket = bracket
-        self.rung = rung
-        self._start_in_triggerer(
-            "RequestsDoneTrigger", self.timeout_s, bracket=bracket, rung=rung, submit=True
-        )
-
-    def where(self) -> dict[str, int]:
-        return {"bracket": self.bracket, "rung": self.rung}
-
-    def submit(self) -> list[int]:
-        from automl_core.experiment import submit_rung
-
-        return submit_rung(str(self.experiment), self.bracket, self.rung, db_url=self.db_url)
-
-
-class PromoteRungOperator(_ExperimentStepOperator):
+class PromoteRungOperator(ExperimentStepOperator):
     """Hyperband: keep the best ``floor(n_i/eta)`` of a rung for the next one.
 
     Under a scheduler it runs in the triggerer (:class:`PromotionTrigger`, the same step);
@@ -300,7 +217,7 @@ class PromoteRungOperator(_ExperimentStepOperator):
         return event
 
 
-class ProposeBatchOperator(_ExperimentStepOperator):
+class ProposeBatchOperator(ExperimentStepOperator):
     """Grid, random, hyperopt: the configurations of one batch."""
 
     def __init__(self, *, batch: int, **kwargs: Any) -> None:
@@ -314,24 +231,7 @@ class ProposeBatchOperator(_ExperimentStepOperator):
         return xcom_summary({"batch": self.batch, "trials": trials})
 
 
-class TrainBatchOperator(_AwaitTrainingOperator):
-    """Grid, random, hyperopt: the engine trains every trial of one batch."""
-
-    def __init__(self, *, batch: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.batch = batch
-        self._start_in_triggerer("RequestsDoneTrigger", self.timeout_s, batch=batch, submit=True)
-
-    def where(self) -> dict[str, int]:
-        return {"batch": self.batch}
-
-    def submit(self) -> list[int]:
-        from automl_core.experiment import submit_batch
-
-        return submit_batch(str(self.experiment), self.batch, db_url=self.db_url)
-
-
-class FinalizeOperator(_ExperimentStepOperator):
+class FinalizeOperator(ExperimentStepOperator):
     """Pick the best model; write the leaderboard and the report; export the model.
 
     :param export_to: a folder or ``s3://bucket/prefix``; empty for no export.
@@ -368,12 +268,9 @@ class FinalizeOperator(_ExperimentStepOperator):
         from automl_core.experiment import finalize
 
         name = str(self.experiment)
-        # A task's working directory is wherever its worker started, so relative folders
-        # are taken inside the project home, where everything else automl writes lives.
+        # Relative folders are taken inside the project home, as export_target does.
         home = project_home()
-        export_to = opt_str(self.export_to)
-        if export_to and not export_to.startswith("s3://") and not Path(export_to).is_absolute():
-            export_to = str(home / export_to)
+        export_to = export_target(self.export_to)
         report_base = Path(opt_str(self.report_dir) or "reports")
         report_dir = (report_base if report_base.is_absolute() else home / report_base) / name
         use_conn = bool(export_to and export_to.startswith("s3://") and self.aws_conn_id)

@@ -20,6 +20,7 @@ import jsonschema
 from automl_airflow.clusters import allowed_clusters
 from automl_airflow.specs import (
     LOADERS,
+    MAX_TABLE_LEN,
     RUN_EXPORT_HINT,
     RUN_EXPORT_PATTERN,
     TABLE_PATTERN,
@@ -65,7 +66,7 @@ def run_fields(spec: DagSpec) -> list[Field]:
                 "type": "string",
                 "pattern": TABLE_PATTERN,
                 "minLength": 1,
-                "maxLength": 63,
+                "maxLength": MAX_TABLE_LEN,
                 "title": "Table",
                 "description": "Source table with the labelled data (an unquoted SQL name: "
                 "letters, digits and _). It is packed into partitions before training "

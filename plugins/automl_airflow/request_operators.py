@@ -9,7 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from automl_airflow.operators import AutomlOperator
-from automl_airflow.task_values import as_int, default_experiment_name, opt_str, xcom_summary
+from automl_airflow.task_values import (
+    as_int,
+    default_experiment_name,
+    export_target,
+    opt_str,
+    xcom_summary,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -136,6 +142,13 @@ class ValidateConfOperator(_SearchRequestOperator):
         )
         request = self.search_request(context)
         request.validate()
+        target = export_target(values.get("export_to"))
+        if target is not None and not target.startswith("s3://"):
+            # A folder holding files automl did not write would fail finalize, after the
+            # whole search. (An S3 target is checked there, with the AWS connection.)
+            from automl_core.export import check_export_target
+
+            check_export_target(target)
         self.log.info("Run accepted: experiment %s, params %s", request.name, values)
         return {"experiment": request.name, "method": request.method, "dataset": request.dataset}
 

@@ -42,8 +42,11 @@ def budget_keys(method: str) -> dict[str, int]:
 
 
 DAG_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-# The same rule the run form applies to the table: a plain, unquoted SQL identifier.
-TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+# The same rule the run form applies to the table: a plain, unquoted SQL identifier of at
+# most 56 characters, so that its packed table (``<table>_packed``) fits PostgreSQL's 63
+# (automl_core.data.validate.packed_table_name; a test holds the two together).
+MAX_TABLE_LEN = 56
+TABLE_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_TABLE_LEN - 1}}}$"
 # Built-in data sets a DAG may load when its table is missing (automl_core.data sources
 # that need no path). A closed list: a spec or a form value names one, never a file.
 LOADERS = ("digits", "signals")
@@ -200,7 +203,9 @@ def parse_spec(raw: Mapping[str, Any], *, source: Path, base_dir: Path) -> DagSp
     if method not in method_names():
         names = ", ".join(method_names())
         raise SpecError(source, "method", f"{method!r} is not one of {names}")
-    dataset = text("dataset", re.compile(TABLE_PATTERN), "use letters, digits and _ (max 63)")
+    dataset = text(
+        "dataset", re.compile(TABLE_PATTERN), f"use letters, digits and _ (max {MAX_TABLE_LEN})"
+    )
     workers = raw.get("workers")
     tags = raw.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):

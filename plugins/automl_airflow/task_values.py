@@ -52,6 +52,22 @@ def as_int(value: Any, field: str) -> int:
     raise UserInputError(f"The value of {field} is {value!r}, but must be an integer.")
 
 
+def export_target(value: Any) -> str | None:
+    """A rendered ``export_to``: None, ``s3://...``, or an absolute folder.
+
+    A task's working directory is wherever its worker started, so a relative folder is
+    taken inside the project home, where everything else automl writes lives.
+    """
+    from pathlib import Path
+
+    from automl_core.config import project_home
+
+    target = opt_str(value)
+    if target is None or target.startswith("s3://") or Path(target).is_absolute():
+        return target
+    return str(project_home() / target)
+
+
 def default_experiment_name(dag_id: str, run_id: str) -> str:
     """The experiment a run writes to when the form leaves the name empty.
 

@@ -8,9 +8,11 @@ the training workers on the same hosts), and no worker slot is held while the en
 trains. ``dag.test()`` still runs them through ``execute()``.
 
 ``RequestsDoneTrigger`` submits its rung's (or batch's) requests, then polls
-``automl.training_requests`` over one connection (through automl_core, in a thread:
-psycopg2 blocks) until none is queued or running. ``PromotionTrigger`` takes the
-promotion step and ends the task with its decision. The database URL comes from the
+``automl.training_requests`` (through automl_core, in a thread: psycopg2 blocks; every
+trigger of the triggerer shares one connection to a database) until none is queued or
+running. It fails the task when no engine will train them: the run's engine task ended
+(failed, skipped, or marked success by hand), or it runs without writing its heartbeat.
+``PromotionTrigger`` takes the promotion step and ends the task with its decision. The database URL comes from the
 Airflow connection, resolved in the triggerer, so no credential is ever stored in a
 trigger's serialized arguments.
 """
@@ -18,12 +20,16 @@ trigger's serialized arguments.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from automl_airflow.task_values import xcom_summary
+
+log = logging.getLogger(__name__)
 
 # The engine promotes on its own; this only says when the Airflow task is done.
 POLL_S = 1.0
@@ -31,9 +37,50 @@ POLL_S = 1.0
 EXPERIMENT_TASK = "create_experiment"
 # Reading that XCom through the triggerer's supervisor; past this, the trigger fails.
 XCOM_DEADLINE_S = 60.0
-# An engine that has not written its heartbeat for this long is taken for lost: the task
-# resumes on a worker, fails, and its retries (or a person) take over.
+# An engine that has not written its heartbeat for this long, while its task runs (or
+# where its state cannot be read), is taken for lost: the task resumes on a worker, fails,
+# and its retries (or a person) take over. One that is queued or waits for its retry is
+# waited for, however long: the training pool may be busy with another search.
 ENGINE_LOST_S = 600.0
+# The DAG's engine task (dag_factory); its state is read every ENGINE_STATE_POLL_S.
+ENGINE_TASK = "engine"
+ENGINE_STATE_POLL_S = 5.0
+# The engine task's states after which it trains nothing more in this run.
+ENGINE_ENDED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
+
+
+def engine_task_state(dag_id: str, run_id: str, task_id: str = ENGINE_TASK) -> str | None:
+    """The Airflow state of task ``task_id`` in run ``run_id``; None when it has none yet
+    or it cannot be read (the wait then rests on the engine's heartbeat alone).
+
+    Asks the process's supervisor (the triggerer's, or the task runner's), as Airflow's
+    own ``WorkflowTrigger`` does: a trigger has no metadata database.
+    """
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    try:
+        states = RuntimeTaskInstance.get_task_states(
+            dag_id=dag_id, task_ids=[task_id], run_ids=[run_id]
+        )
+    except Exception as exc:
+        log.warning("Could not read the state of task %s: %s", task_id, exc)
+        return None
+    state = (states.get(run_id) or {}).get(task_id)
+    return str(getattr(state, "value", state)) if state is not None else None
+
+
+def engine_gone_message(
+    state: str, what: str, experiment: str | None, counts: Mapping[str, int]
+) -> str:
+    """Why a training task fails when its run's engine task ended before training it."""
+    from automl_core.store.repository import RequestState as State
+
+    left = counts[State.QUEUED] + counts[State.RUNNING]
+    return (
+        f"The engine task of this run ended ({state}) with {left} trial(s) of {what} of "
+        f"{experiment} still to train, and nothing else will train them: see the engine "
+        "task's log, then clear it to resume the search, and this task after it."
+    )
 
 
 class _ExperimentTrigger(BaseTrigger):
@@ -147,11 +194,20 @@ class RequestsDoneTrigger(_ExperimentTrigger):
             name, bracket=self.bracket, rung=self.rung, batch=self.batch, db_url=url
         )
         try:
-            async for event in self._watch(in_thread(reader.counts)):
+            async for event in self._watch(in_thread(reader.counts), self._engine_state):
                 yield event
                 return
         finally:
             await in_thread(reader.close)()
+
+    async def _engine_state(self) -> str | None:
+        """The engine task's state in this run; None where it cannot be read (no task
+        instance, as in ``dag.test()``'s inline triggers)."""
+        ti: Any = getattr(self, "task_instance", None)
+        if ti is None:
+            return None
+        state: str | None = await in_thread(engine_task_state)(ti.dag_id, ti.run_id)
+        return state
 
     def _submit(self, name: str, url: str | None) -> list[int]:
         from automl_core.experiment import submit_batch, submit_rung
@@ -161,10 +217,17 @@ class RequestsDoneTrigger(_ExperimentTrigger):
         assert self.bracket is not None and self.rung is not None
         return submit_rung(name, self.bracket, self.rung, db_url=url)
 
-    async def _watch(self, read: Any) -> AsyncIterator[TriggerEvent]:
+    async def _watch(self, read: Any, engine_state: Any) -> AsyncIterator[TriggerEvent]:
+        """Poll ``read()`` (request counts) until none is unfinished, the engine task has
+        ended (``engine_state()``, every ENGINE_STATE_POLL_S), or the engine is lost."""
         from automl_core.store.repository import RequestState as State
 
         last: tuple[int, int] | None = None
+        state: str | None = None
+        state_read_at = float("-inf")
+        # Since when the engine has been running (or of unknown state) as far as this
+        # trigger saw: a lease left by an earlier engine is as old as it is.
+        watched_since = time.monotonic()
         while True:
             counts = await read()
             unfinished = counts[State.QUEUED] + counts[State.RUNNING]
@@ -182,10 +245,36 @@ class RequestsDoneTrigger(_ExperimentTrigger):
             if unfinished == 0:
                 yield TaskSuccessEvent(xcoms={"return_value": request_summary(counts)})
                 return
-            if counts["engine_heartbeat_age_s"] > ENGINE_LOST_S:
+            now = time.monotonic()
+            if now - state_read_at >= ENGINE_STATE_POLL_S:
+                previous, state, state_read_at = state, await engine_state(), now
+                if state != previous:  # a new attempt may not have taken the lease yet
+                    watched_since = now
+            if state in ENGINE_ENDED:
+                # Read again: an engine that ended after this rung's last epoch has done it.
+                counts = await read()
+                if counts[State.QUEUED] + counts[State.RUNNING] == 0:
+                    continue
+                yield TriggerEvent(
+                    {
+                        "status": "engine_ended",
+                        "engine_state": state,
+                        **request_summary(counts),
+                        **_left(counts),
+                    }
+                )
+                return
+            lost = counts["engine_heartbeat_age_s"] > ENGINE_LOST_S
+            if lost and state in (None, "running") and now - watched_since > ENGINE_LOST_S:
                 yield TriggerEvent({"status": "engine_lost", **request_summary(counts)})
                 return
             await asyncio.sleep(self.poll_s)
+
+
+def _left(counts: Mapping[str, int]) -> dict[str, int]:
+    from automl_core.store.repository import RequestState as State
+
+    return {State.QUEUED.value: counts[State.QUEUED], State.RUNNING.value: counts[State.RUNNING]}
 
 
 def request_summary(counts: dict[str, int]) -> dict[str, Any]:

@@ -203,6 +203,21 @@ def test_a_conf_key_that_is_no_param_fails_before_anything_is_written(
     assert schema == [(None,)], "a run with a bad conf wrote to the database"
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
+def test_an_export_folder_holding_files_automl_did_not_write_fails_the_run_first(
+    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
+) -> None:
+    # Found only by finalize before, after the whole search.
+    target = automl_home / "exports" / "theirs"
+    target.mkdir(parents=True)
+    (target / "model.pt").write_bytes(b"someone else's weights")
+    dag_run = dags["automl_hyperband_digits"].test(run_conf={"export_to": "exports/theirs"})
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["validate_conf"] == "failed"
+    assert states["prepare_data"] == "upstream_failed"
+    assert (target / "model.pt").read_bytes() == b"someone else's weights"
+
+
 @pytest.fixture
 def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """AUTOML_DB_URL unset and a fresh AUTOML_HOME: automl_core starts its own server.

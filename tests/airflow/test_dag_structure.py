@@ -136,6 +136,21 @@ def test_a_dag_has_at_most_max_task_groups(tmp_path: Path) -> None:
         spec_dag(tmp_path, **past)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"budget": {"R": 9, "eta": 3, "skip_last": 3}}, r"skip_last is 3, but must be <= s_max"),
+        ({"method": "grid", "budget": {"epochs": 1}}, r"a range .* which a grid cannot"),
+    ],
+)
+def test_a_budget_or_space_the_search_refuses_names_the_spec_file(
+    tmp_path: Path, overrides: dict[str, Any], problem: str
+) -> None:
+    # Spec errors name their file (a DAG file of many specs says which one is wrong).
+    with pytest.raises(SpecError, match=rf"^{tmp_path / 'spec.yaml'}: .*{problem}"):
+        spec_dag(tmp_path, **overrides)
+
+
 def test_hyperband_params_leave_out_the_shape_knobs() -> None:
     params = example("hyperband_digits.yaml").params
     assert set(params) == {
@@ -154,7 +169,7 @@ def test_params_carry_types_bounds_enums_titles_and_descriptions() -> None:
     params = example("hyperopt_digits.yaml").params
     table = params.get_param("table")
     assert table.value == "digits"
-    assert table.schema["pattern"] == "^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+    assert table.schema["pattern"] == "^[A-Za-z_][A-Za-z0-9_]{0,55}$"
     assert table.schema["title"] == "Table"
     assert table.description
     seed = params.get_param("seed").schema

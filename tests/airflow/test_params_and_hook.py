@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from automl_airflow.hooks import GreenplumHook
 from automl_airflow.params import NAME_PATTERN, check_run_params, run_export_pattern, run_schemas
-from automl_airflow.specs import EXPORT_PATTERN, load_spec
+from automl_airflow.specs import EXPORT_PATTERN, MAX_TABLE_LEN, TABLE_PATTERN, load_spec
 from automl_airflow.task_values import default_experiment_name, xcom_summary
 
 from automl_core.errors import UserInputError
@@ -55,6 +55,7 @@ def test_a_shape_knob_in_the_conf_points_to_the_spec() -> None:
     ("field", "value"),
     [
         ("table", "x y"),
+        ("table", "t" * 57),  # its packed table would not fit PostgreSQL's 63 characters
         ("seed", 2**31),
         ("epochs", 0),
         ("export_to", "/a/../b"),
@@ -65,6 +66,14 @@ def test_a_bad_value_is_refused_naming_the_field(field: str, value: object) -> N
     params = {**defaults(), field: value}
     with pytest.raises(UserInputError, match=f"conf field '{field}'"):
         check_run_params(params, {field: value}, schemas=schemas())
+
+
+def test_the_longest_table_a_run_accepts_can_be_packed() -> None:
+    from automl_core.data.validate import packed_table_name
+
+    longest = "t" * MAX_TABLE_LEN
+    assert re.match(TABLE_PATTERN, longest) and not re.match(TABLE_PATTERN, longest + "t")
+    assert len(packed_table_name(longest)) == 63
 
 
 @pytest.mark.parametrize(

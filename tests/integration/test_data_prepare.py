@@ -340,6 +340,7 @@ def test_bad_tables_are_refused_and_nothing_changes(conn: Any, tmp_path: Path, c
             r"'nothere' does not exist: load it first with `automl data load",
         ),
         ("src; DROP TABLE src", {"partitions": 2}, "not a plain SQL identifier"),
+        ("pg_class", {"partitions": 2}, r"is pg_catalog.pg_class, which the database owns"),
         ("public.src", {"partitions": 2}, "not a plain SQL identifier"),
         ("src", {"partitions": 0}, "--partitions is 0, but must be at least 1"),
         ("src", {"partitions": -3}, "--partitions is -3"),
@@ -430,4 +431,17 @@ def test_the_data_under_experiments_is_never_changed(conn: Any, tmp_path: Path) 
     before = _snapshot(conn)
     with pytest.raises(UserInputError, match=r"feature shape, class values, normalisation"):
         prepare_dataset(conn, "src", partitions=2)
+    assert _snapshot(conn) == before
+
+
+def test_a_name_too_long_to_pack_is_refused_before_a_missing_table_is_loaded(
+    conn: Any, db_url: str
+) -> None:
+    # The run form took up to 63 characters; ensure_prepared loaded digits into the new
+    # table, and only then refused its packed name, leaving the table behind.
+    from automl_core.data.ensure import ensure_prepared
+
+    before = _snapshot(conn)
+    with pytest.raises(UserInputError, match=r"too long: its packed table"):
+        ensure_prepared("t" * 57, partitions=2, load_if_missing="digits", db_url=db_url)
     assert _snapshot(conn) == before

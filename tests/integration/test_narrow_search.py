@@ -177,3 +177,21 @@ def test_narrowing_refuses_what_it_cannot_use(
         main([*argv, "--space", str(space_file), "--narrow-from", "narrow-untrained"])
     assert info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_narrowing_on_a_database_without_experiments_writes_nothing(db_url: str) -> None:
+    # validate_conf calls this before anything is written: it created the whole schema.
+    from automl_core.errors import UserInputError
+
+    request = SearchRequest.with_budget(
+        {"epochs": 1, "n": 2}, dataset="digits", space={"lr": 0.1}, method="random"
+    )
+    with pytest.raises(UserInputError, match=r"no experiment named 'nope'.*holds no exp"):
+        narrow_request(request, "nope", db_url=db_url)
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'automl'")
+            assert cur.fetchone() == (0,)
+    finally:
+        conn.close()

@@ -73,6 +73,9 @@ def test_the_transition_table_allows_no_way_out_of_done_or_failed() -> None:
 def test_the_engine_lease_counts_starts_and_ages_its_heartbeat(conn: Any, exp_id: int) -> None:
     assert repo.get_engine(conn, exp_id) is None
     assert repo.start_engine(conn, exp_id, host="h", pid=11) == 1
+    with pytest.raises(repo.EngineBusyError):  # host h's engine beat just now
+        repo.start_engine(conn, exp_id, host="h", pid=12)
+    repo.stop_engine(conn, exp_id)
     assert repo.start_engine(conn, exp_id, host="h", pid=12) == 2
     repo.engine_heartbeat(conn, exp_id)
     lease = repo.get_engine(conn, exp_id)

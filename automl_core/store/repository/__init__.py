@@ -69,8 +69,10 @@ from automl_core.store.repository._leaderboard import (
     rung_result_rows,
 )
 from automl_core.store.repository._requests import (
+    ENGINE_SILENT_S,
     REQUEST_TRANSITIONS,
     UNFINISHED_STATES,
+    EngineBusyError,
     EngineLease,
     RequestState,
     TrainingRequest,
@@ -117,6 +119,8 @@ __all__ = [
     "EPOCH_COLUMNS",
     "EXPERIMENT_STATUSES",
     "EXPERIMENT_TRANSITIONS",
+    "ENGINE_SILENT_S",
+    "EngineBusyError",
     "EngineLease",
     "EpochRow",
     "EvaluationRow",

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
+from automl_core.errors import UserInputError
 from automl_core.store.repository._common import _t, _tx
 from automl_core.store.repository._experiments import Experiment, ExperimentState, list_experiments
 from automl_core.store.repository._trials import TrialState
@@ -197,9 +198,43 @@ def get_requests(
 # --- the engine's lease ------------------------------------------------------------------
 
 
+class EngineBusyError(UserInputError):
+    """Another engine that still runs holds the experiment's lease (``lease``)."""
+
+    def __init__(self, message: str, lease: EngineLease) -> None:
+        super().__init__(message)
+        self.lease = lease
+
+
 def start_engine(conn: Any, experiment_id: int, *, host: str, pid: int) -> int:
-    """Record that an engine started for the experiment; returns how many have started."""
+    """Take the experiment's engine lease for process ``pid`` on ``host``; returns how
+    many engines have started.
+
+    Raises:
+        EngineBusyError: another engine holds the lease and still runs (``engine_alive``):
+            two engines would requeue each other's jobs and train the same trials.
+    """
     with _tx(conn) as cur:
+        cur.execute(  # locked: two engines starting at once decide one after the other
+            sql.SQL("SELECT {} FROM {} WHERE experiment_id = %s FOR UPDATE").format(
+                _LEASE_COLUMNS, _t("engines")
+            ),
+            (experiment_id,),
+        )
+        row = cur.fetchone()
+        held = _lease(row) if row is not None else None
+        if (
+            held
+            and not held.stopped
+            and (held.host, held.pid) != (host, pid)
+            and engine_alive(held)
+        ):
+            raise EngineBusyError(
+                f"Another engine (pid {held.pid} on {held.host}, its heartbeat "
+                f"{held.heartbeat_age_s:.0f} s ago) is training this experiment: wait for "
+                "it to end, or stop it, then run again.",
+                held,
+            )
         cur.execute(
             sql.SQL(
                 "INSERT INTO {t} AS e (experiment_id, host, pid) VALUES (%s, %s, %s) "
@@ -271,16 +306,22 @@ def get_engine(conn: Any, experiment_id: int) -> EngineLease | None:
     """The experiment's engine lease, or None when no engine has started."""
     with _tx(conn) as cur:
         cur.execute(
-            sql.SQL(
-                "SELECT host, pid, starts, extract(epoch FROM now() - heartbeat_at), "
-                "stopped_at IS NOT NULL, extract(epoch FROM now() - started_at) "
-                "FROM {} WHERE experiment_id = %s"
-            ).format(_t("engines")),
+            sql.SQL("SELECT {} FROM {} WHERE experiment_id = %s").format(
+                _LEASE_COLUMNS, _t("engines")
+            ),
             (experiment_id,),
         )
         row = cur.fetchone()
-    if row is None:
-        return None
+    return _lease(row) if row is not None else None
+
+
+_LEASE_COLUMNS = sql.SQL(
+    "host, pid, starts, extract(epoch FROM now() - heartbeat_at), "
+    "stopped_at IS NOT NULL, extract(epoch FROM now() - started_at)"
+)
+
+
+def _lease(row: Sequence[Any]) -> EngineLease:
     return EngineLease(row[0], int(row[1]), int(row[2]), float(row[3]), bool(row[4]), float(row[5]))
 
 

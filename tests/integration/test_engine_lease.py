@@ -1,0 +1,112 @@
+"""One engine trains an experiment at a time; an engine that cannot start leaves it resumable.
+
+Before, a second ``automl run --name X`` took the lease of a running first one, put its
+running requests back in the queue and idled for ten minutes once the first had finished
+the search; and an unreachable ``--cluster`` printed a traceback and left the experiment
+``running`` with a lease no engine held.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from automl_core.cli import main
+from automl_core.store import repository as repo
+from automl_core.store.connection import connect
+
+DEADLINE_S = 30.0
+RUN = ["run", "--data", "digits", "--space", "examples/spaces/digits.yaml", "--method"]
+
+
+@pytest.fixture
+def live_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process of this host that outlives the test's checks (an engine's stand-in)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait(timeout=DEADLINE_S)
+
+
+@pytest.fixture
+def on_digits(digits_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AUTOML_DB_URL", digits_url)
+    return digits_url
+
+
+def experiment_id(conn: Any, name: str) -> int:
+    return repo.get_experiment(conn, name).id
+
+
+def test_a_live_engine_keeps_its_lease_until_it_is_gone(
+    on_digits: str, live_process: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*RUN, "random", "--n", "2", "--epochs", "1", "--name", "lease-held"]
+    conn = connect(on_digits)
+    try:
+        assert main(argv) == 0  # the experiment and its stopped lease
+        exp = experiment_id(conn, "lease-held")
+        host = socket.gethostname()
+        assert repo.start_engine(conn, exp, host=host, pid=live_process.pid) == 2
+        capsys.readouterr()
+
+        # A second engine (this test's process) is refused, cleanly, and changes nothing.
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"Another engine (pid {live_process.pid} on {host}" in err
+        assert "Traceback" not in err
+        lease = repo.get_engine(conn, exp)
+        assert lease is not None and (lease.pid, lease.starts) == (live_process.pid, 2)
+
+        # The same process may take its own lease again; once it is gone, anyone may.
+        assert repo.start_engine(conn, exp, host=host, pid=live_process.pid) == 3
+        live_process.kill()
+        live_process.wait(timeout=DEADLINE_S)
+        assert main(argv) == 0
+        lease = repo.get_engine(conn, exp)
+        assert lease is not None and lease.stopped and lease.starts == 4
+    finally:
+        conn.close()
+
+
+def test_a_stopped_lease_is_taken_whoever_held_it(
+    on_digits: str, live_process: subprocess.Popen[bytes]
+) -> None:
+    conn = connect(on_digits)
+    try:
+        assert main([*RUN, "random", "--n", "1", "--epochs", "1", "--name", "lease-st"]) == 0
+        exp = experiment_id(conn, "lease-st")
+        repo.start_engine(conn, exp, host=socket.gethostname(), pid=live_process.pid)
+        repo.stop_engine(conn, exp)
+        assert repo.start_engine(conn, exp, host="elsewhere", pid=1) == 3
+    finally:
+        conn.close()
+
+
+def test_an_unreachable_cluster_is_a_clear_error_and_the_experiment_can_resume(
+    on_digits: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl_core.executors import dask_executor
+
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 2.0)
+    argv = [*RUN, "random", "--n", "1", "--epochs", "1", "--name", "no-cluster"]
+    code = main([*argv, "--cluster", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert "tcp://127.0.0.1:9" in err and "--cluster" in err
+    conn = connect(on_digits)
+    try:
+        experiment = repo.get_experiment(conn, "no-cluster")
+        assert experiment.status == "interrupted"
+        lease = repo.get_engine(conn, experiment.id)
+        assert lease is not None and lease.stopped
+    finally:
+        conn.close()
+    assert main(argv) == 0  # resumed on the local cluster
