@@ -250,6 +250,8 @@ class RequestsDoneTrigger(_ExperimentTrigger):
                 previous, state, state_read_at = state, await engine_state(), now
                 if state != previous:  # a new attempt may not have taken the lease yet
                     watched_since = now
+                    if state is not None:
+                        self.log.info("The engine task of this run is %s", state)
             if state in ENGINE_ENDED:
                 # Read again: an engine that ended after this rung's last epoch has done it.
                 counts = await read()

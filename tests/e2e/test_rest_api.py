@@ -137,5 +137,11 @@ def test_a_run_triggered_through_the_api_succeeds_with_its_results_in_the_tables
     assert accuracy == sorted(accuracy, reverse=True)
     assert 0.5 < accuracy[0] <= 1.0  # digits: the best of 17 models learns something
 
+    # A waiting training task reads the engine task's state through the triggerer (so it
+    # can fail at once when the engine task fails); it would warn if it could not.
+    wait_logs = [airflow_server.task_log(HYPERBAND_DAG, run_id, t) for t in spans if "train" in t]
+    assert any("The engine task of this run is running" in log for log in wait_logs), wait_logs
+    assert not any("Could not read the state" in log for log in wait_logs)
+
     finalize_log = airflow_server.task_log(HYPERBAND_DAG, run_id, "finalize")
     assert "Report:" in finalize_log and "rest-hyperband" in finalize_log
