@@ -234,7 +234,7 @@ def _train(
     from automl_core.training.engine import validate_config
 
     exp_id, name = ctx.experiment.id, ctx.experiment.name
-    starts = take_lease(db, exp_id, stop)
+    starts = take_lease(db, name, exp_id, stop)
     db.run(lambda c: repo.resume_experiment(c, exp_id))
     requeued = db.run(lambda c: repo.requeue_running(c, exp_id))
     log.info(

@@ -180,7 +180,9 @@ class RetryingConnection:
     upserts or guarded state changes, as every repository function is. ``reconnects``
     counts the recoveries, so a caller can re-read state whose acknowledgement was lost.
     Without ``url`` it never reconnects (a connection a caller opened and owns).
-    Threads may share it: each ``run`` holds the connection for its whole call.
+    Threads may share it: each ``run`` holds the connection for its whole call, and one
+    outage has one window: a thread that finds the server still gone after another's
+    window ran out tries once more and raises, instead of waiting a window of its own.
     """
 
     def __init__(self, url: str | None, conn: Any = None, *, retry_s: float | None = None) -> None:
@@ -189,6 +191,8 @@ class RetryingConnection:
         self._retry_s = retry_window_s() if retry_s is None else retry_s
         self.reconnects = 0
         self._lock = threading.RLock()
+        self._lost_at: float | None = None  # when the current outage began (monotonic)
+        self._closed = False
 
     @property
     def conn(self) -> Any:
@@ -199,7 +203,7 @@ class RetryingConnection:
             try:
                 return fn(self._conn)
             except _LOST as exc:
-                if self._url is None:
+                if self._url is None or self._closed:
                     raise
                 # A rollback on the dead connection raises "connection already closed"
                 # over the error that says why; report that one.
@@ -207,8 +211,11 @@ class RetryingConnection:
             return self._recover(fn, lost)
 
     def close(self) -> None:
-        with contextlib.suppress(psycopg2.Error):
-            self._conn.close()
+        """Close the connection (after a call in flight); later calls are not retried."""
+        with self._lock:
+            self._closed = True
+            with contextlib.suppress(psycopg2.Error):
+                self._conn.close()
 
     def another(self) -> RetryingConnection | None:
         """A second connection to the same database with the same retry window, for a
@@ -233,9 +240,11 @@ class RetryingConnection:
             self._retry_s,
         )
         started = time.monotonic()
+        if self._lost_at is None:
+            self._lost_at = started
         retrying = Retrying(
             # Never sleeps past the window: the run ends at most retry_s after the loss.
-            stop=stop_before_delay(self._retry_s),
+            stop=stop_before_delay(max(0.0, self._retry_s - (started - self._lost_at))),
             wait=wait_exponential(multiplier=0.5, max=5),
             retry=retry_if_exception_type(_LOST),
         )
@@ -248,10 +257,11 @@ class RetryingConnection:
             last = exc.last_attempt.exception() or lost
             raise DatabaseLostError(
                 f"the database {describe(str(self._url))} was unreachable for "
-                f"{time.monotonic() - started:.0f} s ({RETRY_ENV}={self._retry_s:g}); "
+                f"{time.monotonic() - self._lost_at:.0f} s ({RETRY_ENV}={self._retry_s:g}); "
                 f"last error: {_first_line(last)}"
             ) from None
         self.reconnects += 1
+        self._lost_at = None
         log.warning("reconnected to the database after %.1f s", time.monotonic() - started)
         return result
 

@@ -53,21 +53,31 @@ class _AwaitTrainingOperator(ExperimentStepOperator):
         from automl_core.store.repository import ENGINE_SILENT_S
         from automl_core.store.repository import RequestState as State
 
+        def progress() -> dict[str, int]:
+            return request_progress(str(self.experiment), db_url=self.db_url, **self.where())
+
         trials = self.submit()
-        counts = request_progress(str(self.experiment), db_url=self.db_url, **self.where())
+        counts = progress()
         self.log.info("Asked the engine to train trials %s (%s)", trials, counts)
         if counts[State.QUEUED] + counts[State.RUNNING] == 0:
             return request_summary(counts)
+        ti = context["ti"]
+        state = engine_task_state(ti.dag_id, ti.run_id)
+        if state in ENGINE_ENDED:
+            counts = progress()  # an engine that ended since the first read did it
+            if counts[State.QUEUED] + counts[State.RUNNING] == 0:
+                return request_summary(counts)
+            raise RuntimeError(engine_gone_message(state, self.what, self.experiment, counts))
         if not 0 <= counts["engine_heartbeat_age_s"] < ENGINE_SILENT_S:  # no engine runs
-            ti = context["ti"]
-            state = engine_task_state(ti.dag_id, ti.run_id)
-            if state in ENGINE_ENDED:
-                raise RuntimeError(engine_gone_message(state, self.what, self.experiment, counts))
             recheck = datetime.now(UTC) + timedelta(seconds=self.ENGINE_START_RECHECK_S)
             raise AirflowRescheduleException(recheck)
         self.defer(
             trigger=RequestsDoneTrigger(
-                experiment=str(self.experiment), automl_conn_id=self.automl_conn_id, **self.where()
+                experiment=str(self.experiment),
+                automl_conn_id=self.automl_conn_id,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                **self.where(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout_s),

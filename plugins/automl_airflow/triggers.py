@@ -173,15 +173,32 @@ class RequestsDoneTrigger(_ExperimentTrigger):
     :param poll_s: seconds between two reads of the requests.
     :param submit: first submit the rung's or batch's requests (idempotent, torch-free),
         as the task's ``execute`` does when it runs on a worker.
+    :param dag_id: with ``run_id``, the run whose engine task's state is watched where the
+        trigger has no task instance (``dag.test()`` runs it inline without one).
     """
 
-    def __init__(self, *, poll_s: float = POLL_S, submit: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        poll_s: float = POLL_S,
+        submit: bool = False,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.poll_s = poll_s
         self.submit = submit
+        self.dag_id = dag_id
+        self.run_id = run_id
 
     def options(self) -> dict[str, Any]:
-        return {"poll_s": self.poll_s, "submit": self.submit}
+        return {
+            "poll_s": self.poll_s,
+            "submit": self.submit,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+        }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from automl_core.experiment.api import ProgressReader
@@ -201,12 +218,12 @@ class RequestsDoneTrigger(_ExperimentTrigger):
             await in_thread(reader.close)()
 
     async def _engine_state(self) -> str | None:
-        """The engine task's state in this run; None where it cannot be read (no task
-        instance, as in ``dag.test()``'s inline triggers)."""
+        """The engine task's state in this run; None where it cannot be read."""
         ti: Any = getattr(self, "task_instance", None)
-        if ti is None:
+        dag_id, run_id = (ti.dag_id, ti.run_id) if ti is not None else (self.dag_id, self.run_id)
+        if dag_id is None or run_id is None:
             return None
-        state: str | None = await in_thread(engine_task_state)(ti.dag_id, ti.run_id)
+        state: str | None = await in_thread(engine_task_state)(dag_id, run_id)
         return state
 
     def _submit(self, name: str, url: str | None) -> list[int]:

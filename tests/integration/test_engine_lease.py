@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,8 +45,14 @@ def experiment_id(conn: Any, name: str) -> int:
 
 
 def test_a_live_engine_keeps_its_lease_until_it_is_gone(
-    on_digits: str, live_process: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+    on_digits: str,
+    live_process: subprocess.Popen[bytes],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from automl_core.experiment import lease as lease_module
+
+    monkeypatch.setattr(lease_module, "EXIT_WAIT_S", 1.0)  # the holder never exits here
     argv = [*RUN, "random", "--n", "2", "--epochs", "1", "--name", "lease-held"]
     conn = connect(on_digits)
     try:
@@ -110,3 +117,68 @@ def test_an_unreachable_cluster_is_a_clear_error_and_the_experiment_can_resume(
     finally:
         conn.close()
     assert main(argv) == 0  # resumed on the local cluster
+
+
+def test_two_engines_starting_at_once_on_a_new_experiment_get_one_lease(on_digits: str) -> None:
+    # The lease's row does not exist before the first start: nothing to lock but the
+    # experiment's. Before, about half of such pairs both took the lease.
+    assert main([*RUN, "random", "--n", "1", "--epochs", "1", "--name", "lease-race"]) == 0
+    holders = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)
+    ]
+    conns = [connect(on_digits) for _ in holders]
+    try:
+        exp = experiment_id(conns[0], "lease-race")
+        host = socket.gethostname()
+        for _ in range(5):
+            with conns[0].cursor() as cur:
+                cur.execute("DELETE FROM automl.engines WHERE experiment_id = %s", (exp,))
+            conns[0].commit()
+            barrier = threading.Barrier(len(holders), timeout=DEADLINE_S)
+            outcomes: list[str] = []
+
+            def start(
+                conn: Any, pid: int, barrier: Any = barrier, outcomes: Any = outcomes
+            ) -> None:
+                barrier.wait()
+                try:
+                    repo.start_engine(conn, exp, host=host, pid=pid)
+                    outcomes.append("took")
+                except repo.EngineBusyError:
+                    outcomes.append("refused")
+
+            threads = [
+                threading.Thread(target=start, args=(c, h.pid))
+                for c, h in zip(conns, holders, strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=DEADLINE_S)
+            assert sorted(outcomes) == ["refused", "took"]
+    finally:
+        for c in conns:
+            c.close()
+        for h in holders:
+            h.kill()
+            h.wait(timeout=DEADLINE_S)
+
+
+def test_a_start_waits_for_the_killed_attempt_on_this_host_to_exit(on_digits: str) -> None:
+    # An engine retried on the same worker while the attempt it replaces still shuts down.
+    from automl_core.experiment.lease import take_lease
+    from automl_core.experiment.stopping import StopRequest
+    from automl_core.store.connection import RetryingConnection
+
+    assert main([*RUN, "random", "--n", "1", "--epochs", "1", "--name", "lease-exit"]) == 0
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    db = RetryingConnection(on_digits)
+    try:
+        exp = db.run(lambda c: experiment_id(c, "lease-exit"))
+        db.run(lambda c: repo.start_engine(c, exp, host=socket.gethostname(), pid=exiting.pid))
+        assert take_lease(db, "lease-exit", exp, StopRequest()) == 3
+        assert exiting.poll() is not None  # taken only once it had gone
+    finally:
+        db.close()
+        exiting.kill()
+        exiting.wait(timeout=DEADLINE_S)

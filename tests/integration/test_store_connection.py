@@ -46,3 +46,44 @@ def test_a_missing_database_is_a_user_error(db_url: str) -> None:
     missing = db_url.rsplit("/", 1)[0] + "/automl_no_such_db"
     with pytest.raises(UserInputError, match='database "automl_no_such_db" does not exist'):
         connect(missing)
+
+
+def test_one_outage_gives_every_thread_of_a_shared_connection_one_window() -> None:
+    # The waiting training tasks of a triggerer share one connection. Each thread that
+    # found the server gone waited a whole window of its own, one after the other: the
+    # k-th failed after k windows (100 tasks: 100 minutes instead of one).
+    import socket
+    import threading
+    import time
+
+    import psycopg2
+
+    from automl_core.store.connection import DatabaseLostError, RetryingConnection
+
+    with socket.socket() as probe:  # a port where nothing listens: reconnects are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Gone:
+        def cursor(self) -> None:
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+        def close(self) -> None:
+            pass
+
+    db = RetryingConnection(f"postgresql://postgres@127.0.0.1:{port}/x", Gone(), retry_s=1.0)
+    failed_after: list[float] = []
+    started = time.monotonic()
+
+    def read() -> None:
+        with pytest.raises(DatabaseLostError):
+            db.run(lambda conn: conn.cursor())
+        failed_after.append(time.monotonic() - started)
+
+    readers = [threading.Thread(target=read) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=30)
+    assert len(failed_after) == 6
+    assert max(failed_after) < 2.0, failed_after  # one window (1 s), not six in a row

@@ -215,8 +215,14 @@ def start_engine(conn: Any, experiment_id: int, *, host: str, pid: int) -> int:
             two engines would requeue each other's jobs and train the same trials.
     """
     with _tx(conn) as cur:
-        cur.execute(  # locked: two engines starting at once decide one after the other
-            sql.SQL("SELECT {} FROM {} WHERE experiment_id = %s FOR UPDATE").format(
+        # Two engines starting at once decide one after the other: the experiment's row is
+        # locked (the lease's own row does not exist before the first start).
+        cur.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(_t("experiments")),
+            (experiment_id,),
+        )
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE experiment_id = %s").format(
                 _LEASE_COLUMNS, _t("engines")
             ),
             (experiment_id,),
@@ -347,7 +353,10 @@ def engine_alive(lease: EngineLease) -> bool:
     import psutil
 
     try:
-        created = psutil.Process(lease.pid).create_time()
+        process = psutil.Process(lease.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped
+            return False
+        created = process.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
     return created <= time.time() - lease.started_age_s + _PID_START_SLACK_S
