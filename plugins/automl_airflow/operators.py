@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from automl_airflow.task_values import AUTOML_CONN_ID, export_target, opt_str, xcom_summary
-from automl_airflow.triggers import (
-    EXPERIMENT_TASK,
-)
+from automl_airflow.triggers import EXPERIMENT_TASK
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
