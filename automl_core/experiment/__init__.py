@@ -20,13 +20,13 @@ if TYPE_CHECKING:
         create_experiment,
         promote_rung,
         propose_batch,
-        request_progress,
         submit_batch,
         submit_rung,
     )
     from automl_core.experiment.driver import run_engine, run_search
     from automl_core.experiment.finalizing import finalize
     from automl_core.experiment.plan import SearchPlan, search_plan
+    from automl_core.experiment.progress import request_progress
     from automl_core.experiment.request import SearchRequest
 
 # Each public name and the module of this package that defines it. No module may share
@@ -36,7 +36,7 @@ _MODULE_OF = {
     "create_experiment": "api",
     "promote_rung": "api",
     "propose_batch": "api",
-    "request_progress": "api",
+    "request_progress": "progress",
     "submit_batch": "api",
     "submit_rung": "api",
     "run_engine": "driver",

@@ -47,16 +47,12 @@ class ExperimentContext:
 
 @contextlib.contextmanager
 def _connection(db_url: str | None) -> Iterator[tuple[Any, str]]:
-    from automl_core.store.connection import connect, database_url
-    from automl_core.store.migrations import migrate
+    from automl_core.store.connection import database_url
+    from automl_core.store.migrations import migrated_connection
 
     url = db_url or database_url()
-    conn = connect(url)
-    try:
-        migrate(conn)
+    with migrated_connection(url) as conn:
         yield conn, url
-    finally:
-        conn.close()
 
 
 @contextlib.contextmanager
@@ -83,14 +79,7 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
         if request.parent_experiment is not None:
             repo.get_experiment(conn, request.parent_experiment)
         experiment = repo.create_experiment(
-            conn,
-            name=request.experiment_name(),
-            method=request.method,
-            dataset=request.dataset,
-            spec=request.spec(),
-            seed=request.seed,
-            airflow_run_id=request.airflow_run_id,
-            parent_experiment=request.parent_experiment,
+            conn, airflow_run_id=request.airflow_run_id, **_definition(request)
         )
     return {
         "name": experiment.name,
@@ -98,6 +87,29 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
         "method": request.method,
         "dataset": request.dataset,
         "partitions": info.partitions,
+    }
+
+
+def check_experiment_name(request: SearchRequest, *, db_url: str | None = None) -> None:
+    """Refuse, writing nothing, a name taken by an experiment that ``create_experiment``
+    would refuse (UserInputError, as ``repo.check_experiment_name``): ``validate_conf``
+    calls it before ``prepare_data`` packs the table."""
+    from automl_core.store.migrations import migrated_connection_if_any
+
+    with migrated_connection_if_any(db_url) as conn:
+        if conn is not None:
+            repo.check_experiment_name(conn, **_definition(request))
+
+
+def _definition(request: SearchRequest) -> dict[str, Any]:
+    """What an experiment's name stands for: a rerun must repeat all of it to resume."""
+    return {
+        "name": request.experiment_name(),
+        "method": request.method,
+        "dataset": request.dataset,
+        "spec": request.spec(),
+        "seed": request.seed,
+        "parent_experiment": request.parent_experiment,
     }
 
 
@@ -285,71 +297,6 @@ def unfinished_trials(
     """Trials whose request in the rung or batch is still queued or running."""
     rows = repo.get_requests(ctx.conn, ctx.experiment.id, bracket=bracket, rung=rung, batch=batch)
     return [r.trial_id for r in rows if r.state in repo.UNFINISHED_STATES]
-
-
-class ProgressReader:
-    """The request states of one rung or batch, read again and again.
-
-    What a waiting training task polls (from Airflow's triggerer): two small queries a
-    read, no migration check, over the process's one connection to the database
-    (``SharedConnection``: a hundred waiting tasks hold one connection, and a read rides
-    out a lost server for ``AUTOML_DB_RETRY_S``, then raises DatabaseLostError).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        bracket: int | None = None,
-        rung: int | None = None,
-        batch: int | None = None,
-        db_url: str | None = None,
-    ) -> None:
-        from automl_core.store.connection import SharedConnection, database_url
-
-        self._db = SharedConnection(db_url or database_url())
-        try:
-            self._experiment_id = self._db.run(lambda c: repo.get_experiment(c, name).id)
-        except BaseException:
-            self._db.close()
-            raise
-        self._where = {"bracket": bracket, "rung": rung, "batch": batch}
-
-    def counts(self) -> dict[str, int]:
-        """Requests in each state, plus ``engine_starts`` and ``engine_heartbeat_age_s``
-        (-1 while no engine runs: none has started, or the last one stopped)."""
-
-        def read(conn: Any) -> tuple[list[repo.TrainingRequest], repo.EngineLease | None]:
-            rows = repo.get_requests(conn, self._experiment_id, **self._where)
-            return rows, repo.get_engine(conn, self._experiment_id)
-
-        rows, lease = self._db.run(read)
-        counts = {state.value: 0 for state in repo.RequestState}
-        for r in rows:
-            counts[r.state.value] += 1
-        counts["engine_starts"] = lease.starts if lease else 0
-        running = lease if lease is not None and not lease.stopped else None
-        counts["engine_heartbeat_age_s"] = int(running.heartbeat_age_s) if running else -1
-        return counts
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def request_progress(
-    name: str,
-    *,
-    bracket: int | None = None,
-    rung: int | None = None,
-    batch: int | None = None,
-    db_url: str | None = None,
-) -> dict[str, int]:
-    """How many requests of a rung or batch are in each state (see ``ProgressReader``)."""
-    reader = ProgressReader(name, bracket=bracket, rung=rung, batch=batch, db_url=db_url)
-    try:
-        return reader.counts()
-    finally:
-        reader.close()
 
 
 def _set_status_unless_failed(

@@ -145,21 +145,16 @@ def narrow_request(
     before anything is written: a database without the automl schema has no ``parent``
     (UserInputError), and an existing schema is only brought up to date, as every step
     does."""
-    from automl_core.store.connection import connect, database_url
-    from automl_core.store.migrations import current_version, migrate
+    from automl_core.store.migrations import migrated_connection_if_any
 
-    conn = connect(db_url or database_url())
-    try:
-        if current_version(conn) == 0:
+    with migrated_connection_if_any(db_url) as conn:
+        if conn is None:
             raise UserInputError(
                 f"There is no experiment named {parent!r} in this database: it holds no "
                 "experiments yet. Narrow from an experiment that has run here, or check "
                 "AUTOML_DB_URL if it lives in another database."
             )
-        migrate(conn)
         return narrow_request_in(conn, request, parent, top=top)
-    finally:
-        conn.close()
 
 
 def _check_hyperopt_room(conn: Any, request: SearchRequest) -> None:

@@ -1,8 +1,9 @@
-"""Where a search stands, one line per bracket or batch, read from the database alone.
+"""Where a search stands, read from the database alone.
 
-``automl watch`` prints these lines as they change, so a person sees the brackets of a
-search advance side by side whichever process trains them (`automl run`, the engine
-task of an Airflow DAG run).
+``automl watch`` prints one line per bracket or batch as it changes, so a person sees
+the brackets of a search advance side by side whichever process trains them (`automl
+run`, the engine task of an Airflow DAG run); a waiting training task counts its rung's
+or batch's requests in each state (``ProgressReader``).
 """
 
 from __future__ import annotations
@@ -49,3 +50,68 @@ def _line(conn: Any, experiment_id: int, group: PlanGroup, mine: list[repo.Train
         if decided:
             text += "; complete"
     return text
+
+
+class ProgressReader:
+    """The request states of one rung or batch, read again and again.
+
+    What a waiting training task polls (from Airflow's triggerer): two small queries a
+    read, no migration check, over the process's one connection to the database
+    (``SharedConnection``: a hundred waiting tasks hold one connection, and a read rides
+    out a lost server for ``AUTOML_DB_RETRY_S``, then raises DatabaseLostError).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        bracket: int | None = None,
+        rung: int | None = None,
+        batch: int | None = None,
+        db_url: str | None = None,
+    ) -> None:
+        from automl_core.store.connection import SharedConnection, database_url
+
+        self._db = SharedConnection(db_url or database_url())
+        try:
+            self._experiment_id = self._db.run(lambda c: repo.get_experiment(c, name).id)
+        except BaseException:
+            self._db.close()
+            raise
+        self._where = {"bracket": bracket, "rung": rung, "batch": batch}
+
+    def counts(self) -> dict[str, int]:
+        """Requests in each state, plus ``engine_starts`` and ``engine_heartbeat_age_s``
+        (-1 while no engine runs: none has started, or the last one stopped)."""
+
+        def read(conn: Any) -> tuple[list[repo.TrainingRequest], repo.EngineLease | None]:
+            rows = repo.get_requests(conn, self._experiment_id, **self._where)
+            return rows, repo.get_engine(conn, self._experiment_id)
+
+        rows, lease = self._db.run(read)
+        counts = {state.value: 0 for state in repo.RequestState}
+        for r in rows:
+            counts[r.state.value] += 1
+        counts["engine_starts"] = lease.starts if lease else 0
+        running = lease if lease is not None and not lease.stopped else None
+        counts["engine_heartbeat_age_s"] = int(running.heartbeat_age_s) if running else -1
+        return counts
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def request_progress(
+    name: str,
+    *,
+    bracket: int | None = None,
+    rung: int | None = None,
+    batch: int | None = None,
+    db_url: str | None = None,
+) -> dict[str, int]:
+    """How many requests of a rung or batch are in each state (see ``ProgressReader``)."""
+    reader = ProgressReader(name, bracket=bracket, rung=rung, batch=batch, db_url=db_url)
+    try:
+        return reader.counts()
+    finally:
+        reader.close()

@@ -29,6 +29,8 @@ __all__ = [
     "Migration",
     "current_version",
     "migrate",
+    "migrated_connection",
+    "migrated_connection_if_any",
 ]
 
 # An arbitrary constant ("automl" in ASCII): advisory locks are per database, and only
@@ -153,3 +155,41 @@ def current_version(conn: Any) -> int:
         )
         result = cur.fetchone()
         return int(result[0]) if result else 0
+
+
+@contextmanager
+def migrated_connection(url: str | None = None) -> Iterator[Any]:
+    """A connection to ``url`` (default: ``database_url()``) with the automl schema
+    created or brought up to date; closed on exit.
+
+    Raises UserInputError as :func:`automl_core.store.connection.connect` and
+    :func:`migrate` do.
+    """
+    from automl_core.store.connection import connect
+
+    conn = connect(url)
+    try:
+        migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def migrated_connection_if_any(url: str | None = None) -> Iterator[Any | None]:
+    """As :func:`migrated_connection` where the automl schema exists, else None, creating
+    nothing: for the checks that run before anything is written (a database without
+    the schema holds no experiments). An existing schema is brought up to date, as
+    every step does.
+    """
+    from automl_core.store.connection import connect
+
+    conn = connect(url)
+    try:
+        if current_version(conn) == 0:
+            yield None
+        else:
+            migrate(conn)
+            yield conn
+    finally:
+        conn.close()

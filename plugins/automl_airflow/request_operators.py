@@ -142,6 +142,10 @@ class ValidateConfOperator(_SearchRequestOperator):
         )
         request = self.search_request(context)
         request.validate()
+        from automl_core.experiment.api import check_experiment_name
+
+        # A name taken by another search would fail create_experiment, after prepare_data.
+        check_experiment_name(request, db_url=self.db_url)
         target = export_target(values.get("export_to"))
         if target is not None and not target.startswith("s3://"):
             # A folder holding files automl did not write would fail finalize, after the

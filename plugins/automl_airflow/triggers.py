@@ -201,7 +201,7 @@ class RequestsDoneTrigger(_ExperimentTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from automl_core.experiment.api import ProgressReader
+        from automl_core.experiment.progress import ProgressReader
 
         name, url = await self.connect()
         if self.submit:

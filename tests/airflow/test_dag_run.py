@@ -218,6 +218,32 @@ def test_an_export_folder_holding_files_automl_did_not_write_fails_the_run_first
     assert (target / "model.pt").read_bytes() == b"someone else's weights"
 
 
+@pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
+def test_a_name_taken_by_another_search_fails_the_run_before_the_data_is_packed(
+    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
+) -> None:
+    # Found only by create_experiment before, after prepare_data had loaded and packed.
+    from automl_core.store import repository as repo
+    from automl_core.store.connection import connect
+    from automl_core.store.migrations import migrate
+
+    conn = connect(db_url)
+    try:
+        migrate(conn)
+        theirs = repo.create_experiment(
+            conn, name="taken", method="random", dataset="other", spec={"space": {}}, seed=7
+        )
+    finally:
+        conn.close()
+    dag_run = dags["automl_hyperband_digits"].test(run_conf={"experiment_name": "taken"})
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["validate_conf"] == "failed"
+    assert states["prepare_data"] == "upstream_failed"
+    assert query(db_url, "SELECT to_regclass('public.digits')") == [(None,)]
+    experiments = query(db_url, "SELECT id, name, method, seed FROM automl.experiments")
+    assert experiments == [(theirs.id, "taken", "random", 7)]
+
+
 @pytest.fixture
 def embedded_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """AUTOML_DB_URL unset and a fresh AUTOML_HOME: automl_core starts its own server.

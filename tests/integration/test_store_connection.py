@@ -87,3 +87,47 @@ def test_one_outage_gives_every_thread_of_a_shared_connection_one_window() -> No
         reader.join(timeout=30)
     assert len(failed_after) == 6
     assert max(failed_after) < 2.0, failed_after  # one window (1 s), not six in a row
+
+
+def test_handles_on_one_url_share_one_server_connection_until_the_last_closes(
+    db_url: str,
+) -> None:
+    # The triggerer's waiting tasks each hold a handle: a hundred of them must not hold a
+    # hundred of the server's connections, and one task ending must not close the others'.
+    from automl_core.store.connection import SharedConnection
+
+    def backend(conn: object) -> int:
+        with conn.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute("SELECT pg_backend_pid()")
+            pid = int(cur.fetchone()[0])
+        conn.rollback()  # type: ignore[attr-defined]
+        return pid
+
+    first, second = SharedConnection(db_url), SharedConnection(db_url)
+    try:
+        pid = first.run(backend)
+        assert second.run(backend) == pid
+        first.close()
+        first.close()  # a second close must not take the other handle's share
+        assert second.run(backend) == pid
+    finally:
+        first.close()
+        second.close()
+    # The last handle closed the connection: its server process ends.
+    import time
+
+    import psycopg2
+
+    probe = psycopg2.connect(db_url)
+    try:
+        probe.autocommit = True
+        deadline = time.monotonic() + 10
+        with probe.cursor() as cur:
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if cur.fetchone()[0] == 0:
+                    break
+                assert time.monotonic() < deadline, "the shared connection stayed open"
+                time.sleep(0.05)
+    finally:
+        probe.close()

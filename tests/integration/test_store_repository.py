@@ -72,13 +72,16 @@ def test_create_experiment_normalises_the_spec_like_json(conn: Any) -> None:
         ("seed", {"seed": 8}),
     ],
 )
-def test_create_experiment_refuses_a_taken_name(
-    conn: Any, exp_id: int, field: str, changes: dict[str, Any]
+@pytest.mark.parametrize("step", ["create_experiment", "check_experiment_name"])
+def test_create_and_check_refuse_a_taken_name(
+    conn: Any, exp_id: int, field: str, changes: dict[str, Any], step: str
 ) -> None:
     settings: dict[str, Any] = {"method": "grid", "dataset": "iris", "spec": SPEC, "seed": 7}
+    repo.check_experiment_name(conn, name="exp", **settings)  # the same search: resumed
+    repo.check_experiment_name(conn, name="new", **{**settings, **changes})
     settings.update(changes)
     with pytest.raises(UserInputError, match=rf"'exp' is taken.*different {field}.*--name"):
-        repo.create_experiment(conn, name="exp", **settings)
+        getattr(repo, step)(conn, name="exp", **settings)
     assert count(conn, "experiments") == 1
     assert repo.get_experiment(conn, "exp").spec == SPEC
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from automl_core.errors import UserInputError
@@ -85,18 +84,12 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=_report)
 
 
-@contextmanager
-def _connection() -> Iterator[Any]:
-    """A connection to the configured database with the schema (and its views) up to date."""
-    from automl_core.store.connection import connect
-    from automl_core.store.migrations import migrate
+def _connection() -> AbstractContextManager[Any]:
+    """A connection with the schema (and its views) up to date; imported late so that
+    ``automl --help`` does not load psycopg2."""
+    from automl_core.store.migrations import migrated_connection
 
-    conn = connect()
-    try:
-        migrate(conn)
-        yield conn
-    finally:
-        conn.close()
+    return migrated_connection()
 
 
 def _leaderboard(args: argparse.Namespace) -> int:

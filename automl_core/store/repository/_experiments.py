@@ -112,8 +112,7 @@ def create_experiment(
         UserInputError: the name is empty, the spec is not JSON, or the name is taken by
             an experiment with a different method, dataset, spec, seed or parent.
     """
-    if not name or not name.strip():
-        raise UserInputError("The experiment name is empty: pass a name with --name.")
+    _require_name(name)
     spec_json = _normalised_json(spec, "The experiment spec")
     with _tx(conn) as cur:
         cur.execute(
@@ -127,13 +126,76 @@ def create_experiment(
         row = cur.fetchone()
         if row is not None:
             return _experiment(row)
+    existing = _find_experiment(conn, name)
+    assert existing is not None  # the insert conflicted on it; experiments are never deleted
+    _refuse_another_definition(
+        existing,
+        name=name,
+        method=method,
+        dataset=dataset,
+        spec_json=spec_json,
+        seed=seed,
+        parent_experiment=parent_experiment,
+    )
+    return existing
+
+
+def check_experiment_name(
+    conn: Any,
+    *,
+    name: str,
+    method: str,
+    dataset: str,
+    spec: dict[str, Any],
+    seed: int,
+    parent_experiment: str | None = None,
+) -> None:
+    """Refuse what :func:`create_experiment` would refuse, writing nothing.
+
+    Raises:
+        UserInputError: as :func:`create_experiment` does.
+    """
+    _require_name(name)
+    existing = _find_experiment(conn, name)
+    if existing is not None:
+        _refuse_another_definition(
+            existing,
+            name=name,
+            method=method,
+            dataset=dataset,
+            spec_json=_normalised_json(spec, "The experiment spec"),
+            seed=seed,
+            parent_experiment=parent_experiment,
+        )
+
+
+def _require_name(name: str) -> None:
+    if not name or not name.strip():
+        raise UserInputError("The experiment name is empty: pass a name with --name.")
+
+
+def _find_experiment(conn: Any, name: str) -> Experiment | None:
+    with _tx(conn) as cur:
         cur.execute(
             sql.SQL("SELECT {} FROM {} WHERE name = %s").format(
                 _EXPERIMENT_COLUMNS, _t("experiments")
             ),
             (name,),
         )
-        existing = _experiment(cur.fetchone())
+        row = cur.fetchone()
+    return None if row is None else _experiment(row)
+
+
+def _refuse_another_definition(
+    existing: Experiment,
+    *,
+    name: str,
+    method: str,
+    dataset: str,
+    spec_json: Any,
+    seed: int,
+    parent_experiment: str | None,
+) -> None:
     wanted = {
         "method": method,
         "dataset": dataset,
@@ -148,7 +210,6 @@ def create_experiment(
             f"different {', '.join(differ)}. Pick another --name, or repeat the original "
             f"settings to resume it."
         )
-    return existing
 
 
 def get_experiment(conn: Any, name: str) -> Experiment:
