@@ -56,6 +56,24 @@ def _connection(db_url: str | None) -> Iterator[tuple[Any, str]]:
 
 
 @contextlib.contextmanager
+def connection_to_read(name: str, db_url: str | None = None) -> Iterator[Any]:
+    """A connection for a step that needs the experiment ``name`` to exist: the automl
+    schema brought up to date; a database without it raises UserInputError naming
+    ``name`` and AUTOML_DB_URL, having created nothing (a mistyped URL must not leave a
+    schema in someone's warehouse)."""
+    from automl_core.store.migrations import migrated_connection_if_any
+
+    with migrated_connection_if_any(db_url) as conn:
+        if conn is None:
+            raise UserInputError(
+                f"There is no experiment named {name!r} in this database: it holds no "
+                "experiments yet. Check AUTOML_DB_URL if the experiment lives in another "
+                "database."
+            )
+        yield conn
+
+
+@contextlib.contextmanager
 def open_experiment(name: str, db_url: str | None) -> Iterator[ExperimentContext]:
     with _connection(db_url) as (conn, url):
         experiment = repo.get_experiment(conn, name)

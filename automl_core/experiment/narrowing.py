@@ -131,9 +131,9 @@ def narrow_experiment(
 ) -> NarrowedSpace:
     """``narrow_experiment_in`` on a connection of its own (what ``automl space narrow``
     calls)."""
-    from automl_core.experiment.api import _connection
+    from automl_core.experiment.api import connection_to_read
 
-    with _connection(db_url) as (conn, _):
+    with connection_to_read(parent, db_url) as conn:
         return narrow_experiment_in(conn, parent, top=top)
 
 
@@ -145,15 +145,9 @@ def narrow_request(
     before anything is written: a database without the automl schema has no ``parent``
     (UserInputError), and an existing schema is only brought up to date, as every step
     does."""
-    from automl_core.store.migrations import migrated_connection_if_any
+    from automl_core.experiment.api import connection_to_read
 
-    with migrated_connection_if_any(db_url) as conn:
-        if conn is None:
-            raise UserInputError(
-                f"There is no experiment named {parent!r} in this database: it holds no "
-                "experiments yet. Narrow from an experiment that has run here, or check "
-                "AUTOML_DB_URL if it lives in another database."
-            )
+    with connection_to_read(parent, db_url) as conn:
         return narrow_request_in(conn, request, parent, top=top)
 
 

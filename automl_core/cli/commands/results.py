@@ -84,18 +84,27 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=_report)
 
 
-def _connection() -> AbstractContextManager[Any]:
-    """A connection with the schema (and its views) up to date; imported late so that
-    ``automl --help`` does not load psycopg2."""
-    from automl_core.store.migrations import migrated_connection
+def _connection(experiment: str | None) -> AbstractContextManager[Any]:
+    """A connection for a command on ``experiment``: the schema (and its views) up to
+    date where the database has one; nothing is created for a missing experiment
+    (``connection_to_read``). None (predict with an exported model): a plain connection,
+    as scoring needs no automl schema. Imported late so that ``automl --help`` does not
+    load psycopg2."""
+    if experiment is None:
+        from contextlib import closing
 
-    return migrated_connection()
+        from automl_core.store.connection import connect
+
+        return closing(connect())
+    from automl_core.experiment.api import connection_to_read
+
+    return connection_to_read(experiment)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from automl_core.report.leaderboard import format_table, leaderboard, to_json
 
-    with _connection() as conn:
+    with _connection(args.experiment) as conn:
         df = leaderboard(conn, args.experiment, limit=args.limit)
     print(to_json(df) if args.json else format_table(df))
     return 0
@@ -105,7 +114,7 @@ def _export(args: argparse.Namespace) -> int:
     from automl_core.export import check_export_target, export_best
 
     check_export_target(args.to)  # a bad or taken target fails before connecting
-    with _connection() as conn:
+    with _connection(args.experiment) as conn:
         card = export_best(conn, args.experiment, args.to)
     point = card["checkpoint"]
     metrics = card["metrics"]
@@ -133,7 +142,7 @@ def _predict(args: argparse.Namespace) -> int:
     validate_table_name(args.table, what="source table name")
     validate_table_name(args.out_table, what="output table name")
     model = load_exported(args.model) if args.model else args.experiment
-    with _connection() as conn:
+    with _connection(args.experiment) as conn:
         n = predict_table(
             conn,
             source_table=args.table,
@@ -152,7 +161,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from automl_core.evaluate import evaluate_table, format_evaluation
 
-    with _connection() as conn:
+    with _connection(args.experiment) as conn:
         result = evaluate_table(
             conn, args.experiment, args.table, split=args.split, batch_size=args.batch_size
         )
@@ -167,7 +176,7 @@ def _report(args: argparse.Namespace) -> int:
     from automl_core.report.html import check_report_dir, write_report
 
     check_report_dir(args.out)  # a bad or taken folder fails before connecting
-    with _connection() as conn:
+    with _connection(args.experiment) as conn:
         index = write_report(conn, args.experiment, args.out, top_k=args.top)
     print(f"wrote {index}")
     return 0

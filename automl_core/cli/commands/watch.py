@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         "rung and trained trials when they change, until EXPERIMENT is completed or failed, "
         "the process --pid ends, or --timeout seconds have passed (exit code 3). A search "
         "run by `automl run` whose process is gone ends the watch (exit code 4); an Airflow "
-        "run's engine task may still be retried, so that one is only reported.",
+        "run's engine task may still be retried, so that one is only reported. It may start "
+        "before the search creates EXPERIMENT; one that never appears (a misspelt name, "
+        "another database) ends it with exit code 5.",
     )
     watch.add_argument("experiment", metavar="EXPERIMENT")
     watch.add_argument("--pid", type=int, help="stop when this process (the search) ends")
@@ -49,10 +51,12 @@ def _watch(args: argparse.Namespace) -> int:
     deadline = start + args.timeout
     shown: dict[str, str] = {}
     reported: set[str] = set()
+    missing: str | None = None  # why the experiment is not there, while it is not
+    said_waiting = False
     conn = connect(database_url())
     try:
         while time.monotonic() < deadline:
-            experiment = _find(conn, repo, args.experiment)
+            experiment, missing = _find(conn, repo, args.experiment)
             if experiment is not None:
                 for group, line in group_lines(conn, experiment).items():
                     if shown.get(group) != line:
@@ -64,11 +68,20 @@ def _watch(args: argparse.Namespace) -> int:
                     return 0
                 if _engine_gone(conn, repo, experiment, reported):
                     return 4
+            elif not said_waiting:
+                said_waiting = True
+                print(f"automl watch: waiting for the search to create it. {missing}", flush=True)
             if not _alive(args.pid):
-                return 0
+                if missing is None:
+                    return 0
+                print(f"automl watch: process {args.pid} ended. {missing}", flush=True)
+                return 5
             time.sleep(POLL_S)
     finally:
         conn.close()
+    if missing is not None:
+        print(f"automl watch: nothing appeared in {args.timeout:.0f} s. {missing}", flush=True)
+        return 5
     print(f"automl watch: still running after {args.timeout:.0f} s; stopped watching.")
     return 3
 
@@ -90,14 +103,18 @@ def _engine_gone(conn: Any, repo: Any, experiment: Any, reported: set[str]) -> b
     return not experiment.airflow_run_id
 
 
-def _find(conn: Any, repo: Any, name: str) -> Any:
-    """The experiment, or None while it does not exist yet (the search is starting)."""
+def _find(conn: Any, repo: Any, name: str) -> tuple[Any, str | None]:
+    """The experiment and None; or None and why it is not there (yet: the search may be
+    starting)."""
     from automl_core.errors import UserInputError
     from automl_core.store.migrations import current_version
 
     if current_version(conn) < 3:
-        return None
+        return None, (
+            f"There is no experiment named {name!r}: this database holds no experiments "
+            "yet. Check AUTOML_DB_URL if the experiment lives in another database."
+        )
     try:
-        return repo.get_experiment(conn, name)
-    except UserInputError:
-        return None
+        return repo.get_experiment(conn, name), None
+    except UserInputError as missing:
+        return None, str(missing)
