@@ -7,3 +7,7 @@ before anything is written.
 
 class UserInputError(ValueError):
     """Bad input from a user (a file, a flag, a form field, an API conf)."""
+
+
+class SpaceTooSmallError(UserInputError):
+    """A search asks for more distinct configurations than its space holds."""

@@ -97,7 +97,7 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
         if request.parent_experiment is not None:
             repo.get_experiment(conn, request.parent_experiment)
         experiment = repo.create_experiment(
-            conn, airflow_run_id=request.airflow_run_id, **_definition(request)
+            conn, airflow_run_id=request.airflow_run_id, **experiment_definition(request)
         )
     return {
         "name": experiment.name,
@@ -116,10 +116,10 @@ def check_experiment_name(request: SearchRequest, *, db_url: str | None = None) 
 
     with migrated_connection_if_any(db_url) as conn:
         if conn is not None:
-            repo.check_experiment_name(conn, **_definition(request))
+            repo.check_experiment_name(conn, **experiment_definition(request))
 
 
-def _definition(request: SearchRequest) -> dict[str, Any]:
+def experiment_definition(request: SearchRequest) -> dict[str, Any]:
     """What an experiment's name stands for: a rerun must repeat all of it to resume."""
     return {
         "name": request.experiment_name(),

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from automl_core.errors import UserInputError
+from automl_core.errors import SpaceTooSmallError, UserInputError
 from automl_core.experiment.request import SearchRequest, check_limit
 from automl_core.space import SearchSpace
 from automl_core.space.narrow import DEFAULT_TOP, Change, ScoredTrial, narrow, top_trials
@@ -116,13 +116,25 @@ def narrow_request_in(
     except UserInputError:  # a new experiment
         existing = None
     if existing is not None and existing.parent_experiment == parent:
-        log.info("experiment %s was narrowed from %s already: resuming it", name, parent)
         space = dict(existing.spec["space"])
-        return dataclasses.replace(request, space=space, parent_experiment=parent), None
+        child = dataclasses.replace(request, space=space, parent_experiment=parent)
+        from automl_core.experiment.api import experiment_definition
+
+        # Other settings would be refused by create_experiment: say so before "resuming".
+        repo.check_experiment_name(conn, **experiment_definition(child))
+        log.info("experiment %s was narrowed from %s already: resuming it", name, parent)
+        return child, None
     narrowed = narrow_experiment_in(conn, parent, top=top)
     child = dataclasses.replace(request, space=narrowed.space, parent_experiment=parent)
-    if child.method == "hyperopt":
-        _check_hyperopt_room(conn, child)
+    try:
+        child.validate()
+        if child.method == "hyperopt":
+            _check_hyperopt_room(conn, child)
+    except SpaceTooSmallError as small:
+        raise SpaceTooSmallError(
+            f"{small} The space is {parent!r}'s narrowed to its top {top} trials: narrowing "
+            "to more of them (--top, or narrow_top in a DAG run) keeps more of it."
+        ) from None
     return child, narrowed
 
 

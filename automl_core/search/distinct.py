@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_core.errors import UserInputError
+from automl_core.errors import SpaceTooSmallError
 from automl_core.space import SearchSpace
 from automl_core.space.model import Choice, Conditional, Fixed, Params, Range
 
@@ -167,8 +167,8 @@ def sample_distinct(
     exhausted finite space), the rest are picked with ``rng`` from the configurations
     not yet taken. Deterministic for a given generator state.
 
-    Raises ``UserInputError`` when the space has fewer than ``n`` configurations
-    besides ``exclude``.
+    Raises ``SpaceTooSmallError`` (a ``UserInputError``) when the space has fewer than
+    ``n`` configurations besides ``exclude``.
     """
     seen = {config_key(c) for c in exclude}
     taken: list[dict[str, Any]] = []
@@ -187,7 +187,7 @@ def sample_distinct(
         rest = [p for p in points if config_key(p) not in seen]
         need = n - len(taken)
         if len(rest) < need:
-            raise UserInputError(
+            raise SpaceTooSmallError(
                 f"The search space has only {len(taken) + len(rest)} distinct configurations "
                 f"besides the {len(seen) - len(taken)} already taken, but {n} were asked "
                 "for: ask for fewer trials or add values to the space."
@@ -198,7 +198,8 @@ def sample_distinct(
 
 
 def require_distinct(space: SearchSpace, needed: int, what: str) -> None:
-    """Raise ``UserInputError`` when ``space`` has fewer than ``needed`` configurations.
+    """Raise ``SpaceTooSmallError`` (a ``UserInputError``) when ``space`` has fewer than
+    ``needed`` configurations.
 
     ``what`` names the request in the message, e.g. ``"random search with n=10"``.
     A space with a continuous range always has enough.
@@ -208,7 +209,7 @@ def require_distinct(space: SearchSpace, needed: int, what: str) -> None:
     points = distinct_points(space, needed - 1)
     if points is None:
         return
-    raise UserInputError(
+    raise SpaceTooSmallError(
         f"The search space has {len(points)} distinct configuration"
         f"{'' if len(points) == 1 else 's'}, but {what} asks for {needed} different ones: "
         "ask for fewer trials, add values or a range to the space, or use grid search, "

@@ -189,7 +189,8 @@ def narrow_fields() -> list[Field]:
                 # "" like null: search the spec's space (the form says empty means that).
                 "pattern": f"^$|{NAME_PATTERN}",
                 "title": "Narrow from experiment",
-                "description": "Optional: the name of a finished experiment. This run "
+                "description": "Optional: the name of an experiment with results (it "
+                "may still be running). This run "
                 "searches that experiment's space narrowed to its best trials (each choice "
                 "keeps the values they used, each range shrinks around them) instead of the "
                 "spec's space, records it as its parent, and Hyperopt starts from its "
@@ -246,11 +247,15 @@ def check_run_params(
     # that changes the DAG's shape (R, eta) must fail loudly instead.
     for key in conf or {}:
         if key not in schemas:
-            hint = (
-                "it changes the DAG's shape, so it is set in the spec file"
-                if key in shape_keys
-                else "check the spelling"
-            )
+            if key in shape_keys:
+                hint = "it changes the DAG's shape, so it is set in the spec file"
+            elif key in ("narrow_from", "narrow_top"):
+                hint = (
+                    "a grid search trains its whole grid, so it cannot narrow; narrow "
+                    "with a DAG of another method"
+                )
+            else:
+                hint = "check the spelling"
             raise UserInputError(
                 f"conf field '{key}' is not a parameter of DAG {dag_id} ({hint}); "
                 f"parameters: {', '.join(schemas)}"

@@ -51,6 +51,15 @@ def test_a_shape_knob_in_the_conf_points_to_the_spec() -> None:
         )
 
 
+def test_narrowing_a_grid_dag_says_grid_search_cannot_narrow() -> None:
+    with pytest.raises(UserInputError, match="'narrow_from'.*grid search.*cannot narrow"):
+        check_run_params(
+            defaults("grid_digits.yaml"),
+            {"narrow_from": "first"},
+            schemas=schemas("grid_digits.yaml"),
+        )
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

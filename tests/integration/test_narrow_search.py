@@ -195,3 +195,50 @@ def test_narrowing_on_a_database_without_experiments_writes_nothing(db_url: str)
             assert cur.fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_a_narrowed_space_too_small_for_the_search_points_to_a_larger_top(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "add values or a range to the space", a space the user never wrote.
+    from automl_core.errors import SpaceTooSmallError
+    from automl_core.experiment import narrowing
+
+    tiny = {"architecture": "mlp", "hidden": [32, 64]}
+    monkeypatch.setattr(
+        narrowing,
+        "narrow_experiment_in",
+        lambda conn, parent, top: narrowing.NarrowedSpace(parent, top, (1,), tiny, ()),
+    )
+    request = SearchRequest.with_budget(
+        {"epochs": 1, "n": 4}, dataset="digits", space={}, method="random", name="second"
+    )
+    with pytest.raises(SpaceTooSmallError, match=r"has 2 distinct.*'first'.*top 1.*--top"):
+        narrowing.narrow_request_in(conn, request, "first", top=1)
+
+
+def test_a_rerun_of_a_narrowed_search_with_other_settings_is_refused_before_resuming(
+    conn: Any,
+) -> None:
+    # It logged "resuming second" (the CLI printed it), then create_experiment refused.
+    from automl_core.errors import UserInputError
+    from automl_core.experiment.api import experiment_definition
+    from automl_core.experiment.narrowing import narrow_request_in
+
+    repo.create_experiment(conn, name="first", method="random", dataset="digits",
+                           spec={"space": SPACE}, seed=0)  # fmt: skip
+    second = SearchRequest.with_budget(
+        {"epochs": 1, "n": 2}, dataset="digits", space=SPACE, method="random",
+        name="second", parent_experiment="first",
+    )  # fmt: skip
+    repo.create_experiment(conn, **experiment_definition(second))
+    other_epochs = SearchRequest.with_budget(
+        {"epochs": 3, "n": 2}, dataset="digits", space={}, method="random", name="second"
+    )
+    with pytest.raises(UserInputError, match="'second' is taken.*different spec"):
+        narrow_request_in(conn, other_epochs, "first")
+    same = SearchRequest.with_budget(
+        {"epochs": 1, "n": 2}, dataset="digits", space={}, method="random", name="second"
+    )
+    resumed, narrowed = narrow_request_in(conn, same, "first")
+    assert narrowed is None and resumed.space == SPACE

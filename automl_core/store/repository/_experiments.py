@@ -207,8 +207,8 @@ def _refuse_another_definition(
     if differ:
         raise UserInputError(
             f"The experiment name {name!r} is taken by experiment {existing.id} with a "
-            f"different {', '.join(differ)}. Pick another --name, or repeat the original "
-            f"settings to resume it."
+            f"different {', '.join(differ)}. Pick another name (--name, or experiment_name "
+            f"in a DAG run), or repeat the original settings to resume it."
         )
 
 
