@@ -255,7 +255,8 @@ def _train(
     info = db.run(lambda c: dataset_info(c, ctx.experiment.dataset))
     if stop.requested:  # before the workers start: nothing to abandon
         return None, starts
-    bar = progress_bar(progress)
+    trained = db.run(lambda c: len(repo.epochs(c, exp_id))) if progress else 0
+    bar = progress_bar(progress, planned_epochs=ctx.plan.planned_epochs - trained)
     with contextlib.ExitStack() as stack:
         try:
             with new_processes_ignore_sigint():

@@ -1,4 +1,5 @@
-"""Where the engine trains: the Dask executor over a data set's partitions, and the progress bar."""
+"""Where the engine trains: the Dask executor over a data set's partitions, and the
+progress bar."""
 
 from __future__ import annotations
 
@@ -101,9 +102,40 @@ def local_workers(requested: int | None, partitions: int) -> int:
     return requested
 
 
-def progress_bar(enabled: bool) -> Any:
+def progress_bar(enabled: bool, planned_epochs: int = 0) -> JobProgress | None:
+    """The CLI's bar over sub-epoch jobs; None when not ``enabled``."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=0, unit="job", desc="sub-epochs", dynamic_ncols=True)
+    return JobProgress(
+        tqdm(total=0, unit="job", desc="sub-epochs", dynamic_ncols=True), planned_epochs
+    )
+
+
+class JobProgress:
+    """A tqdm bar over sub-epoch jobs, sized up front to the epochs the search's plan
+    still has to train (``SearchPlan.planned_epochs`` less those trained), so that it does
+    not shrink as rungs promote; work beyond the plan grows it. A context manager, as
+    the bar is."""
+
+    def __init__(self, bar: Any, planned_epochs: int) -> None:
+        self._bar = bar
+        self._planned_epochs = planned_epochs
+        self._added = 0
+
+    def added(self, epochs: int, jobs_per_epoch: int) -> None:
+        """``epochs`` more epochs of some model, ``jobs_per_epoch`` jobs each, will train."""
+        self._added += epochs * jobs_per_epoch
+        self._bar.total = max(self._planned_epochs * jobs_per_epoch, self._added)
+        self._bar.refresh()
+
+    def job_done(self) -> None:
+        self._bar.update(1)
+
+    def __enter__(self) -> JobProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)

@@ -220,10 +220,7 @@ class HopperRunner:
             self._models[t.trial_id] = _ModelRun(t.config, self._start_state(t))
             if self._progress is not None:
                 per_epoch = len(self._executor.partitions) * (2 if self._evaluate else 1)
-                self._progress.total = (self._progress.total or 0) + per_epoch * max(
-                    0, t.target_epoch - t.start_epoch
-                )
-                self._progress.refresh()
+                self._progress.added(max(0, t.target_epoch - t.start_epoch), per_epoch)
             added = ModelAdded(t.trial_id, t.start_epoch, t.target_epoch, t.priority)
             instructions.extend(self._handle(added))
         return instructions
@@ -271,7 +268,7 @@ class HopperRunner:
         model.state = result.state
         self.summary.jobs += 1
         if self._progress is not None:
-            self._progress.update(1)
+            self._progress.job_done()
         self._feed(JobFinished(job))
 
     def _start_state(self, target: TrainingTarget) -> Any:

@@ -79,6 +79,18 @@ class SearchPlan:
                 out.setdefault((g.kind, g.after), []).append(g)
         return {key: tuple(gs) for key, gs in out.items()}
 
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the whole search trains when no trial fails: a promoted trial goes on
+        from its last rung, so rung i adds ``n_i x (target_i - target_(i-1))``."""
+        total = 0
+        for g in self.groups:
+            before = 0
+            for step in g.rungs:
+                total += step.n * (step.target_epoch - before)
+                before = step.target_epoch
+        return total
+
     def rungs_to_go(self, bracket: int, rung: int) -> int:
         """How many rungs bracket ``bracket`` trains from ``rung`` on, counting it: the
         promotions still ahead of a trial of that rung. ``KeyError`` as ``group``."""

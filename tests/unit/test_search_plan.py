@@ -33,6 +33,22 @@ def test_the_r27_plan_trains_49_configurations() -> None:
     assert sum(g.rungs[0].n for g in plan.groups) == 49
 
 
+@pytest.mark.parametrize(
+    ("budget", "epochs"),
+    [
+        # Promoted trials go on from their rung: 9x1 + 3x2 + 1x6, 5x3 + 1x6, 3x9.
+        ({"method": "hyperband", "R": 9}, 69),
+        # The benchmark's search: 357 epochs (benchmarks/RESULTS.md).
+        ({"method": "hyperband", "R": 27}, 357),
+        ({"method": "hyperopt", "batches": 3, "batch_size": 4, "epochs": 2}, 24),
+        ({"method": "random", "n": 7, "epochs": 3}, 21),
+    ],
+)
+def test_the_plan_knows_how_many_epochs_it_trains(budget: dict, epochs: int) -> None:
+    plan = search_plan(SearchRequest(dataset="d", space=GRID_SPACE, **budget))
+    assert plan.planned_epochs == epochs
+
+
 def test_hyperopt_batches_wait_for_the_one_before() -> None:
     request = SearchRequest(
         dataset="d", space=GRID_SPACE, method="hyperopt", batches=3, batch_size=4, epochs=2
