@@ -39,13 +39,14 @@ def evaluate_table(
     rows of true class ``class_values[i]`` predicted as ``class_values[j]``.
 
     Raises UserInputError, before anything is written, for a table name that is not a
-    plain identifier, a missing table or one without ``id``, ``features`` and ``label``,
-    an unknown experiment or one without a model yet, a ``batch_size`` below 1, a label
-    the model does not know (naming it), rows with NaN or infinite features (naming the
-    first id), or no row (in that split).
+    plain identifier, a missing table or one without ``id`` (an integer), ``features`` (an
+    array of numbers) and ``label``, an unknown experiment or one without a model yet, a
+    ``batch_size`` below 1, a label the model does not know (naming it), a row with a NULL
+    id or NULL features or features that do not fit the model, rows with NaN or infinite
+    features (naming the first id), or no row (in that split).
     """
     from automl_core.data.tables import existing_table
-    from automl_core.data.validate import validate_table_name
+    from automl_core.data.validate import check_row_columns, validate_table_name
     from automl_core.export import best_model
     from automl_core.predict import scored_batches
 
@@ -57,11 +58,7 @@ def evaluate_table(
         raise UserInputError(
             f"The table {table!r} has no split column: drop --split to score all its rows."
         )
-    if not {"id", "features", "label"} <= set(columns):
-        raise UserInputError(
-            f"The table {table!r} has columns {sorted(columns)}, but needs id, features and "
-            "label, as `automl data load` writes them for labelled data."
-        )
+    check_row_columns(table, columns, label=True)
     conn.rollback()  # end the catalog reads' transaction before the long one
     model = best_model(conn, experiment_name)
     classes = model.class_values

@@ -6,11 +6,13 @@ The source table has the layout of ``automl data load`` (``id bigint, features r
 through a server-side cursor in batches, each batch is scored with
 ``engine.predict_proba`` and appended to the output table with ``COPY``.
 
-The output table ``(id bigint, predicted <label type>, probability real)`` is created,
-filled and committed in one transaction: a failure part-way (a bad row, a lost
-connection) leaves no half-written table behind. ``predicted`` is the class value
-(the label as loaded, with the source's label type when it has one); ``probability``
-is the model's softmax probability of that class.
+The output table ``(id bigint, predicted <label type>, probability real)`` is built
+under a staging name, then renamed (after dropping the old one, with ``--replace``), all
+in one transaction: a failure part-way (a bad row, a lost connection) leaves the old
+table and no half-written one behind, and the old table is locked against readers only
+for the final drop and rename, not for the whole scoring. ``predicted`` is the class
+value (the label as loaded, with the source's label type when it has one);
+``probability`` is the model's softmax probability of that class.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from automl_core.data.tables import (
     drop_for_replace,
     existing_table,
     find_table,
+    staging_name,
+    swap_in,
 )
 from automl_core.data.validate import (
+    check_row_columns,
     nonfinite_rows,
     raise_nonfinite,
     validate_output_table,
@@ -80,25 +85,45 @@ def copy_rows(ids: np.ndarray, labels: list[Any], probabilities: np.ndarray) -> 
     return buf
 
 
-def _batch_features(rows: list[tuple[Any, Any]], source: str) -> tuple[np.ndarray, np.ndarray]:
+def _batch_features(rows: list[tuple[Any, Any]], table: str) -> tuple[np.ndarray, np.ndarray]:
     """Ids and a float ``[n, d]`` array from fetched ``(id, features)`` rows.
 
-    Raises UserInputError naming the table and the first row with NULL or ragged features.
+    The column types were checked (``check_row_columns``); this refuses, with a
+    UserInputError naming ``table``, the column and the first such row, a NULL id, NULL
+    features, or a row with another number of features than the first.
     """
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    width = None
+    width = first_id = None
     for row_id, features in rows:
-        if features is None or (width is not None and len(features) != width):
+        if row_id is None:
             raise UserInputError(
-                f"Row id {row_id} of {source} has {'no' if features is None else len(features)} "
-                f"features where the model needs {width or 'some'}: fix or drop that row."
+                f"The table {table!r} has a row whose id is NULL (column 'id'), but every "
+                "row needs an id, which keys its result: give those rows ids, or drop them "
+                "(WHERE id IS NULL)."
             )
-        width = len(features) if width is None else width
+        if features is None:
+            raise UserInputError(
+                f"Row id {row_id} of {table!r} has NULL features (column 'features'): fix or "
+                "drop that row (and any other WHERE features IS NULL)."
+            )
+        if width is None:
+            width, first_id = len(features), row_id
+        elif len(features) != width:
+            raise UserInputError(
+                f"Row id {row_id} of {table!r} has {len(features)} features, but row id "
+                f"{first_id} has {width}: every row needs as many as the model's training "
+                "data had; fix or drop the rows that differ."
+            )
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
     return ids, np.asarray([r[1] for r in rows], dtype=np.float64)
 
 
 def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -> str | None:
-    """Validate both tables; return the source's label type (None when it has no label)."""
+    """Validate both tables; return the source's label type (None when it has no label).
+
+    With ``replace``, also drops an existing output table in the caller's transaction,
+    which the caller rolls back: a view, a table others depend on, or one another session
+    keeps locked is refused now, before the scoring, not after it.
+    """
     validate_table_name(source_table, what="source table name")
     validate_output_table(out_table, option="--out-table", what="output table name")
     if source_table == out_table:
@@ -106,19 +131,17 @@ def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -
             f"The output table {out_table!r} is the source table: give another --out-table."
         )
     _, columns = existing_table(conn, source_table, what="source table")
-    if "id" not in columns or not columns.get("features", "").endswith("[]"):
-        raise UserInputError(
-            f"The source table {source_table!r} has columns {sorted(columns)}, but needs "
-            "id and features (an array), as `automl data load` writes them."
-        )
+    check_row_columns(source_table, columns)
     out_oid = find_table(conn, out_table)
     if out_oid is not None:
         check_replaceable(conn, out_oid, out_table, option="--out-table")
-    if out_oid is not None and not replace:
-        raise UserInputError(
-            f"The output table {out_table!r} already exists: pass --replace to overwrite it, "
-            "or choose another --out-table."
-        )
+        if not replace:
+            raise UserInputError(
+                f"The output table {out_table!r} already exists: pass --replace to overwrite "
+                "it, or choose another --out-table."
+            )
+        with conn.cursor() as cur:  # a trial drop, rolled back by the caller
+            drop_for_replace(cur, out_table, option="--out-table")
     return columns.get("label")
 
 
@@ -136,31 +159,44 @@ def predict_table(
 
     ``model`` is an ``ExportedModel`` (see ``automl_core.export.load_exported``) or an
     experiment name, whose best trial is used. ``replace`` drops an existing
-    ``out_table`` first (in the same transaction). Commits on success.
+    ``out_table`` once the new one is complete, in the same transaction. Commits on success.
 
     Raises UserInputError, before anything is written, for a table name that is not a
     plain identifier, an output table the product owns (``*_packed``, the ``automl``
-    schema), a missing or malformed source table, an existing output table
-    without ``replace``, a ``batch_size`` below 1, or an unknown experiment; and, with
-    nothing written (the transaction is rolled back), for an output table that cannot be
-    replaced (a view, or one other objects depend on) and for source rows whose features
-    do not fit the model or are NaN or infinite.
+    schema), a missing source table or one without an integer ``id`` and a ``features``
+    array of numbers, an existing output table without ``replace``, a ``batch_size``
+    below 1, or an unknown experiment; and, with nothing written (the transaction is
+    rolled back), for an output table that cannot be replaced (a view, one other objects
+    depend on, or one another session keeps locked for longer than
+    ``tables.REPLACE_LOCK_TIMEOUT_S``: checked before the scoring and again at the swap),
+    and for source rows with a NULL id, NULL features, or features that do not fit the
+    model or are NaN or infinite.
     """
     from automl_core.export import ExportedModel, best_model
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserInputError(f"The batch size is {batch_size!r}, but must be at least 1.")
-    label_type = _check_tables(conn, source_table, out_table, replace)
-    conn.rollback()  # end the catalog reads' transaction before the long one
+    try:
+        label_type = _check_tables(conn, source_table, out_table, replace)
+    finally:
+        conn.rollback()  # end the catalog reads (and undo the trial drop) before scoring
+    if out_table != out_table.lower():
+        # Names are exact, as for source tables (`data load --table Digits`); psql folds
+        # an unquoted name to lower case, so say how to read the table back.
+        log.warning(
+            '%s has upper-case letters: quote it in SQL, as "%s" (unquoted, it reads as %s)',
+            out_table,
+            out_table,
+            out_table.lower(),
+        )
     if not isinstance(model, ExportedModel):
         model = best_model(conn, model, s3_client=s3_client)
     classes = model.class_values
-    out = sql.Identifier(out_table)
     total = 0
     try:
         with conn.cursor() as cur:
-            if replace:
-                drop_for_replace(cur, out_table, option="--out-table")
+            staging = staging_name(conn, out_table)
+            out = sql.Identifier(staging)
             cur.execute(
                 sql.SQL("CREATE TABLE {} (id bigint, predicted {}, probability real){}").format(
                     out,
@@ -174,6 +210,7 @@ def predict_table(
                 labels = [classes[i] for i in index.tolist()]
                 cur.copy_expert(copy_sql, copy_rows(ids, labels, proba.max(axis=1)))
                 total += len(ids)
+            swap_in(cur, staging, out_table, replace=replace, option="--out-table")
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -214,8 +251,8 @@ def scored_batches(
         else:
             source.execute(query + sql.SQL(" WHERE split = %s"), (split,))
         while rows := source.fetchmany(batch_size):
-            ids, raw = _batch_features([(r[0], r[1]) for r in rows], repr(source_table))
-            x = normalize(raw, info)
+            ids, raw = _batch_features([(r[0], r[1]) for r in rows], source_table)
+            x = normalize(raw, info, source=f"the table {source_table!r}")
             bad = nonfinite_rows(x)
             if bad.any():
                 _refuse_nonfinite(source, ids[bad], source_table, info, batch_size)
@@ -238,7 +275,7 @@ def _refuse_nonfinite(
 
     found = [bad_ids]
     while rows := source.fetchmany(batch_size):
-        ids, raw = _batch_features([(r[0], r[1]) for r in rows], repr(table))
-        found.append(ids[nonfinite_rows(normalize(raw, info))])
+        ids, raw = _batch_features([(r[0], r[1]) for r in rows], table)
+        found.append(ids[nonfinite_rows(normalize(raw, info, source=f"the table {table!r}"))])
     every = np.concatenate(found)
     raise_nonfinite(f"The table {table!r}", int(every.size), int(every.min()))

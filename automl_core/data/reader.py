@@ -144,17 +144,17 @@ def _mismatch(info: DatasetInfo, split: str, partition: int) -> str:
     )
 
 
-def normalize(x: np.ndarray, info: DatasetInfo) -> np.ndarray:
+def normalize(x: np.ndarray, info: DatasetInfo, *, source: str | None = None) -> np.ndarray:
     """New raw rows ``x`` normalised as the packed data was: float32 ``[n, *feature_shape]``.
 
     ``x`` may be ``[n, *feature_shape]``, flat ``[n, prod(feature_shape)]``, or one row of
-    either shape. Raises UserInputError when the rows do not match the dataset's features.
+    either shape. Raises UserInputError when the rows are not numbers or do not match the
+    dataset's features, naming ``source`` (e.g. ``"the table 'digits'"``) when given.
     """
     arr = np.asarray(x)
+    what = f"The features of {source}" if source else f"Rows for dataset {info.name!r}"
     if arr.dtype.kind not in "biuf":
-        raise UserInputError(
-            f"Rows for dataset {info.name!r} have dtype {arr.dtype}: features must be numbers."
-        )
+        raise UserInputError(f"{what} have dtype {arr.dtype}: features must be numbers.")
     shape = info.feature_shape
     size = int(np.prod(shape))
     if arr.shape in (shape, (size,)):
@@ -162,9 +162,22 @@ def normalize(x: np.ndarray, info: DatasetInfo) -> np.ndarray:
     elif arr.ndim >= 2 and (arr.shape[1:] == shape or arr.shape[1:] == (size,)):
         arr = arr.reshape(arr.shape[0], size)
     else:
+        # A 1-D shape has one spelling; name both only when they differ.
+        wanted = (
+            f"[n, {size}]"
+            if len(shape) == 1
+            else f"[n, {', '.join(map(str, shape))}] or [n, {size}]"
+        )
+        if source is None:
+            raise UserInputError(
+                f"Rows of shape {arr.shape} do not match dataset {info.name!r}, whose "
+                f"features have shape {shape}: pass an array of shape {wanted}."
+            )
+        got = arr.shape[1:] if arr.ndim >= 2 else arr.shape
         raise UserInputError(
-            f"Rows of shape {arr.shape} do not match dataset {info.name!r}, whose features "
-            f"have shape {shape}: pass [n, {', '.join(map(str, shape))}] or [n, {size}]."
+            f"The features of {source} have shape {got} per row, which does not match "
+            f"dataset {info.name!r} the model was trained on ({size} values per row, shape "
+            f"{shape}): score rows with the same features as that data set."
         )
     norm = Normalization(
         mean=info.normalization.get("mean", 0.0), std=info.normalization.get("std", 1.0) or 1.0

@@ -19,16 +19,16 @@ from psycopg2 import sql
 from automl_core.data.pgcopy import FixedRowSink, decode_source_dtype
 from automl_core.data.tables import existing_table, read_source_meta
 from automl_core.data.validate import (
+    INT_TYPES,
     check_classes,
+    check_row_columns,
     nonfinite_rows,
     raise_nonfinite,
     validate_table_name,
 )
 from automl_core.errors import UserInputError
 
-_INT_TYPES = ("smallint", "integer", "bigint")
 _FIXED_COLUMNS = ("id", "features", "split")
-_NUMERIC_ARRAYS = ("real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]")
 
 
 @dataclass(frozen=True)
@@ -125,22 +125,11 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
 
 
 def _check_columns(table: str, columns: dict[str, str], label_column: str) -> None:
-    for needed in ("id", "features", label_column):
-        if needed not in columns:
-            hint = " pass --label-column NAME." if needed == label_column else ""
-            raise UserInputError(
-                f"The table {table!r} has no column {needed!r} (columns: {list(columns)}); a "
-                f"source table needs id, features and a label column.{hint}"
-            )
-    if columns["id"] not in _INT_TYPES:
+    check_row_columns(table, columns)
+    if label_column not in columns:
         raise UserInputError(
-            f"The column 'id' of {table!r} has type {columns['id']}: it must be an integer."
-        )
-    ftype = columns["features"]
-    if ftype not in _NUMERIC_ARRAYS and not (ftype.startswith("numeric") and ftype.endswith("[]")):
-        raise UserInputError(
-            f"The column 'features' of {table!r} has type {ftype}: it must be an array of "
-            "numbers (real[])."
+            f"The table {table!r} has no column {label_column!r} (columns: {list(columns)}); "
+            "a source table needs id, features and a label column: pass --label-column NAME."
         )
     if "split" in columns and columns["split"] not in ("text", "character varying"):
         raise UserInputError(
@@ -171,7 +160,7 @@ def _aggregate(conn: Any, table: str, label_column: str, has_split: bool) -> tup
 def _class_values(conn: Any, table: str, label_column: str, label_type: str) -> list[Any]:
     """Sorted distinct labels: ints for an integer column, else their text (sorted by code
     point, as Python sorts str, independent of the database collation)."""
-    is_int = label_type in _INT_TYPES
+    is_int = label_type in INT_TYPES
     expr = (
         sql.Identifier(label_column)
         if is_int

@@ -1,5 +1,6 @@
 """Catalog look-ups shared by loading, packing and reading: does a table exist, its
-columns, the source metadata kept in its comment, Greenplum's segment count.
+columns, the source metadata kept in its comment, Greenplum's segment count; and the
+steps of ``--replace``: a staging name, a bounded-wait drop and the swap.
 
 Tables are found by exact (case-sensitive) name among those visible on the connection's
 ``search_path``, which is also where an unqualified ``CREATE TABLE`` puts them.
@@ -8,11 +9,14 @@ Tables are found by exact (case-sensitive) name among those visible on the conne
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
+from automl_core.data.validate import MAX_NAME_LEN
 from automl_core.errors import UserInputError
 
 SOURCE_META_KEY = "automl_source"
@@ -88,20 +92,95 @@ def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
         )
 
 
+#: How long ``--replace`` waits for other sessions' locks on the table it drops (seconds).
+REPLACE_LOCK_TIMEOUT_S = 10.0
+_SAVEPOINT = sql.Identifier("automl_drop_for_replace")
+
+
 def drop_for_replace(cur: Any, table: str, *, option: str) -> None:
     """Drop table ``table`` for ``--replace``, inside the caller's transaction.
 
-    Raises UserInputError naming ``table`` and ``option`` when the server refuses: a
-    view (or other non-table) of that name, or objects (views, other tables' foreign
-    keys) that depend on it; never CASCADE, which would drop the user's objects. The
-    transaction is then aborted: the caller rolls it back, and nothing is lost.
+    The DROP waits at most ``REPLACE_LOCK_TIMEOUT_S`` for the locks of other sessions (a
+    reader's open transaction) rather than forever: its exclusive lock request would
+    also queue every later reader behind it. The lock it takes is held until the caller
+    ends the transaction, so callers drop last, just before they commit.
+
+    Raises UserInputError naming ``table`` and ``option`` when the wait runs out (naming
+    the sessions that hold locks on it) and when the server refuses: a view (or other
+    non-table) of that name, or objects (views, other tables' foreign keys) that depend
+    on it; never CASCADE, which would drop the user's objects. The transaction is then
+    aborted or unusable: the caller rolls it back, and nothing is lost.
     """
+    cur.execute("SELECT pg_catalog.current_setting('lock_timeout')")
+    previous = cur.fetchone()[0]
+    wait_ms = f"{int(REPLACE_LOCK_TIMEOUT_S * 1000)}ms"
+    cur.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (wait_ms,))
+    # A savepoint keeps the transaction usable after a lock timeout, to ask who holds it.
+    cur.execute(sql.SQL("SAVEPOINT {}").format(_SAVEPOINT))
     try:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    except psycopg2.errors.LockNotAvailable:
+        cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(_SAVEPOINT))
+        pids = ", ".join(str(p) for p in lock_holders(cur, table)) or "unknown"
+        raise UserInputError(
+            f"Cannot replace {table!r}: another session holds a lock on it (pid {pids}; see "
+            f"pg_stat_activity) and did not release it within {REPLACE_LOCK_TIMEOUT_S:g} s. "
+            f"Retry when it has finished (or end that session), or choose another {option}."
+        ) from None
     except psycopg2.Error as exc:
         reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
         raise UserInputError(
             f"Cannot replace {table!r}: {reason}. Drop it yourself or choose another {option}."
+        ) from None
+    cur.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (previous,))
+
+
+def lock_holders(cur: Any, table: str) -> list[int]:
+    """The pids of other sessions holding a granted lock on the visible table ``table``."""
+    cur.execute(
+        "SELECT DISTINCT l.pid FROM pg_catalog.pg_locks l "
+        "JOIN pg_catalog.pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid) AND l.granted "
+        "AND l.pid <> pg_catalog.pg_backend_pid() ORDER BY 1",
+        (table,),
+    )
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+def staging_name(conn: Any, table: str) -> str:
+    """A free table name to build ``table``'s new content under before :func:`swap_in`.
+
+    ``<table>`` cut to fit, then ``_new_`` and 8 random hex digits: within PostgreSQL's
+    63-byte limit (a longer name would be truncated, possibly to ``table`` itself) and
+    checked not to name a visible table or view.
+    """
+    while True:
+        suffix = f"_new_{secrets.token_hex(4)}"
+        name = table[: MAX_NAME_LEN - len(suffix)] + suffix
+        if find_table(conn, name) is None:
+            return name
+
+
+def swap_in(cur: Any, staging: str, table: str, *, replace: bool, option: str) -> None:
+    """Rename ``staging`` to ``table``, dropping the old ``table`` first when ``replace``.
+
+    Meant as the last statements of the transaction that built ``staging``: the old
+    table's exclusive lock is then held only from here to the commit. Raises
+    UserInputError as :func:`drop_for_replace` does, and when ``table`` exists (it was
+    created since it was checked) without ``replace``; the caller rolls back.
+    """
+    if replace:
+        drop_for_replace(cur, table, option=option)
+    try:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(staging), sql.Identifier(table)
+            )
+        )
+    except psycopg2.errors.DuplicateTable:
+        raise UserInputError(
+            f"The table {table!r} was created meanwhile by another session: pass --replace "
+            f"to overwrite it, or choose another {option}."
         ) from None
 
 

@@ -7,7 +7,7 @@ fix, and runs before anything is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,9 @@ PACKED_SUFFIX = "_packed"
 MAX_NAME_LEN = 63
 
 SPLITS = ("train", "test")
+# Column types (as ``format_type`` spells them) of the id and features a table of rows needs.
+INT_TYPES = ("smallint", "integer", "bigint")
+NUMERIC_ARRAY_TYPES = ("real[]", "double precision[]", "smallint[]", "integer[]", "bigint[]")
 
 
 def validate_table_name(name: str, *, what: str = "table name") -> str:
@@ -57,6 +60,41 @@ def validate_output_table(name: str, *, option: str, what: str = "table name") -
             f"`automl data prepare`): choose another {option}."
         )
     return name
+
+
+def check_row_columns(table: str, columns: Mapping[str, str], *, label: bool = False) -> None:
+    """Check that ``table`` has the columns predict and evaluate read, of usable types.
+
+    ``columns`` maps name -> SQL type (as ``tables.table_columns`` gives them). Raises
+    UserInputError naming the table, the column and the fix when ``id``, ``features`` or
+    (with ``label``) ``label`` is missing, when ``id`` is not an integer type (predictions
+    are keyed by it) or when ``features`` is not an array of numbers (``numeric[]``
+    included): checked up front, so that no row is converted, scored or written first.
+    """
+    needed = ["id", "features", "label"] if label else ["id", "features"]
+    if not set(needed) <= set(columns):
+        wants = "id, features and label" if label else "id and features (an array)"
+        kind = " for labelled data" if label else ""
+        raise UserInputError(
+            f"The table {table!r} has columns {sorted(columns)}, but needs {wants}, as "
+            f"`automl data load` writes them{kind}."
+        )
+    if columns["id"] not in INT_TYPES:
+        raise UserInputError(
+            f"The column 'id' of {table!r} has type {columns['id']}, but must be an integer "
+            f"({', '.join(INT_TYPES)}), which keys each row's result: load the data with "
+            "`automl data load`, or copy it into a table with an integer id "
+            "(e.g. `row_number() OVER () AS id`)."
+        )
+    ftype = columns["features"]
+    if ftype not in NUMERIC_ARRAY_TYPES and not (
+        ftype.startswith("numeric") and ftype.endswith("[]")
+    ):
+        raise UserInputError(
+            f"The column 'features' of {table!r} has type {ftype}, but must be an array of "
+            "numbers (real[], double precision[], an integer array or numeric[]): load the "
+            "data with `automl data load`, or copy it into a table with `features::real[]`."
+        )
 
 
 def packed_table_name(name: str) -> str:

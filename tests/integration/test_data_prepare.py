@@ -202,7 +202,7 @@ BAD_TABLES = {
             "INSERT INTO bad VALUES (1, '1,2', 0)",
         ],
         {},
-        r"column 'features' of 'bad' has type text: it must be an array of numbers",
+        r"column 'features' of 'bad' has type text, but must be an array of numbers",
     ),
     "ragged": (
         [

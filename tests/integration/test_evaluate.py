@@ -87,13 +87,28 @@ def test_cli_prints_figures_and_json(conn: Any, capsys: pytest.CaptureFixture[st
         ("bad name;", "table name"),
         ("unlabelled", "needs id, features and label"),
         ("strange_labels", "the label 42, which the model was not trained on"),
+        # Before: ValueError and TypeError tracebacks from int() and float().
+        ("text_ids", "The column 'id' of 'text_ids' has type text, but must be an integer"),
+        ("text_features", "The column 'features' of 'text_features' has type text[]"),
+        ("null_ids", "The table 'null_ids' has a row whose id is NULL (column 'id')"),
+        ("null_features", "Row id 3 of 'null_features' has NULL features"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_saved(
     conn: Any, table: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS unlabelled, strange_labels")
+        cur.execute(
+            "DROP TABLE IF EXISTS unlabelled, strange_labels, text_ids, text_features, "
+            "null_ids, null_features"
+        )
+        for name, select in (
+            ("text_ids", "'r' || id AS id, features"),
+            ("text_features", "id, ARRAY['a']::text[] AS features"),
+            ("null_ids", "NULLIF(id, 3) AS id, features"),
+            ("null_features", "id, CASE WHEN id = 3 THEN NULL ELSE features END AS features"),
+        ):
+            cur.execute(f"CREATE TABLE {name} AS SELECT {select}, label FROM digits WHERE id < 9")
         cur.execute("CREATE TABLE unlabelled (id bigint, features real[])")
         cur.execute("CREATE TABLE strange_labels (id bigint, features real[], label bigint)")
         cur.execute("INSERT INTO strange_labels SELECT id, features, 42 FROM digits LIMIT 3")

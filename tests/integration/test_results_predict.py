@@ -99,9 +99,9 @@ def test_bad_batch_size_and_unknown_experiment(conn: Any) -> None:
 
 
 def test_a_failure_part_way_leaves_the_old_table(conn: Any) -> None:
-    # The model takes 3 features, the table has 4: the first batch fails after the
-    # output table was dropped and re-created, and the rollback restores the old one.
-    with pytest.raises(UserInputError, match="do not match"):
+    # The model takes 3 features, the table has 4: the first batch fails after the new
+    # output table was created, and the rollback keeps the old one and drops the new.
+    with pytest.raises(UserInputError, match="does not match dataset"):
         predict_table(
             conn, source_table="src", out_table="taken", model=fake_model([3]), replace=True
         )
@@ -183,3 +183,162 @@ def test_replace_refuses_a_view_or_a_table_others_depend_on(
         cur.execute("SELECT count(*) FROM pg_views WHERE viewname IN ('a_view', 'on_taken')")
         assert cur.fetchone()[0] == 1
     conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        # Before: ValueError / TypeError tracebacks from int() and float() on the rows.
+        ("SELECT 'r' || id AS id, features FROM src", "column 'id' of 'bad' has type text"),
+        ("SELECT id::numeric AS id, features FROM src", "column 'id' of 'bad' has type numeric"),
+        (
+            "SELECT id, ARRAY['a', 'b']::text[] AS features FROM src",
+            r"column 'features' of 'bad' has type text\[\], but must be an array of numbers",
+        ),
+        (
+            "SELECT NULLIF(id, 3) AS id, features FROM src",
+            r"'bad' has a row whose id is NULL \(column 'id'\).*WHERE id IS NULL",
+        ),
+        (
+            "SELECT id, CASE WHEN id = 4 THEN NULL ELSE features END AS features FROM src",
+            r"Row id 4 of 'bad' has NULL features \(column 'features'\)",
+        ),
+        (
+            "SELECT id, CASE WHEN id = 4 THEN features[1:3] ELSE features END AS features FROM src",
+            "Row id 4 of 'bad' has 3 features, but row id 0 has 4",
+        ),
+    ],
+)
+@pytest.mark.parametrize("out", ["fresh", "taken"])
+def test_malformed_ids_and_features_are_refused_and_nothing_is_written(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, statement: str, message: str, out: str
+) -> None:
+    import automl_core.training.engine as engine
+
+    monkeypatch.setattr(engine, "predict_proba", _uniform)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE bad AS {statement} ORDER BY 1")
+    conn.commit()
+    before = tables(conn)
+    with pytest.raises(UserInputError, match=message):
+        predict_table(conn, source_table="bad", out_table=out, model=fake_model([4]), replace=True)
+    assert tables(conn) == before
+    assert taken_rows(conn) == [(1, "keep me")]
+
+
+def test_a_wrong_feature_width_names_the_table_once(conn: Any) -> None:
+    # Before: "Rows of shape (10, 4) do not match ...: pass [n, 3] or [n, 3]".
+    with pytest.raises(UserInputError) as caught:
+        predict_table(conn, source_table="src", out_table="o", model=fake_model([3]))
+    message = str(caught.value)
+    assert "The features of the table 'src' have shape (4,) per row" in message
+    assert "3 values per row" in message and "[n, 3]" not in message
+    assert "o" not in tables(conn)
+
+
+def _holder(db_url: str) -> Any:
+    """Another session, which waits at most 2 s for a lock of its own."""
+    holder = connect(db_url)
+    with holder.cursor() as cur:
+        cur.execute("SET lock_timeout = '2s'")
+    holder.commit()
+    return holder
+
+
+def test_replace_locks_the_old_table_only_at_the_swap_and_not_forever(
+    conn: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the DROP came first and held its exclusive lock for the whole scoring (the
+    # reader below timed out), and it waited forever for a reader's lock.
+    import automl_core.data.tables as tables_module
+    import automl_core.training.engine as engine
+
+    holder = _holder(db_url)
+
+    def read_while_scoring(*args: Any, **kwargs: Any) -> np.ndarray:
+        with holder.cursor() as cur:  # a reader, left in its transaction: it keeps the lock
+            cur.execute("SELECT count(*) FROM taken")
+            assert cur.fetchone()[0] == 1
+        return _uniform(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "predict_proba", read_while_scoring)
+    monkeypatch.setattr(tables_module, "REPLACE_LOCK_TIMEOUT_S", 0.5)
+    before = tables(conn)
+    try:
+        pid = holder.get_backend_pid()
+        with pytest.raises(UserInputError, match=rf"holds a lock on it \(pid {pid};.* Retry"):
+            predict_table(
+                conn, source_table="src", out_table="taken", model=fake_model([4]), replace=True
+            )
+        assert tables(conn) == before  # no staging table is left behind
+        assert taken_rows(conn) == [(1, "keep me")]
+        holder.rollback()
+        monkeypatch.setattr(engine, "predict_proba", _uniform)
+        n = predict_table(
+            conn, source_table="src", out_table="taken", model=fake_model([4]), replace=True
+        )
+    finally:
+        holder.close()
+    assert n == 10 and tables(conn) == before
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), min(probability) FROM taken")
+        assert cur.fetchone() == (10, 0.5)
+    conn.rollback()
+
+
+def test_a_lock_held_before_predict_starts_is_reported_before_scoring(
+    conn: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import automl_core.data.tables as tables_module
+
+    monkeypatch.setattr(tables_module, "REPLACE_LOCK_TIMEOUT_S", 0.5)
+    holder = _holder(db_url)
+    with holder.cursor() as cur:
+        cur.execute("SELECT count(*) FROM taken")
+    # The old code waited for the lock: let it go after a while, so that it fails, not hangs.
+    release = threading.Timer(5.0, holder.rollback)
+    release.start()
+    try:
+        # The fake model's weights are never loaded: the refusal comes before scoring.
+        with pytest.raises(UserInputError, match="another session holds a lock on it"):
+            predict_table(
+                conn, source_table="src", out_table="taken", model=fake_model([4]), replace=True
+            )
+        assert conn.status == psycopg2.extensions.STATUS_READY
+    finally:
+        release.join()
+        holder.close()
+    assert taken_rows(conn) == [(1, "keep me")]
+
+
+def test_an_output_name_of_63_characters_is_replaced_in_full(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The staging name is cut to fit 63 bytes: PostgreSQL would truncate a longer one,
+    # possibly to the output name itself.
+    import automl_core.training.engine as engine
+
+    monkeypatch.setattr(engine, "predict_proba", _uniform)
+    out = "p" * 63
+    for _ in range(2):
+        assert (
+            predict_table(
+                conn, source_table="src", out_table=out, model=fake_model([4]), replace=True
+            )
+            == 10
+        )
+    assert out in tables(conn) and len(tables(conn)) == 4  # src, taken, not_source, out
+
+
+def test_an_upper_case_output_name_is_kept_and_the_quoting_is_said(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Names are exact, as for source tables; psql folds an unquoted name to lower case.
+    import automl_core.training.engine as engine
+
+    monkeypatch.setattr(engine, "predict_proba", _uniform)
+    predict_table(conn, source_table="src", out_table="Scored_x", model=fake_model([4]))
+    assert "Scored_x" in tables(conn)
+    assert 'quote it in SQL, as "Scored_x" (unquoted, it reads as scored_x)' in caplog.text

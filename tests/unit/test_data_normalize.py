@@ -52,3 +52,18 @@ def test_normalize_matches_packing_arithmetic() -> None:
     x = np.random.default_rng(0).normal(3, 7, size=(20, 2, 3)).astype(np.float32)
     packed = Normalization(mean=4.0, std=2.0).apply(x)
     np.testing.assert_array_equal(normalize(x, INFO), packed)  # bit for bit
+
+
+def test_a_shape_error_names_the_source_and_one_spelling_of_a_flat_shape() -> None:
+    # Before: "pass [n, 6] or [n, 6]", and no way to name the table the rows came from.
+    flat = DatasetInfo(**{**INFO.__dict__, "feature_shape": (6,)})
+    with pytest.raises(UserInputError) as caught:
+        normalize(np.zeros((4, 5)), flat)
+    assert str(caught.value).endswith("pass an array of shape [n, 6].")
+    with pytest.raises(UserInputError) as caught:
+        normalize(np.zeros((4, 5)), flat, source="the table 'narrow'")
+    message = str(caught.value)
+    assert message.startswith("The features of the table 'narrow' have shape (5,) per row")
+    assert "(6 values per row, shape (6,))" in message and "[n," not in message
+    with pytest.raises(UserInputError, match=r"^The features of the table 't' have dtype"):
+        normalize(np.array([["a"] * 6]), flat, source="the table 't'")
