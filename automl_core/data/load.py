@@ -24,6 +24,8 @@ from automl_core.data.tables import (
     check_replaceable,
     drop_for_replace,
     find_table,
+    staging_name,
+    swap_in,
     write_source_meta,
 )
 from automl_core.data.validate import validate_output_table
@@ -57,9 +59,13 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
 
     Ids are 0..n-1 in source order (train rows first). Raises UserInputError when ``table``
     is not a plain identifier, names a table the product owns (``*_packed``, the
-    ``automl`` schema), or exists and ``replace`` is false; the database is then
-    untouched. Any failure during the write rolls the transaction back (the table, or the
-    one it was replacing, is as it was) and re-raises.
+    ``automl`` schema), or exists and ``replace`` is false, or cannot be dropped (a view
+    depends on it; another session holds a lock on it for more than
+    ``tables.REPLACE_LOCK_TIMEOUT_S``); the database is then untouched. The rows go into
+    a staging table, renamed to ``table`` at the end of the transaction (after dropping
+    the old one), so readers of the old table wait only for the swap. Any failure during
+    the write rolls the transaction back (the table, or the one it was replacing, is as
+    it was) and re-raises.
     """
     validate_output_table(table, option="--table")
     start = time.perf_counter()
@@ -73,11 +79,14 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
                 f"The table {table!r} already exists: pass --replace to overwrite it, or "
                 "choose another --table."
             )
-        dialect = Dialect.detect(conn)
-        ident = sql.Identifier(table)
-        with conn.cursor() as cur:
-            if exists:
+        if exists:  # a trial drop, rolled back: refuse a view's table or a lock now
+            with conn.cursor() as cur:
                 drop_for_replace(cur, table, option="--table")
+            conn.rollback()
+        dialect = Dialect.detect(conn)
+        with conn.cursor() as cur:
+            staging = staging_name(conn, table)
+            ident = sql.Identifier(staging)
             cur.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id bigint NOT NULL, features real[] NOT NULL, "
@@ -90,6 +99,8 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
                 "COPY {} (id, features, label, split) FROM STDIN WITH (FORMAT binary)"
             ).format(ident)
             copy_in(cur, copy.as_string(conn), _copy_stream(data), COPY_READ_SIZE)
+            # The old table goes last: readers wait only from here to the commit.
+            swap_in(cur, staging, table, replace=exists, option="--table")
         meta = {
             "source": data.source,
             "feature_shape": list(data.feature_shape),

@@ -168,6 +168,32 @@ def test_failed_replace_leaves_the_old_table(conn: Any, monkeypatch: pytest.Monk
     assert _snapshot(conn) == before
 
 
+def test_readers_of_the_old_table_are_not_blocked_while_the_new_one_loads(
+    conn: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The DROP came first and held its exclusive lock for the whole load.
+    load_source(conn, read_source("digits"), "digits")
+    real = load_module.copy_in
+    seen: list[int] = []
+
+    def read_then_copy(*args: Any, **kwargs: Any) -> Any:
+        reader = psycopg2.connect(db_url)
+        try:
+            with reader.cursor() as cur:
+                cur.execute("SET lock_timeout = '2s'")
+                cur.execute("SELECT count(*) FROM digits")  # the old rows, not a wait
+                seen.append(cur.fetchone()[0])
+        finally:
+            reader.close()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load_module, "copy_in", read_then_copy)
+    before = _snapshot(conn)
+    load_source(conn, read_source("digits"), "digits", replace=True)
+    assert seen == [1797]
+    assert _snapshot(conn) == before  # the same rows again, and no staging table left
+
+
 @pytest.mark.parametrize(
     "name", ["victim; DROP TABLE victim", "public.victim", 'v"ictim', "victim--"]
 )
