@@ -21,8 +21,8 @@ handed over is the one that was ranked (Keras' save-best-only, Ray Tune's checkp
 score). Only a trial trained before best-epoch states were kept (schema version 4) falls
 back to its latest state, with a warning; the card says which epoch and which kind.
 
-Weights are never read here: ``ExportedModel.state`` stays bytes until the training
-package loads them.
+Weights are read only by ``load_exported``, through the training package, to check
+that they fit their card; ``ExportedModel.state`` stays bytes.
 """
 
 from __future__ import annotations
@@ -30,17 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from automl_core import PACKAGE, package_version
-from automl_core.artifacts import (
-    ArtifactNotFoundError,
-    artifact_store_for,
-    check_key,
-    read_uri,
-)
+from automl_core.artifacts import ArtifactNotFoundError, artifact_store_for, check_key, read_uri
 from automl_core.errors import UserInputError
 from automl_core.state_format import state_file_name
 
@@ -55,6 +52,8 @@ _CARD_FAMILY = "automl-model-card/"  # every version of the card's format starts
 _DEFAULT_ARCHITECTURE = "mlp"
 # What prediction needs from a card's data section.
 _DATA_KEYS = ("dataset", "feature_shape", "num_classes", "class_values", "normalization")
+# A staged weights file (_write_export): this tool's to remove once no card names it.
+_STAGED = re.compile(rf"{WEIGHTS_STEM}\.staged-[0-9a-f]{{12}}\.(safetensors|pt)")
 
 
 @dataclass(frozen=True)
@@ -116,18 +115,16 @@ def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any]
     return best, load_checkpoint(conn, experiment_id, best["trial_id"]), "latest"
 
 
+# What a card's history copies of each epoch (and its time, as ISO text).
+_EPOCH_FIELDS = "epoch train_loss train_accuracy valid_loss valid_accuracy seconds samples"
+
+
 def _history(conn: Any, experiment_id: int, trial_id: int) -> list[dict[str, Any]]:
     from automl_core.store.repository import epochs
 
     return [
         {
-            "epoch": e.epoch,
-            "train_loss": e.train_loss,
-            "train_accuracy": e.train_accuracy,
-            "valid_loss": e.valid_loss,
-            "valid_accuracy": e.valid_accuracy,
-            "seconds": e.seconds,
-            "samples": e.samples,
+            **{k: getattr(e, k) for k in _EPOCH_FIELDS.split()},
             "recorded_at": e.recorded_at.isoformat() if e.recorded_at else None,
         }
         for e in epochs(conn, experiment_id, [trial_id])
@@ -139,8 +136,8 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     without export fields).
 
     Raises UserInputError when the experiment is unknown or no trial has both a
-    validation result and a checkpoint; ``ArtifactNotFoundError`` when a checkpoint
-    stored by reference (``uri``) is missing from its store.
+    validation result and a checkpoint, or a checkpoint stored by reference (``uri``) is
+    in an S3 bucket that cannot be used; ``ArtifactNotFoundError`` when it is missing.
     """
     from automl_core.data.reader import dataset_info
     from automl_core.store.repository import experiment_record
@@ -177,12 +174,9 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
             "n_valid": info.n_valid,
         },
         "trial": {
+            **{k: best[k] for k in ("status", "bracket", "batch", "rung")},
             "trial_id": int(best["trial_id"]),
             "rank": int(best["rank"]),
-            "status": best["status"],
-            "bracket": best["bracket"],
-            "batch": best["batch"],
-            "rung": best["rung"],
         },
         "checkpoint": {
             "epoch": checkpoint.epoch,
@@ -229,19 +223,21 @@ def check_export_target(target: str, *, s3_client: Any | None = None) -> Any:
     an export's name (``model.safetensors``, ``model.pt``), or when its card is a model
     card (a JSON object whose ``format`` starts with ``automl-model-card/``): that is what
     "made by automl" means here, so re-exporting to the same place replaces the earlier
-    export and nothing else. Reads the card (one GET on S3) but writes nothing.
+    export and nothing else. Reads the card and leaves nothing written.
 
     Raises UserInputError naming the target and the fix for a bad target
-    (``artifact_store_for``), a ``model_card.json`` that is not a model card, or a weights
-    file without a card.
+    (``artifact_store_for``), one that cannot be written (``check_writable``: a folder
+    the OS refuses; a missing, denied or unreachable bucket, no credentials), a
+    ``model_card.json`` that is not a model card, or a weights file without a card.
     """
+    return _checked_target(target, s3_client)[0]
+
+
+def _checked_target(target: str, s3_client: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The store and the model card already there (or None), if ``target`` may be
+    written; see check_export_target."""
     store = artifact_store_for(target, client=s3_client)
-    _previous_card(store)
-    return store
-
-
-def _previous_card(store: Any) -> dict[str, Any] | None:
-    """The model card already at ``store``, None if there is none; see check_export_target."""
+    store.check_writable()
     fix = "choose another target, or remove the file if it may be replaced."
     try:
         raw = store.get_bytes(CARD_KEY)
@@ -252,7 +248,7 @@ def _previous_card(store: Any) -> dict[str, Any] | None:
                     f"{store.describe(name)} exists, but {CARD_KEY} does not, so it was not "
                     f"written by an export and exporting would replace it: {fix}"
                 ) from None
-        return None
+        return store, None
     try:
         card = json.loads(raw)
     except ValueError:
@@ -262,7 +258,7 @@ def _previous_card(store: Any) -> dict[str, Any] | None:
             f"{store.describe(CARD_KEY)} exists and is not a model card written by automl, "
             f"so exporting would replace it: {fix}"
         )
-    return card
+    return store, card
 
 
 def export_best(
@@ -279,25 +275,16 @@ def export_best(
 
     Raises UserInputError (before writing) for a bad target or one holding files that an
     export did not write (``check_export_target``), an unknown experiment or one with
-    nothing to export.
+    nothing to export; and (while writing) when an S3 target stops being usable.
     """
-    store = artifact_store_for(target, client=s3_client)
-    previous = _previous_card(store)
+    store, previous = _checked_target(target, s3_client)
     model = best_model(conn, experiment_name, s3_client=s3_client)
-    card = dict(model.card)
-    card["lineage"] = {
-        **card["lineage"],
-        "exported_at": datetime.now(UTC).isoformat(),
-        "exported_to": store.describe(),
-    }
+    card, where = dict(model.card), store.describe()
+    now = datetime.now(UTC).isoformat()
+    card["lineage"] = {**card["lineage"], "exported_at": now, "exported_to": where}
     _write_export(store, card, model.state, previous)
-    log.info(
-        "exported trial %s of %s (epoch %s) to %s",
-        card["trial"]["trial_id"],
-        experiment_name,
-        card["checkpoint"]["epoch"],
-        store.describe(),
-    )
+    trial, epoch = card["trial"]["trial_id"], card["checkpoint"]["epoch"]
+    log.info("exported trial %s of %s (epoch %s) to %s", trial, experiment_name, epoch, where)
     return card
 
 
@@ -328,10 +315,15 @@ def _write_export(
     store.put_bytes(final, state)
     put_card(final)
     # Weights no card names any more. The old card's (say, a model.pt before a
-    # model.safetensors) were written by an export: they are this tool's to remove.
+    # model.safetensors) and stages (also those of exports that failed) were written
+    # by an export: they are this tool's to remove.
     files = previous.get("files") if previous else None
     old = files.get("weights") if isinstance(files, dict) else None
-    for key in {staged, old} - {final, CARD_KEY, None}:
+    try:  # without the right to list (S3), at least this export's own stage goes
+        stages = {key for key in store.list() if _STAGED.fullmatch(key)}
+    except Exception:
+        stages = set()
+    for key in {staged, old, *stages} - {final, CARD_KEY, None}:
         try:
             store.delete(check_key(str(key)))
         except Exception as exc:  # the export is complete; a leftover file is harmless
@@ -341,10 +333,13 @@ def _write_export(
 def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel:
     """The model exported at ``target`` (a folder or ``s3://bucket/prefix``).
 
-    The weights are checked against the card's SHA-256 but not unpickled.
+    The card's fields that prediction uses are checked, the weights against its SHA-256,
+    then loaded once into the model the card describes, to predict one row of zeros.
 
     Raises UserInputError naming the target when it holds no export, the card is not
-    a model card of this format, or the weights do not match the card.
+    a model card of this format or has a bad field, the weights do not match the card
+    (their SHA-256, or their model: not a consistent export), or the trainer refuses
+    the card's configuration (say, an architecture not registered in this process).
     """
     store = artifact_store_for(target, client=s3_client)
     try:
@@ -359,10 +354,16 @@ def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel
         if card.get("format") != CARD_FORMAT:
             raise ValueError(f"format is {card.get('format')!r}, expected {CARD_FORMAT!r}")
         weights_key = check_key(card["files"]["weights"])
-        config = dict(card["config"])
+        model = ExportedModel(config=dict(card["config"]), state=b"", card=card)
         missing = [k for k in _DATA_KEYS if k not in card["data"]]
         if missing:
             raise KeyError(f"data.{missing[0]}")
+        norm = card["data"]["normalization"]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in norm.values()):
+            raise ValueError(f"data.normalization is {norm!r}: its values must be numbers")
+        info = model.dataset_info()  # converts every other field prediction reads
+        if min(info.feature_shape, default=0) < 1 or len(info.class_values) != info.num_classes:
+            raise ValueError("data.feature_shape, num_classes and class_values disagree")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserInputError(
             f"{store.describe(CARD_KEY)} is not a model card this version can read ({exc}): "
@@ -379,4 +380,19 @@ def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel
             f"{store.describe(weights_key)} does not match the SHA-256 in its model card "
             "(changed or truncated after export): export the model again."
         )
-    return ExportedModel(config=config, state=state, card=card)
+    import numpy as np
+
+    from automl_core.training.engine import predict
+
+    shape, where = model.feature_shape, store.describe()
+    try:  # a model card edited by hand, or weights of another model with their SHA-256
+        zeros = np.zeros((1, *shape), np.float32)
+        predict(model.config, state, zeros, input_shape=shape, num_classes=info.num_classes)
+    except UserInputError as exc:  # a configuration the trainer refuses
+        raise UserInputError(f"The model card at {where} cannot be used: {exc}") from None
+    except (ValueError, RuntimeError) as exc:  # InvalidStateError, torch's size mismatch
+        raise UserInputError(
+            f"{where} is not a consistent export: its weights do not fit its model card "
+            f"({' '.join(str(exc).split())[:300]}): export the model again."
+        ) from None
+    return ExportedModel(config=model.config, state=state, card=card)

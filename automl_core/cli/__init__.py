@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.handler(args)
     except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # One line, also when the message quotes a library's multi-line text (torch's).
+        print("error: " + " ".join(line.strip() for line in str(exc).splitlines()), file=sys.stderr)
         return 2
     except (Exception, KeyboardInterrupt) as exc:
         code = _stopped(exc, argv)

@@ -1,4 +1,4 @@
-"""The end of a search: mark it done, pick the best model, export it, write the report."""
+"""The end of a search: mark it done, pick the best model, write the report, export it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,18 @@ def finalize(
     s3_client: Any = None,
     db_url: str | None = None,
 ) -> dict[str, Any]:
-    """Best trial, leaderboard size, and where the export and the report went."""
+    """Best trial, leaderboard size, and where the export and the report went.
+
+    The experiment is marked completed and its report written before the export, so an
+    export that fails (a missing bucket, say) leaves both done, and the experiment no
+    longer ``running`` (which would hold its data set). A retry after a failed export
+    does it all again: the status stays completed (``finished_at`` moves to the retry),
+    the report is rewritten in place and the export replaces its own earlier one.
+
+    Raises UserInputError when no trial trained (the experiment is marked failed), for a
+    report folder that ``check_report_dir`` refuses, or an export that fails for a reason
+    a user can fix (``export_best``), naming the target.
+    """
     from automl_core.report.leaderboard import leaderboard
 
     with open_experiment(name, db_url) as ctx:
@@ -32,21 +43,21 @@ def finalize(
             best = board.iloc[0]
             result["best_trial"] = int(best["trial_id"])
             result["best_valid_accuracy"] = float(best["best_valid_accuracy"])
-        if export_to:
-            from automl_core.export import export_best
-
-            card = export_best(ctx.conn, name, export_to, s3_client=s3_client)
-            result["export"] = export_to
-            log.info("exported trial %s to %s", card["trial"]["trial_id"], export_to)
+        repo.set_experiment_status(
+            ctx.conn, ctx.experiment.id, repo.ExperimentState.COMPLETED, finished=True
+        )
         if report_dir:
             from automl_core.report import write_report
 
             index = write_report(ctx.conn, name, Path(report_dir))
             result["report"] = str(index)
             log.info("report: file://%s", Path(index).resolve())
-        repo.set_experiment_status(
-            ctx.conn, ctx.experiment.id, repo.ExperimentState.COMPLETED, finished=True
-        )
+        if export_to:
+            from automl_core.export import export_best
+
+            card = export_best(ctx.conn, name, export_to, s3_client=s3_client)
+            result["export"] = export_to
+            log.info("exported trial %s to %s", card["trial"]["trial_id"], export_to)
     return result
 
 

@@ -207,13 +207,13 @@ _OLD_FOOTER = re.compile(r'<p class="note">Generated [^<]* by automl ')
 def check_report_dir(out_dir: str | Path) -> Path:
     """``out_dir`` as a Path, if a report may be written there.
 
-    It may when it is a folder (or can be created as one) and either has an
-    ``index.html`` written by a report, or none of the files a report writes.
-    Raises UserInputError naming the folder and the fix otherwise; writes nothing.
+    It may when it is a folder (or can be created as one, which the OS allows: see
+    ``check_local_folder``) and either has an ``index.html`` written by a report, or none
+    of the files a report writes. Raises UserInputError naming the folder and the fix
+    otherwise; leaves nothing written.
     """
-    out = check_local_folder(
-        out_dir, "The report folder", "give a folder path (it is created if missing)."
-    )
+    fix = "give a folder path you may write to (it is created if missing)."
+    out = check_local_folder(out_dir, "The report folder", fix, writable=True)
     index = out / INDEX
     if index.is_file():
         try:
@@ -245,8 +245,11 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     files that a report did not write).
     """
     out = check_report_dir(out_dir)
-    if top_k < 1:
-        raise UserInputError(f"top_k is {top_k}, but must be at least 1.")
+    if top_k < 1:  # the CLI's --top
+        raise UserInputError(
+            f"--top (top_k) is {top_k}, but must be at least 1: the report's learning curves "
+            "show the top K trials."
+        )
     exp = repo.experiment_record(conn, experiment_name)
     board = lb.leaderboard(conn, experiment_name)
     epochs = lb.epoch_history(conn, experiment_name)

@@ -94,6 +94,7 @@ def build_dag(spec: DagSpec) -> DAG:
             task_id="validate_conf",
             schemas=run_schemas(spec),
             shape_keys=shape_keys,
+            aws_conn_id=spec.aws_conn_id,
             retries=0,  # a bad conf stays bad
             **request_args,
         )

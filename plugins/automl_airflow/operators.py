@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 EXPERIMENT_NAME = f"{{{{ ti.xcom_pull(task_ids='{EXPERIMENT_TASK}')['name'] }}}}"
 
 
+def aws_s3_client(aws_conn_id: str | None) -> Any:
+    """The boto3 S3 client of an Airflow AWS connection, with automl's timeouts and
+    retries (``automl_core.artifacts.s3_client_config``; the connection's own botocore
+    settings win)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from automl_core.artifacts import s3_client_config
+
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    return hook.get_client_type(region_name=hook.region_name, config=s3_client_config(hook.config))
+
+
 class AutomlOperator(BaseOperator):
     """Base: the lazily built database hook shared by every operator here.
 
@@ -255,12 +267,6 @@ class FinalizeOperator(ExperimentStepOperator):
         self.report_dir = report_dir
         self.aws_conn_id = aws_conn_id
 
-    def s3_client(self) -> Any:
-        """The boto3 S3 client of the AWS connection (only for an ``s3://`` export)."""
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-
     def execute(self, context: Context) -> dict[str, Any]:
         from automl_core.config import project_home
         from automl_core.experiment import finalize
@@ -276,7 +282,7 @@ class FinalizeOperator(ExperimentStepOperator):
             name,
             export_to=export_to,
             report_dir=report_dir,
-            s3_client=self.s3_client() if use_conn else None,
+            s3_client=aws_s3_client(self.aws_conn_id) if use_conn else None,
             db_url=self.db_url,
         )
         summary = xcom_summary(result)

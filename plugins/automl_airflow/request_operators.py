@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from automl_airflow.operators import AutomlOperator
+from automl_airflow.operators import AutomlOperator, aws_s3_client
 from automl_airflow.task_values import (
     as_int,
     default_experiment_name,
@@ -114,6 +114,8 @@ class ValidateConfOperator(_SearchRequestOperator):
     :param schemas: the JSON schema of each param (``params.run_schemas``).
     :param shape_keys: spec keys that fix the DAG's shape, named in the error when a
         conf tries to set one.
+    :param aws_conn_id: the AWS connection ``finalize`` exports with, to check an
+        ``s3://`` target's bucket with the same client.
     """
 
     ui_color = "#fdf3e8"
@@ -123,11 +125,13 @@ class ValidateConfOperator(_SearchRequestOperator):
         *,
         schemas: Mapping[str, Mapping[str, Any]],
         shape_keys: Sequence[str] = (),
+        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.schemas = {k: dict(v) for k, v in schemas.items()}
         self.shape_keys = tuple(shape_keys)
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from automl_airflow.params import check_run_params
@@ -147,12 +151,13 @@ class ValidateConfOperator(_SearchRequestOperator):
         # A name taken by another search would fail create_experiment, after prepare_data.
         check_experiment_name(request, db_url=self.db_url)
         target = export_target(values.get("export_to"))
-        if target is not None and not target.startswith("s3://"):
-            # A folder holding files automl did not write would fail finalize, after the
-            # whole search. (An S3 target is checked there, with the AWS connection.)
+        if target is not None:
+            # A missing bucket or a folder holding files automl did not write would fail
+            # finalize, after the whole search.
             from automl_core.export import check_export_target
 
-            check_export_target(target)
+            s3 = target.startswith("s3://") and self.aws_conn_id
+            check_export_target(target, s3_client=aws_s3_client(self.aws_conn_id) if s3 else None)
         self.log.info("Run accepted: experiment %s, params %s", request.name, values)
         return {"experiment": request.name, "method": request.method, "dataset": request.dataset}
 

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,13 +248,12 @@ def test_new_workers_do_not_rerun_the_task_main(tmp_path: Path, method: str) -> 
     assert safe == "0", done.stderr[-2000:]
 
 
-def test_finalize_exports_with_the_s3_client_of_its_aws_connection(
-    monkeypatch: pytest.MonkeyPatch, automl_home: Path
-) -> None:
+@pytest.fixture
+def aws_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """An S3 server on loopback (moto) and the Airflow AWS connection ``aws_models`` to it;
+    yields the client settings that reach it."""
     import socket
 
-    import boto3
-    from automl_airflow.operators import FinalizeOperator
     from moto.server import ThreadedMotoServer
 
     with socket.socket() as sock:
@@ -262,37 +262,66 @@ def test_finalize_exports_with_the_s3_client_of_its_aws_connection(
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        aws = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        aws = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}
         conn = {"conn_type": "aws", "login": "key", "password": "secret", "extra": aws}
         monkeypatch.setenv("AIRFLOW_CONN_AWS_MODELS", json.dumps(conn))
         monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
-        calls: list[dict] = []
-
-        def fake_finalize(name: str, **kwargs: object) -> dict:
-            # Stands in for automl_core's finalize: uses the client it is given.
-            calls.append({"name": name, **kwargs})
-            client: Any = kwargs["s3_client"]
-            client.create_bucket(Bucket="models")
-            client.put_object(Bucket="models", Key="digits/model.pt", Body=b"weights")
-            return {"name": name, "best_trial": 3, "export": kwargs["export_to"]}
-
-        monkeypatch.setattr("automl_core.experiment.finalize", fake_finalize)
-        op = FinalizeOperator(
-            task_id="finalize",
-            experiment="exp-1",
-            export_to="s3://models/digits",
-            aws_conn_id="aws_models",
-        )
-        summary = op.execute(context={})  # type: ignore[arg-type]
-        check = boto3.client("s3", aws_access_key_id="key", aws_secret_access_key="secret", **aws)
-        assert check.get_object(Bucket="models", Key="digits/model.pt")["Body"].read() == b"weights"
+        yield aws
     finally:
         server.stop()
+
+
+def test_finalize_exports_with_the_s3_client_of_its_aws_connection(
+    monkeypatch: pytest.MonkeyPatch, automl_home: Path, aws_models: dict[str, str]
+) -> None:
+    import boto3
+    from automl_airflow.operators import FinalizeOperator
+
+    calls: list[dict] = []
+
+    def fake_finalize(name: str, **kwargs: object) -> dict:
+        # Stands in for automl_core's finalize: uses the client it is given.
+        calls.append({"name": name, **kwargs})
+        client: Any = kwargs["s3_client"]
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="digits/model.pt", Body=b"weights")
+        return {"name": name, "best_trial": 3, "export": kwargs["export_to"]}
+
+    monkeypatch.setattr("automl_core.experiment.finalize", fake_finalize)
+    op = FinalizeOperator(
+        task_id="finalize",
+        experiment="exp-1",
+        export_to="s3://models/digits",
+        aws_conn_id="aws_models",
+    )
+    summary = op.execute(context={})  # type: ignore[arg-type]
+    check = boto3.client(
+        "s3", aws_access_key_id="key", aws_secret_access_key="secret", **aws_models
+    )
+    assert check.get_object(Bucket="models", Key="digits/model.pt")["Body"].read() == b"weights"
     (call,) = calls
     assert call["export_to"] == "s3://models/digits"
     assert call["report_dir"] == automl_home / "reports" / "exp-1"
     assert summary == {"name": "exp-1", "best_trial": 3, "export": "s3://models/digits"}
+
+
+def test_the_aws_connection_s_client_checks_a_bucket_with_automl_s_timeouts(
+    aws_models: dict[str, str],
+) -> None:
+    # validate_conf checks an s3:// target with it: a missing bucket was found by
+    # finalize, after the whole search, and a silent endpoint took botocore's 3 x 60 s.
+    from automl_airflow.operators import aws_s3_client
+
+    from automl_core.artifacts import S3_CONNECT_TIMEOUT_S, S3_READ_TIMEOUT_S
+    from automl_core.export import check_export_target
+
+    client = aws_s3_client("aws_models")
+    assert client.meta.config.connect_timeout == S3_CONNECT_TIMEOUT_S
+    assert client.meta.config.read_timeout == S3_READ_TIMEOUT_S
+    with pytest.raises(UserInputError, match="nobucket"):
+        check_export_target("s3://nobucket/digits", s3_client=client)
+    client.create_bucket(Bucket="checked")  # moto's buckets live as long as the process
+    check_export_target("s3://checked/digits", s3_client=client)
 
 
 def test_finalize_keeps_local_exports_inside_the_project_home(

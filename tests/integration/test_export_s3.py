@@ -31,7 +31,8 @@ from automl_core.data.prepare import prepare_dataset
 from automl_core.data.reader import dataset_info, normalize, read_partition
 from automl_core.data.sources import SourceData, SplitPart
 from automl_core.errors import UserInputError
-from automl_core.export import CARD_FORMAT, export_best, load_exported
+from automl_core.experiment import finalize
+from automl_core.export import CARD_FORMAT, check_export_target, export_best, load_exported
 from automl_core.predict import predict_table
 from automl_core.store import repository as repo
 from automl_core.store.repository import TrialRow
@@ -126,11 +127,22 @@ def test_s3_keys_live_under_the_prefix(s3_client: Any, bucket: str) -> None:
     assert S3ArtifactStore(bucket, "a/b", client=s3_client).list() == ["k.bin"]
 
 
-def test_s3_missing_bucket_is_not_found(s3_client: Any) -> None:
-    store = S3ArtifactStore("no-such-bucket-here", "", client=s3_client)
-    with pytest.raises(ArtifactNotFoundError):
-        store.get_bytes("model.pt")
-    assert not store.exists("model.pt")
+def test_a_missing_bucket_is_the_users_to_fix(
+    s3_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = S3ArtifactStore("no-such-bucket-here", "x", client=s3_client)
+    missing = "s3://no-such-bucket-here/x cannot be used: its bucket does not exist"
+    for call in (store.check_writable, lambda: store.get_bytes("model.pt"),
+                 lambda: store.put_bytes("model.pt", b"x"), store.list):  # fmt: skip
+        with pytest.raises(UserInputError, match=missing):
+            call()
+    assert not store.exists("model.pt")  # a HEAD's 404 cannot tell; check_writable can
+    # Passed before, so `automl run --export` trained, then PutObject failed after it all.
+    with pytest.raises(UserInputError, match=missing):
+        check_export_target("s3://no-such-bucket-here/x")
+    assert main(["export", "exp", "--to", "s3://no-such-bucket-here/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and missing in err and "create it" in err
 
 
 def test_default_client_comes_from_the_environment(s3_env: str, bucket: str) -> None:
@@ -174,7 +186,8 @@ def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "te
     info = dataset_info(conn, table)
     parts = [read_partition(conn, table, p, "train", info=info) for p in range(info.partitions)]
     exp = repo.create_experiment(
-        conn, name=name, method="random", dataset=table, spec={"n": 2}, seed=5,
+        conn, name=name, method="random", dataset=table, seed=5,
+        spec={"method": "random", "budget": {"n": 2}, "space": {}},  # enough for finalize
         airflow_run_id="manual__2025-01-01",
     )  # fmt: skip
     repo.upsert_trials(conn, exp.id, [TrialRow(t, c) for t, c in CONFIGS.items()])
@@ -444,3 +457,100 @@ def test_a_card_of_another_shape_is_replaced_cleanly(conn: Any, tmp_path: Path) 
     export_best(conn, "exp", where)
     assert store.list() == ["model.safetensors", "model_card.json"]
     assert load_exported(where).card["format"] == "automl-model-card/1"
+
+
+def test_finalize_reports_and_completes_before_a_failing_export(
+    conn: Any, s3_client: Any, tmp_path: Path
+) -> None:
+    # The export ran first: a missing bucket under Airflow left no report and the
+    # experiment running (which holds its data set), with a raw botocore traceback.
+    build_trained_experiment(conn, "exp", "toy")
+    bucket = f"later-{uuid.uuid4().hex[:10]}"
+    where, report = f"s3://{bucket}/best", tmp_path / "report"
+    with pytest.raises(UserInputError, match=f"s3://{bucket}/best cannot be used: its bucket"):
+        finalize("exp", export_to=where, report_dir=report)
+    page = (report / "index.html").read_text()
+    assert "Report being written" not in page and "completed" in page
+    assert repo.get_experiment(conn, "exp").status == repo.ExperimentState.COMPLETED
+    conn.rollback()
+    s3_client.create_bucket(Bucket=bucket)
+    result = finalize("exp", export_to=where, report_dir=report)  # the task's retry
+    assert (result["export"], result["report"]) == (where, str(report / "index.html"))
+    assert load_exported(where, s3_client=s3_client).state == TRAINED["toy", 1, BEST_EPOCH]
+    assert repo.get_experiment(conn, "exp").status == repo.ExperimentState.COMPLETED
+
+
+def test_a_stage_left_by_a_failed_export_is_removed_by_the_next(
+    conn: Any, target: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, client = target
+    exp_id = build_trained_experiment(conn, "exp", "toy")
+    export_best(conn, "exp", where, s3_client=client)
+    store = artifact_store_for(where, client=client)
+    repo.record_epoch(conn, exp_id, 1, 4, train_loss=0.1, train_accuracy=1.0, valid_loss=0.05,
+                      valid_accuracy=0.95, seconds=0.1, samples=60)  # fmt: skip
+    repo.save_checkpoint(conn, exp_id, 1, 4, state=TRAINED["toy", 1, 3])
+    put = type(store).put_bytes
+
+    def card_fails(self: Any, key: str, data: bytes) -> None:
+        if key == "model_card.json":
+            raise OSError("No space left on device")
+        put(self, key, data)
+
+    monkeypatch.setattr(type(store), "put_bytes", card_fails)
+    with pytest.raises(OSError, match="No space left"):
+        export_best(conn, "exp", where, s3_client=client)
+    monkeypatch.undo()
+    (stage,) = set(store.list()) - {"model.safetensors", "model_card.json"}
+    assert stage.startswith("model.staged-")
+    # Another model is exported next, whose stage is named by other bytes: the stage the
+    # failed export left was kept for good.
+    repo.record_epoch(conn, exp_id, 1, 5, train_loss=0.1, train_accuracy=1.0, valid_loss=0.04,
+                      valid_accuracy=0.97, seconds=0.1, samples=60)  # fmt: skip
+    repo.save_checkpoint(conn, exp_id, 1, 5, state=TRAINED["toy", 1, 1])
+    export_best(conn, "exp", where, s3_client=client)
+    assert store.list() == ["model.safetensors", "model_card.json"]
+    assert load_exported(where, s3_client=client).state == TRAINED["toy", 1, 1]
+
+
+def test_an_inconsistent_export_is_refused_in_one_line(
+    conn: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A card edited by hand, or weights swapped with their SHA-256, gave tracebacks
+    (InvalidStateError, torch's size mismatch, a ValueError for the mean)."""
+    build_trained_experiment(conn, "exp", "toy")
+    where = tmp_path / "m"
+    export_best(conn, "exp", str(where))
+    card_file, weights = where / "model_card.json", where / "model.safetensors"
+    good, good_weights = json.loads(card_file.read_text()), weights.read_bytes()
+    inconsistent = f"{where} is not a consistent export: its weights do not fit its model card"
+    cases: list[tuple[Callable[[dict[str, Any]], Any], str]] = [
+        (lambda c: c["config"].update(hidden=32), inconsistent),
+        (lambda c: c["data"].update(feature_shape=[5]), inconsistent),
+        (lambda c: c["data"].update(num_classes=4, class_values=[1, 2, 3, 4]), inconsistent),
+        (lambda c: c["data"]["normalization"].update(mean="abc"), "data.normalization is"),
+        (lambda c: c["data"]["normalization"].update(std=float("nan")), "data.normalization"),
+        (lambda c: c["data"].update(num_classes=2), "class_values disagree"),
+        (lambda c: c["data"].update(feature_shape=[0]), "feature_shape"),
+        (lambda c: c["data"].update(partitions="two"), "not a model card this version can"),
+        (lambda c: c["config"].update(architecture="nope"), "model card at .* cannot be used"),
+    ]
+    argv = ["predict", "--model", str(where), "--table", "toy", "--out-table", "scored"]
+    for edit, message in cases:
+        card = json.loads(json.dumps(good))
+        edit(card)
+        card_file.write_text(json.dumps(card))
+        with pytest.raises(UserInputError, match=message):
+            load_exported(str(where))
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and str(where) in err
+    garbage = b"not a state"  # weights replaced, and their SHA-256 in the card with them
+    weights.write_bytes(garbage)
+    card_file.write_text(json.dumps({**good, "files": {**good["files"],
+                                     "weights_sha256": hashlib.sha256(garbage).hexdigest()}}))  # fmt: skip
+    with pytest.raises(UserInputError, match=inconsistent):
+        load_exported(str(where))
+    weights.write_bytes(good_weights)
+    card_file.write_text(json.dumps(good))
+    assert load_exported(str(where)).state == good_weights
