@@ -220,31 +220,11 @@ def test_an_export_folder_holding_files_automl_did_not_write_fails_the_run_first
 
 @pytest.mark.timeout(600)  # a whole example DAG under dag.test(); the first also migrates
 def test_an_s3_export_to_a_missing_bucket_fails_the_run_first(
-    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path, s3_env: str
+) -> None:
     # Found only by finalize before, after the whole search.
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        for key, value in {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "key",
-            "AWS_SECRET_ACCESS_KEY": "secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(key, value)
-        conf = {"export_to": "s3://no-such-bucket/digits"}
-        dag_run = dags["automl_hyperband_digits"].test(run_conf=conf)
-    finally:
-        server.stop()
+    conf = {"export_to": "s3://no-such-bucket/digits"}
+    dag_run = dags["automl_hyperband_digits"].test(run_conf=conf)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["validate_conf"] == "failed"
     assert states["prepare_data"] == "upstream_failed"

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,26 +248,14 @@ def test_new_workers_do_not_rerun_the_task_main(tmp_path: Path, method: str) -> 
 
 
 @pytest.fixture
-def aws_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """An S3 server on loopback (moto) and the Airflow AWS connection ``aws_models`` to it;
-    yields the client settings that reach it."""
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        aws = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}
-        conn = {"conn_type": "aws", "login": "key", "password": "secret", "extra": aws}
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_MODELS", json.dumps(conn))
-        monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
-        yield aws
-    finally:
-        server.stop()
+def aws_models(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The Airflow AWS connection ``aws_models`` to the S3 server on loopback (moto);
+    the client settings that reach it."""
+    aws = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
+    conn = {"conn_type": "aws", "login": "key", "password": "secret", "extra": aws}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_MODELS", json.dumps(conn))
+    monkeypatch.delenv("AIRFLOW_CONN_AUTOML_DB", raising=False)
+    return aws
 
 
 def test_finalize_exports_with_the_s3_client_of_its_aws_connection(
