@@ -320,7 +320,7 @@ def _write_export(
     files = previous.get("files") if previous else None
     old = files.get("weights") if isinstance(files, dict) else None
     try:  # without the right to list (S3), at least this export's own stage goes
-        stages = {key for key in store.list() if _STAGED.fullmatch(key)}
+        stages = {key for key in store.list(f"{WEIGHTS_STEM}.staged-") if _STAGED.fullmatch(key)}
     except Exception:
         stages = set()
     for key in {staged, old, *stages} - {final, CARD_KEY, None}:

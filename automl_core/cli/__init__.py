@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.handler(args)
     except UserInputError as exc:
-        # One line, also when the message quotes a library's multi-line text (torch's).
-        print("error: " + " ".join(line.strip() for line in str(exc).splitlines()), file=sys.stderr)
+        # As raised: messages that quote a library's text flatten it themselves, and an
+        # EmbeddedServerError ends with the server log's last lines on purpose.
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except (Exception, KeyboardInterrupt) as exc:
         code = _stopped(exc, argv)

@@ -100,7 +100,7 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
             ).format(ident)
             copy_in(cur, copy.as_string(conn), _copy_stream(data), COPY_READ_SIZE)
             # The old table goes last: readers wait only from here to the commit.
-            swap_in(cur, staging, table, replace=exists, option="--table")
+            swap_in(cur, staging, table, replace=replace, option="--table")
         meta = {
             "source": data.source,
             "feature_shape": list(data.feature_shape),

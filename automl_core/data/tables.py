@@ -128,7 +128,7 @@ def drop_for_replace(cur: Any, table: str, *, option: str) -> None:
             f"Retry when it has finished (or end that session), or choose another {option}."
         ) from None
     except psycopg2.Error as exc:
-        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        reason = (exc.diag.message_primary or exc.pgerror or str(exc)).strip().splitlines()[0]
         raise UserInputError(
             f"Cannot replace {table!r}: {reason}. Drop it yourself or choose another {option}."
         ) from None
@@ -177,7 +177,8 @@ def swap_in(cur: Any, staging: str, table: str, *, replace: bool, option: str) -
                 sql.Identifier(staging), sql.Identifier(table)
             )
         )
-    except psycopg2.errors.DuplicateTable:
+    except (psycopg2.errors.DuplicateTable, psycopg2.errors.UniqueViolation):
+        # UniqueViolation: the other session's rename was in flight when this one ran.
         raise UserInputError(
             f"The table {table!r} was created meanwhile by another session: pass --replace "
             f"to overwrite it, or choose another {option}."

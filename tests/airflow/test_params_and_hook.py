@@ -299,7 +299,7 @@ def test_the_aws_connection_s_client_checks_a_bucket_with_automl_s_timeouts(
     # finalize, after the whole search, and a silent endpoint took botocore's 3 x 60 s.
     from automl_airflow.operators import aws_s3_client
 
-    from automl_core.artifacts import S3_CONNECT_TIMEOUT_S, S3_READ_TIMEOUT_S
+    from automl_core.artifacts.s3 import S3_CONNECT_TIMEOUT_S, S3_READ_TIMEOUT_S
     from automl_core.export import check_export_target
 
     client = aws_s3_client("aws_models")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from automl_core.cli import main
 from automl_core.data.load import load_source
@@ -342,3 +343,45 @@ def test_an_upper_case_output_name_is_kept_and_the_quoting_is_said(
     predict_table(conn, source_table="src", out_table="Scored_x", model=fake_model([4]))
     assert "Scored_x" in tables(conn)
     assert 'quote it in SQL, as "Scored_x" (unquoted, it reads as scored_x)' in caplog.text
+
+
+def test_two_writers_racing_to_one_new_table_get_a_clear_error(db_url: str) -> None:
+    # The second rename waited for the first to commit, then failed on pg_class's unique
+    # index with a raw UniqueViolation (a review's two concurrent predicts).
+    import threading
+    import time
+
+    from automl_core.data.tables import staging_name, swap_in
+
+    first, second = psycopg2.connect(db_url), psycopg2.connect(db_url)
+    outcome: list[BaseException | None] = []
+
+    def swap(conn: Any) -> None:
+        try:
+            with conn.cursor() as cur:
+                staging = staging_name(conn, "raced")
+                cur.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(staging)))
+                swap_in(cur, staging, "raced", replace=False, option="--out-table")
+            conn.commit()
+            outcome.append(None)
+        except BaseException as exc:
+            conn.rollback()
+            outcome.append(exc)
+
+    try:
+        with first.cursor() as cur:
+            staging = staging_name(first, "raced")
+            cur.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(staging)))
+            swap_in(cur, staging, "raced", replace=False, option="--out-table")
+        racer = threading.Thread(target=swap, args=(second,))
+        racer.start()
+        time.sleep(1.0)  # the racer's rename now waits on the first's uncommitted one
+        first.commit()
+        racer.join(timeout=30)
+        assert not racer.is_alive()
+    finally:
+        first.close()
+        second.close()
+    (error,) = outcome
+    assert isinstance(error, UserInputError), error
+    assert "'raced' was created meanwhile by another session" in str(error)
