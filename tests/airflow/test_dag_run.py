@@ -69,6 +69,13 @@ def dags(dask_cluster: str) -> dict[str, DAG]:
     return DagBag(dag_folder=str(DAGS)).dags
 
 
+def fresh_dag(dag_id: str) -> DAG:
+    """The DAG parsed anew, for a run whose conf must not reach later tests: a conf
+    carried over into the next run of the module's shared DAG objects (a test's
+    ``export_to`` failed the embedded-default run that followed it)."""
+    return DagBag(dag_folder=str(DAGS)).dags[dag_id]
+
+
 def run(dag: DAG, conf: dict[str, Any], **kwargs: Any) -> Any:
     dag_run = dag.test(run_conf=conf, **kwargs)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
@@ -194,7 +201,7 @@ def test_a_conf_key_that_is_no_param_fails_before_anything_is_written(
     dags: dict[str, DAG], db_url: str, airflow_db: Path, automl_home: Path
 ) -> None:
     # Airflow accepts unknown conf keys; validate_conf refuses them (R fixes the shape).
-    dag_run = dags["automl_hyperband_digits"].test(run_conf={"R": 27})
+    dag_run = fresh_dag("automl_hyperband_digits").test(run_conf={"R": 27})
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert dag_run.state == "failed"
     assert states["validate_conf"] == "failed"
@@ -211,7 +218,7 @@ def test_an_export_folder_holding_files_automl_did_not_write_fails_the_run_first
     target = automl_home / "exports" / "theirs"
     target.mkdir(parents=True)
     (target / "model.pt").write_bytes(b"someone else's weights")
-    dag_run = dags["automl_hyperband_digits"].test(run_conf={"export_to": "exports/theirs"})
+    dag_run = fresh_dag("automl_hyperband_digits").test(run_conf={"export_to": "exports/theirs"})
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["validate_conf"] == "failed"
     assert states["prepare_data"] == "upstream_failed"
@@ -224,7 +231,7 @@ def test_an_s3_export_to_a_missing_bucket_fails_the_run_first(
 ) -> None:
     # Found only by finalize before, after the whole search.
     conf = {"export_to": "s3://no-such-bucket/digits"}
-    dag_run = dags["automl_hyperband_digits"].test(run_conf=conf)
+    dag_run = fresh_dag("automl_hyperband_digits").test(run_conf=conf)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["validate_conf"] == "failed"
     assert states["prepare_data"] == "upstream_failed"
@@ -248,7 +255,7 @@ def test_a_name_taken_by_another_search_fails_the_run_before_the_data_is_packed(
         )
     finally:
         conn.close()
-    dag_run = dags["automl_hyperband_digits"].test(run_conf={"experiment_name": "taken"})
+    dag_run = fresh_dag("automl_hyperband_digits").test(run_conf={"experiment_name": "taken"})
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert states["validate_conf"] == "failed"
     assert states["prepare_data"] == "upstream_failed"

@@ -10,6 +10,7 @@ batch a cold start proposes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,8 @@ def test_narrow_and_search_again(
     assert [c for _, c in plan.group_trials(request, batch_0)] != first
 
     # A rerun of the child gets its stored space back, whatever --top says now.
-    again, narrowing = narrow_request(
-        SearchRequest(dataset="digits", space={}, method="hyperopt", name=CHILD), PARENT, top=8
-    )
+    rerun = dataclasses.replace(request, space={}, name=CHILD, parent_experiment=None)
+    again, narrowing = narrow_request(rerun, PARENT, top=8)
     assert narrowing is None and again.space == child.spec["space"]
 
     # The report names the parent.
