@@ -81,3 +81,21 @@ def test_watch_names_the_experiments_there_and_ends_with_the_search_process(
     assert code == 5
     assert "experiments: 'first'" in out
     assert f"process {search.pid} ended" in out
+
+
+def test_watch_waits_out_a_schema_being_created(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # make demo's watch read the experiments while the search's first step was between
+    # migrations: UndefinedColumn parent_experiment, a traceback, and no bracket lines.
+    from automl_core.store.connection import connect
+    from automl_core.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
+
+    conn = connect(db_url)
+    try:
+        migrate(conn, MIGRATIONS[:5])
+    finally:
+        conn.close()
+    code, out, err = run(capsys, "watch", "demo", "--timeout", "1.5")
+    assert code == 5 and "Traceback" not in out + err
+    assert f"at version 5, before this automl's {LATEST_VERSION}" in out

@@ -107,12 +107,21 @@ def _find(conn: Any, repo: Any, name: str) -> tuple[Any, str | None]:
     """The experiment and None; or None and why it is not there (yet: the search may be
     starting)."""
     from automl_core.errors import UserInputError
-    from automl_core.store.migrations import current_version
+    from automl_core.store.migrations import LATEST_VERSION, current_version
 
-    if current_version(conn) < 3:
+    version = current_version(conn)
+    if version == 0:
         return None, (
             f"There is no experiment named {name!r}: this database holds no experiments "
             "yet. Check AUTOML_DB_URL if the experiment lives in another database."
+        )
+    if version < LATEST_VERSION:
+        # Being created or upgraded now (the search's first step does it), or older than
+        # this automl: either way its tables lack columns the reads below name.
+        return None, (
+            f"This database's automl schema is at version {version}, before this automl's "
+            f"{LATEST_VERSION}: the search's first step brings it up to date (so does "
+            "`automl db init`)."
         )
     try:
         return repo.get_experiment(conn, name), None
