@@ -55,14 +55,19 @@ def test_a_database_without_experiments_gets_no_schema(
 
 
 def test_watch_says_what_it_waits_for_and_ends_when_it_never_appears(
-    db_url: str, capsys: pytest.CaptureFixture[str]
+    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, out, _ = run(capsys, "watch", "frist", "--timeout", "1.5")
     assert code == 5
-    assert out.count("no experiment named 'frist'") == 2  # once waiting, once at the end
-    assert "waiting for the search to create it" in out
+    assert out.count("no experiment named 'frist'") == 1  # at the end: too soon to wait
     assert "nothing appeared in 2 s" in out
     assert not schema_exists(db_url)
+    from automl_core.cli.commands import watch
+
+    monkeypatch.setattr(watch, "WAIT_NOTE_S", 0.5)  # the note while it waits, after a while
+    code, out, _ = run(capsys, "watch", "frist", "--timeout", "2.5")
+    assert code == 5 and out.count("no experiment named 'frist'") == 2
+    assert "waiting for the search to create it" in out
 
 
 def test_watch_names_the_experiments_there_and_ends_with_the_search_process(

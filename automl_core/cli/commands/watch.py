@@ -8,6 +8,9 @@ import time
 from typing import Any
 
 POLL_S = 1.0
+# A search takes seconds to create its experiment (an Airflow run: its first tasks), so
+# why the name is not there yet is said only after this long (a misspelt name, say).
+WAIT_NOTE_S = 20.0
 
 
 def register(subparsers: Any) -> None:
@@ -68,7 +71,7 @@ def _watch(args: argparse.Namespace) -> int:
                     return 0
                 if _engine_gone(conn, repo, experiment, reported):
                     return 4
-            elif not said_waiting:
+            elif not said_waiting and time.monotonic() - start >= WAIT_NOTE_S:
                 said_waiting = True
                 print(f"automl watch: waiting for the search to create it. {missing}", flush=True)
             if not _alive(args.pid):
