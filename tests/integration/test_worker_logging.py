@@ -119,3 +119,21 @@ def test_only_a_closing_worker_drops_the_heartbeat_failure() -> None:
     running, closed = asyncio.run(_judged_while_running_and_after_close())
     assert running == (True, True)  # the scheduler really is unreachable: said
     assert closed == (False, True)
+
+
+def test_a_transfer_to_a_peer_that_hung_up_is_one_line() -> None:
+    # At a Ctrl-C the workers close one after another: one serving a model state to a
+    # peer that closed logged the comm's traceback under the run's clean message.
+    import sys
+
+    try:
+        raise OSError("Stream is closed")
+    except OSError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        WORKER_LOGGER, logging.ERROR, __file__, 1, "failed during get data with %s -> %s",
+        ("tcp://a", "tcp://b"), exc_info,
+    )  # fmt: skip
+    assert worker_logging.HeartbeatAtCloseFilter().filter(record)
+    assert record.exc_info is None
+    assert logging.Formatter().format(record) == "failed during get data with tcp://a -> tcp://b"
