@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 POLL_S = 1.0
-# A search takes seconds to create its experiment (an Airflow run: its first tasks), so
-# why the name is not there yet is said only after this long (a misspelt name, say).
-WAIT_NOTE_S = 20.0
+# A search takes a while to create its experiment (an Airflow run: its first tasks, 20 s
+# in make demo on a slow machine), so why the name is not there yet (a misspelt name,
+# say) is said only after this long.
+WAIT_NOTE_S = 60.0
 
 
 def register(subparsers: Any) -> None:
