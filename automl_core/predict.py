@@ -26,10 +26,8 @@ import numpy as np
 from psycopg2 import sql
 
 from automl_core.data.tables import (
-    check_replaceable,
-    drop_for_replace,
+    check_replace_target,
     existing_table,
-    find_table,
     staging_name,
     swap_in,
 )
@@ -132,16 +130,9 @@ def _check_tables(conn: Any, source_table: str, out_table: str, replace: bool) -
         )
     _, columns = existing_table(conn, source_table, what="source table")
     check_row_columns(source_table, columns)
-    out_oid = find_table(conn, out_table)
-    if out_oid is not None:
-        check_replaceable(conn, out_oid, out_table, option="--out-table")
-        if not replace:
-            raise UserInputError(
-                f"The output table {out_table!r} already exists: pass --replace to overwrite "
-                "it, or choose another --out-table."
-            )
-        with conn.cursor() as cur:  # a trial drop, rolled back by the caller
-            drop_for_replace(cur, out_table, option="--out-table")
+    check_replace_target(
+        conn, out_table, replace=replace, option="--out-table", what="output table"
+    )
     return columns.get("label")
 
 

@@ -21,15 +21,12 @@ from psycopg2 import sql
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_source_rows
 from automl_core.data.sources import SourceData
 from automl_core.data.tables import (
-    check_replaceable,
-    drop_for_replace,
-    find_table,
+    check_replace_target,
     staging_name,
     swap_in,
     write_source_meta,
 )
 from automl_core.data.validate import validate_output_table
-from automl_core.errors import UserInputError
 from automl_core.store.dialect import Dialect
 
 log = logging.getLogger(__name__)
@@ -70,19 +67,8 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
     validate_output_table(table, option="--table")
     start = time.perf_counter()
     try:
-        oid = find_table(conn, table)
-        exists = oid is not None
-        if oid is not None:
-            check_replaceable(conn, oid, table, option="--table")
-        if exists and not replace:
-            raise UserInputError(
-                f"The table {table!r} already exists: pass --replace to overwrite it, or "
-                "choose another --table."
-            )
-        if exists:  # a trial drop, rolled back: refuse a view's table or a lock now
-            with conn.cursor() as cur:
-                drop_for_replace(cur, table, option="--table")
-            conn.rollback()
+        exists = check_replace_target(conn, table, replace=replace, option="--table", what="table")
+        conn.rollback()  # end the catalog reads and undo the trial drop
         dialect = Dialect.detect(conn)
         with conn.cursor() as cur:
             staging = staging_name(conn, table)

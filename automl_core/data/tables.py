@@ -135,6 +135,31 @@ def drop_for_replace(cur: Any, table: str, *, option: str) -> None:
     cur.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (previous,))
 
 
+def check_replace_target(conn: Any, table: str, *, replace: bool, option: str, what: str) -> bool:
+    """Refuse now what the final :func:`swap_in` onto ``table`` would refuse; True if it exists.
+
+    ``table`` missing: nothing to check. Existing: it must be replaceable
+    (:func:`check_replaceable`), ``replace`` must be set, and a trial
+    :func:`drop_for_replace` runs in the caller's transaction, so that a view depending
+    on it or another session's lock is found before the long write, not after it. The
+    caller rolls that transaction back (undoing the drop) whatever happens.
+
+    Raises UserInputError naming ``table`` (as ``what``) and ``option``.
+    """
+    oid = find_table(conn, table)
+    if oid is None:
+        return False
+    check_replaceable(conn, oid, table, option=option)
+    if not replace:
+        raise UserInputError(
+            f"The {what} {table!r} already exists: pass --replace to overwrite it, or "
+            f"choose another {option}."
+        )
+    with conn.cursor() as cur:
+        drop_for_replace(cur, table, option=option)
+    return True
+
+
 def lock_holders(cur: Any, table: str) -> list[int]:
     """The pids of other sessions holding a granted lock on the visible table ``table``."""
     cur.execute(

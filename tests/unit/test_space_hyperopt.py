@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -187,4 +188,7 @@ def test_a_wide_randint_gives_every_integer_of_its_range_and_no_other(high: int)
     values = [space.config_from_hyperopt(v)["k"] for v in _hyperopt_draws(space, 3000, seed=2)]
     assert min(values) >= -3 and max(values) <= high - 1
     assert all(type(v) is int for v in values)
-    assert {-3, high - 1} <= set(values) or len(set(values)) > 0.4 * (high + 3)
+    # n uniform draws over w integers reach 1 - e**(-n/w) of them on average: a gap or a
+    # clump falls short. (The two ends have half weight, module docstring: may be missed.)
+    width = high + 3
+    assert len(set(values)) / width > 0.9 * (1 - math.exp(-len(values) / width))
