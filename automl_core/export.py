@@ -139,7 +139,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     validation result and a checkpoint, or a checkpoint stored by reference (``uri``) is
     in an S3 bucket that cannot be used; ``ArtifactNotFoundError`` when it is missing.
     """
-    from automl_core.data.reader import dataset_info
+    from automl_core.data.reader import experiment_dataset
     from automl_core.store.repository import experiment_record
 
     exp = experiment_record(conn, experiment_name)
@@ -152,7 +152,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     state = (
         checkpoint.state if checkpoint.state is not None else read_uri(checkpoint.uri, s3_client)
     )
-    info = dataset_info(conn, exp.dataset)  # it ends the read transaction it opens
+    info = experiment_dataset(conn, exp)  # it ends the read transaction it opens
     history = _history(conn, exp.id, best["trial_id"])
     at_checkpoint = next((h for h in history if h["epoch"] == checkpoint.epoch), {})
     config = dict(best["config"])

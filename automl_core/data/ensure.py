@@ -3,9 +3,12 @@
 Composes ``read_source``, ``load_source``, ``dataset_info`` and ``prepare_dataset``; it
 decides only what is already done.
 
-Idempotent: a table that is already packed into the requested number of partitions is
-left alone. That matters beyond speed: several DAGs share one table, and re-packing it
-while another search is training on it would change its partitions under that search.
+Idempotent: a table that is already packed into the requested number of partitions, and
+has not changed since (``source_change``), is left alone. That matters beyond speed:
+several DAGs share one table, and re-packing it while another search is training on it
+would change its partitions under that search (``prepare_dataset`` refuses that). A table
+replaced (``automl data load --replace``) or grown (a nightly search's table) since it
+was packed is packed again, so that a search never trains on rows that are gone.
 """
 
 from __future__ import annotations
@@ -58,13 +61,33 @@ def ensure_prepared(
                 info = dataset_info(conn, table)
             except UserInputError:
                 info = None
-            if info is not None and info.partitions == partitions:
+            change = None if info is None else source_change(conn, info)
+            if info is not None and info.partitions == partitions and change is None:
                 log.info("%s is already packed into %d partitions", table, partitions)
                 return _summary(info, loaded=False, packed=False)
+            if change is not None:
+                log.info("%s %s since it was packed: packing it again", table, change)
         info = prepare_dataset(conn, table, partitions=partitions)
         return _summary(info, loaded=loaded, packed=True)
     finally:
         conn.close()
+
+
+def source_change(conn: Any, info: Any) -> str | None:
+    """How the source table of data set ``info`` (a ``DatasetInfo``) changed since it was
+    packed ("was replaced", "has 120 rows more"), or None: unchanged, or packed before
+    the source's state was recorded (schema 9). Counts the table's rows (one scan)."""
+    from automl_core.data.tables import source_state
+
+    before = info.source_state
+    now = source_state(conn, info.source_table or info.name)
+    conn.rollback()  # end the count's transaction
+    if before is None or now is None or now == before:
+        return None
+    if now["oid"] != before["oid"]:
+        return "was replaced"
+    more = now["rows"] - before["rows"]
+    return f"has {abs(more)} rows {'more' if more > 0 else 'fewer'}"
 
 
 def _summary(info: Any, *, loaded: bool, packed: bool) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from automl_core.data import packing
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_packed_row
 from automl_core.data.reader import DatasetInfo
 from automl_core.data.scan import SourceRows, SourceSummary, inspect_source, read_rows
-from automl_core.data.tables import find_table, segment_count
+from automl_core.data.tables import find_table, segment_count, source_state
 from automl_core.data.validate import packed_table_name
 from automl_core.errors import UserInputError
 from automl_core.store import repository as repo
@@ -82,6 +82,7 @@ def prepare_dataset(
         dialect = Dialect.detect(conn)
         p = _partition_count(conn, dialect, partitions)
         summary = inspect_source(conn, name, label_column=label_column)
+        state = source_state(conn, name)
         use_test = validation_fraction is None and summary.n_test > 0
         fraction = None if use_test else (validation_fraction or DEFAULT_VALIDATION_FRACTION)
         _check_sizes(summary, p, fraction)
@@ -113,8 +114,9 @@ def prepare_dataset(
             source=summary.source,
             source_table=name,
             packed_table=packed,
+            source_state=state,
         )
-        _upsert_dataset(conn, info)
+        repo.upsert_dataset(conn, info.record())
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -141,13 +143,14 @@ def _check_experiments_keep_their_data(
     """Refuse a re-packing that would change the data under experiments trained on it.
 
     An experiment's training reads the packed partitions (a running or interrupted one
-    reads them again when it goes on), and its export and predictions read the data
-    set's shape, classes and normalisation. So with such an experiment: nothing is
-    re-packed while one may still train, and afterwards only the same data (re-packed
-    into other partitions, say) is. Raises UserInputError naming them and the fix.
+    reads them again when it goes on): nothing is re-packed while one may still train.
+    A finished experiment keeps its own copy of the data set's row (shape, classes,
+    normalisation) for its export and predictions; one created before that copy existed
+    (schema 9) reads the data set's row, so under it only the same data (re-packed into
+    other partitions, say) is. Raises UserInputError naming them and the fix.
     """
     experiments = repo.experiments_on_dataset(conn, name)
-    unfinished = [n for n, status in experiments if status in _MAY_STILL_TRAIN]
+    unfinished = [n for n, status, _ in experiments if status in _MAY_STILL_TRAIN]
     if unfinished:
         raise UserInputError(
             f"The data set {name!r} cannot be packed again now: experiments "
@@ -155,8 +158,9 @@ def _check_experiments_keep_their_data(
             "partitions would change the data under them. Let them finish first, or load "
             "the data into another table (automl data load ... --table NEW) and prepare that."
         )
+    pinned = [n for n, _, keeps_data in experiments if not keeps_data]
     old = repo.dataset_record(conn, name)
-    if not experiments or old is None:
+    if not pinned or old is None:
         return
     changed = [
         what
@@ -172,9 +176,10 @@ def _check_experiments_keep_their_data(
         raise UserInputError(
             f"The data set {name!r} cannot be packed again from this table: its "
             f"{', '.join(changed)} would change, but the models of experiments "
-            f"{', '.join(n for n, _ in experiments)} were trained on the data as packed now "
-            "(their export and predictions read it). Load the new data into another table "
-            "(automl data load ... --table NEW) and prepare that."
+            f"{', '.join(pinned)} (created before automl kept each experiment's data) were "
+            "trained on the data as packed now (their export and predictions read it). Load "
+            "the new data into another table (automl data load ... --table NEW) and prepare "
+            "that."
         )
 
 
@@ -312,26 +317,6 @@ def _packed_stream(
                 x = norm.apply(rows.x[chosen])
                 yield encode_packed_row(split, p, b, x, rows.labels[chosen])
     yield TRAILER
-
-
-def _upsert_dataset(conn: Any, info: DatasetInfo) -> None:
-    repo.upsert_dataset(
-        conn,
-        {
-            "name": info.name,
-            "source": info.source,
-            "feature_shape": list(info.feature_shape),
-            "class_values": info.class_values,
-            "num_classes": info.num_classes,
-            "partitions": info.partitions,
-            "n_train": info.n_train,
-            "n_valid": info.n_valid,
-            "rows_per_partition": info.rows_per_partition,
-            "normalization": info.normalization,
-            "source_table": info.source_table,
-            "packed_table": info.packed_table,
-        },
-    )
 
 
 def _require_schema(conn: Any) -> None:

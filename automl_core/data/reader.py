@@ -7,6 +7,8 @@ into preallocated arrays, so the peak memory is the partition itself plus one bu
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +17,10 @@ from psycopg2 import sql
 
 from automl_core.data.packing import Normalization
 from automl_core.data.pgcopy import TupleSink
+from automl_core.data.tables import find_table
 from automl_core.data.validate import validate_table_name
 from automl_core.errors import UserInputError
-from automl_core.store.repository import dataset_record, read_cursor
+from automl_core.store.repository import dataset_record, experiment_data, read_cursor
 
 SPLITS = ("train", "valid")
 
@@ -43,39 +46,74 @@ class DatasetInfo:
     source: str = ""
     source_table: str = ""
     packed_table: str = ""
+    # The source table when it was packed: {"oid": ..., "rows": ...} (None before schema 9).
+    source_state: dict[str, int] | None = None
+
+    @classmethod
+    def from_record(cls, values: Mapping[str, Any]) -> DatasetInfo:
+        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``)."""
+        state = values.get("source_state")
+        return cls(
+            name=values["name"],
+            feature_shape=tuple(int(s) for s in values["feature_shape"]),
+            num_classes=int(values["num_classes"]),
+            class_values=list(values["class_values"]),
+            partitions=int(values["partitions"]),
+            n_train=int(values["n_train"]),
+            n_valid=int(values["n_valid"]),
+            rows_per_partition={
+                k: [int(v) for v in vs] for k, vs in values["rows_per_partition"].items()
+            },
+            normalization={k: float(v) for k, v in values["normalization"].items()},
+            source=values["source"] or "",
+            source_table=values["source_table"] or "",
+            packed_table=values["packed_table"] or "",
+            source_state={k: int(v) for k, v in state.items()} if state else None,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The row of ``automl.datasets`` (JSON-ready): the inverse of :meth:`from_record`."""
+        return {**dataclasses.asdict(self), "feature_shape": list(self.feature_shape)}
 
 
-def dataset_info(conn: Any, name: str) -> DatasetInfo:
+def dataset_info(conn: Any, name: str, *, require_packed: bool = True) -> DatasetInfo:
     """The summary of dataset ``name`` from ``automl.datasets``.
 
     Runs in the caller's open transaction if there is one; otherwise it ends the one it
     opened (``read_cursor``). Raises UserInputError naming the dataset and
-    ``automl data prepare`` when it has not been prepared (or the schema does not exist yet).
+    ``automl data prepare`` when it has not been prepared (or the schema does not exist
+    yet), or (``require_packed``) its packed table is missing (dropped since).
     """
     validate_table_name(name, what="dataset name")
     values = dataset_record(conn, name)
+    prepare = f"automl data prepare {name} --partitions P"
     if values is None:
         raise UserInputError(
-            f"The dataset {name!r} has not been prepared: run `automl data prepare {name} "
-            "--partitions P` (after `automl data load SOURCE --table "
-            f"{name}`)."
+            f"The dataset {name!r} has not been prepared: run `{prepare}` (after "
+            f"`automl data load SOURCE --table {name}`)."
         )
-    return DatasetInfo(
-        name=values["name"],
-        feature_shape=tuple(int(s) for s in values["feature_shape"]),
-        num_classes=int(values["num_classes"]),
-        class_values=list(values["class_values"]),
-        partitions=int(values["partitions"]),
-        n_train=int(values["n_train"]),
-        n_valid=int(values["n_valid"]),
-        rows_per_partition={
-            k: [int(v) for v in vs] for k, vs in values["rows_per_partition"].items()
-        },
-        normalization={k: float(v) for k, v in values["normalization"].items()},
-        source=values["source"] or "",
-        source_table=values["source_table"] or "",
-        packed_table=values["packed_table"] or "",
-    )
+    info = DatasetInfo.from_record(values)
+    if not require_packed:
+        return info
+    with read_cursor(conn):  # ends the catalog read's transaction, as dataset_record does
+        missing = find_table(conn, info.packed_table) is None
+    if missing:
+        raise UserInputError(
+            f"The packed table {info.packed_table!r} of dataset {name!r} is missing (dropped "
+            f"since it was prepared): run `{prepare}` again."
+        )
+    return info
+
+
+def experiment_dataset(conn: Any, experiment: Any) -> DatasetInfo:
+    """The data set as ``experiment`` (a repository ``Experiment``) was created on: the
+    copy it keeps (schema 9), else, for an older one, the data set's row. Its packed
+    table need not exist (an export reads no rows). Raises UserInputError as
+    :func:`dataset_info` does."""
+    kept = experiment_data(conn, experiment.id)
+    if kept is not None:
+        return DatasetInfo.from_record(kept)
+    return dataset_info(conn, experiment.dataset, require_packed=False)
 
 
 def read_partition(

@@ -36,6 +36,19 @@ def find_table(conn: Any, name: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def source_state(conn: Any, table: str) -> dict[str, int] | None:
+    """The visible table ``table``'s oid and row count, ``{"oid": ..., "rows": ...}``; None
+    when it does not exist. A table replaced (dropped and created again) has another oid;
+    one that grew or shrank, another count. Rows updated in place go unnoticed."""
+    oid = find_table(conn, table)
+    if oid is None:
+        return None
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        rows = int(cur.fetchone()[0])
+    return {"oid": oid, "rows": rows}
+
+
 def existing_table(conn: Any, name: str, *, what: str = "table") -> tuple[int, dict[str, str]]:
     """The oid and the columns (as :func:`table_columns`) of the table or view ``name``.
 
@@ -83,12 +96,28 @@ def _owner(schema: str) -> str:
 
 def check_replaceable(conn: Any, oid: int, name: str, *, option: str) -> None:
     """Raise UserInputError if table ``oid`` (found as ``name``) lives in a schema the
-    product or the database owns (``owned_schema``): ``--replace`` never drops those."""
+    product or the database owns (``owned_schema``): ``--replace`` never drops those; or
+    in another schema than new tables go to (the first of ``search_path``), where its
+    replacement would not be: it would move schema and lose its grants."""
     schema = owned_schema(conn, oid)
     if schema is not None:
         raise UserInputError(
             f"The value of {option} is {name!r}, but that is the table {schema}.{name}, "
             f"which {_owner(schema)} owns and which is never replaced: choose another {option}."
+        )
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT n.nspname, pg_catalog.current_schema() FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
+            (oid,),
+        )
+        found_in, creates_in = cur.fetchone()
+    if found_in != creates_in:
+        raise UserInputError(
+            f"The value of {option} is {name!r}, which is the table {found_in}.{name} (found "
+            f"through search_path), but new tables are created in {creates_in}: its "
+            f"replacement would move there. Put {found_in} first in search_path, or choose "
+            f"another {option}."
         )
 
 

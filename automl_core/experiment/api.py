@@ -87,7 +87,8 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
     A ``parent_experiment`` must exist (``UserInputError`` listing the experiments).
     """
     request.validate()
-    from automl_core.data.reader import dataset_info
+    from automl_core.data.ensure import source_change
+    from automl_core.data.reader import dataset_info, experiment_dataset
     from automl_core.experiment.space_keys import warn_unread_keys
     from automl_core.space import SearchSpace
 
@@ -97,8 +98,28 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
         if request.parent_experiment is not None:
             repo.get_experiment(conn, request.parent_experiment)
         experiment = repo.create_experiment(
-            conn, airflow_run_id=request.airflow_run_id, **experiment_definition(request)
+            conn,
+            airflow_run_id=request.airflow_run_id,
+            data=info.record(),
+            **experiment_definition(request),
         )
+        if experiment_dataset(conn, experiment) != info:
+            raise UserInputError(
+                f"The experiment {experiment.name!r} trained on data set {info.name!r} as it "
+                "was packed then, and the data set has been packed again since: its trials "
+                "cannot go on with other rows. Give this search another --name."
+            )
+        change = source_change(conn, info)
+        if change is not None:
+            log.warning(
+                "The table %s %s since it was packed: this search trains on the rows as "
+                "packed then. Run `automl data prepare %s --partitions %d` to search its "
+                "rows as they are now.",
+                info.source_table or info.name,
+                change,
+                info.name,
+                info.partitions,
+            )
     return {
         "name": experiment.name,
         "id": experiment.id,

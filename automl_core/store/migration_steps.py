@@ -294,6 +294,25 @@ def _v7_evaluations(cur: Any, dialect: Dialect) -> None:
     )
 
 
+def _v9_data_as_packed(cur: Any, dialect: Dialect) -> None:
+    """Which packing of a data set an experiment trained on, and what it was packed from.
+
+    - ``datasets.source_state``: the source table's oid and row count when it was packed
+      (``{"oid": ..., "rows": ...}``), so that a table replaced or grown since is packed
+      again rather than searched as it was (``automl_core.data.ensure``).
+    - ``experiments.data``: the data set's row (``DatasetInfo``) as the experiment was
+      created, so that its export and predictions keep their shape, classes and
+      normalisation after the data set is packed again. NULL for older experiments,
+      which keep their data set from being packed again with other values.
+    """
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS source_state jsonb").format(_t("datasets"))
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS data jsonb").format(_t("experiments"))
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "leaderboard views", create_views),
@@ -303,4 +322,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "experiment lineage", _v6_experiment_lineage),
     Migration(7, "held-out evaluations", _v7_evaluations),
     Migration(8, "leaderboard ranks failed trials after the others", create_views),
+    Migration(9, "data sets as packed: source state, experiments' data", _v9_data_as_packed),
 )

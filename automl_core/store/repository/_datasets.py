@@ -32,8 +32,9 @@ DATASET_COLUMNS = (
     "source",
     "source_table",
     "packed_table",
+    "source_state",
 )
-_JSON_COLUMNS = frozenset({"class_values", "rows_per_partition", "normalization"})
+_JSON_COLUMNS = frozenset({"class_values", "rows_per_partition", "normalization", "source_state"})
 
 
 def datasets_table_exists(conn: Any) -> bool:

@@ -100,8 +100,12 @@ def create_experiment(
     seed: int,
     airflow_run_id: str | None = None,
     parent_experiment: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Experiment:
     """The experiment ``name``, created if absent (status ``running``).
+
+    ``data``: the data set's row as it is now (``DatasetInfo.record()``), kept with a new
+    experiment (``experiment_data``); an existing one keeps what it has.
 
     Re-running with the same name, method, dataset, spec, seed and parent experiment
     returns the existing experiment unchanged (its status and airflow_run_id are kept),
@@ -118,10 +122,19 @@ def create_experiment(
         cur.execute(
             sql.SQL(
                 "INSERT INTO {} (name, method, dataset, spec, seed, airflow_run_id, "
-                "parent_experiment) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "parent_experiment, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (name) DO NOTHING RETURNING {}"
             ).format(_t("experiments"), _EXPERIMENT_COLUMNS),
-            (name, method, dataset, Json(spec_json), int(seed), airflow_run_id, parent_experiment),
+            (
+                name,
+                method,
+                dataset,
+                Json(spec_json),
+                int(seed),
+                airflow_run_id,
+                parent_experiment,
+                None if data is None else Json(data),
+            ),
         )
         row = cur.fetchone()
         if row is not None:
@@ -258,17 +271,31 @@ def list_experiments(conn: Any) -> list[Experiment]:
         return [_experiment(r) for r in cur.fetchall()]
 
 
-def experiments_on_dataset(conn: Any, dataset: str) -> list[tuple[str, ExperimentState]]:
-    """(name, status) of every experiment trained on ``dataset``, oldest first; read
-    inside the caller's transaction, if one is open (``prepare`` holds its lock)."""
+def experiments_on_dataset(conn: Any, dataset: str) -> list[tuple[str, ExperimentState, bool]]:
+    """(name, status, keeps its data) of every experiment trained on ``dataset``, oldest
+    first; read inside the caller's transaction, if one is open (``prepare`` holds its
+    lock). "Keeps its data": it holds its own copy of the data set's row (schema 9), so
+    its export does not read the data set's current row."""
     with read_cursor(conn) as cur:
         cur.execute(
-            sql.SQL("SELECT name, status FROM {} WHERE dataset = %s ORDER BY id").format(
-                _t("experiments")
-            ),
+            sql.SQL(
+                "SELECT name, status, data IS NOT NULL FROM {} WHERE dataset = %s ORDER BY id"
+            ).format(_t("experiments")),
             (dataset,),
         )
-        return [(name, ExperimentState(status)) for name, status in cur.fetchall()]
+        return [(name, ExperimentState(status), bool(kept)) for name, status, kept in cur]
+
+
+def experiment_data(conn: Any, experiment_id: int) -> dict[str, Any] | None:
+    """The data set's row as experiment ``experiment_id`` was created (``DatasetInfo``'s
+    fields), or None for one created before schema 9."""
+    with read_cursor(conn) as cur:
+        cur.execute(
+            sql.SQL("SELECT data FROM {} WHERE id = %s").format(_t("experiments")),
+            (experiment_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else row[0]
 
 
 def set_experiment_status(
