@@ -181,9 +181,11 @@ def _figure(path: Path | None, caption: str, missing: str) -> str:
 def _top_trials(board: pd.DataFrame, k: int) -> tuple[list[int], list[str]]:
     ranked = board.dropna(subset=["best_valid_accuracy"]).head(k)
     ids = [int(t) for t in ranked["trial_id"]]
+    records = ranked.to_dict("records")
+    configs = lb.differing([r["config"] for r in records])  # what sets the curves apart
     labels = [
-        f"#{int(r['trial_id'])} ({r['best_valid_accuracy']:.3f}) {lb.short_config(r['config'], 40)}"
-        for r in ranked.to_dict("records")
+        f"#{int(r['trial_id'])} ({r['best_valid_accuracy']:.3f}) {lb.short_config(c, 40)}"
+        for r, c in zip(records, configs, strict=True)
     ]
     return ids, labels
 

@@ -46,6 +46,7 @@ __all__ = [
     "records",
     "rung_results",
     "short_config",
+    "differing",
     "to_json",
 ]
 
@@ -143,6 +144,21 @@ def short_config(config: Mapping[str, Any] | None, width: int = 48) -> str:
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 
+def differing(configs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """Each configuration cut to the keys whose values differ among ``configs`` (a key
+    some lack differs), so that a short listing shows what sets the trials apart rather
+    than the keys they share; all of each when nothing differs (a single trial, say)."""
+    dicts = [dict(c or {}) for c in configs]
+    keys = {k for c in dicts for k in c}
+    varying = {k for k in keys if len({repr(c.get(k, _MISSING)) for c in dicts}) > 1}
+    if not varying:
+        return dicts
+    return [{k: v for k, v in c.items() if k in varying} for c in dicts]
+
+
+_MISSING = object()
+
+
 def _cell(value: Any, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -178,12 +194,15 @@ _TABLE = (
 
 
 def format_table(df: pd.DataFrame, *, config_width: int = 48) -> str:
-    """A fixed-width text table of a leaderboard DataFrame ('-' for missing values)."""
+    """A fixed-width text table of a leaderboard DataFrame ('-' for missing values); the
+    config column shows the keys that differ among its rows (:func:`differing`)."""
+    records = df.to_dict("records")
+    configs = differing([rec.get("config") for rec in records])
     rows = []
-    for rec in df.to_dict("records"):
+    for rec, config in zip(records, configs, strict=True):
         row = []
         for col, _, kind, _ in _TABLE:
-            value = rec.get(col)
+            value = config if kind == "config" else rec.get(col)
             row.append(
                 short_config(value, config_width) if kind == "config" else _cell(value, kind)
             )

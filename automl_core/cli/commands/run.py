@@ -151,6 +151,31 @@ def _print_leaderboard(name: str) -> None:
 
     conn = connect()
     try:
-        print(format_table(leaderboard(conn, name, limit=10)))
+        board = leaderboard(conn, name)
     finally:
         conn.close()
+    print(format_table(board.head(SHOWN_TRIALS)))
+    print(trial_summary(name, board))
+
+
+#: Trials ``automl run`` lists at its end; ``automl leaderboard`` lists them all.
+SHOWN_TRIALS = 10
+
+
+def trial_summary(name: str, board: Any) -> str:
+    """One line under the run's leaderboard: the trials by status and, when some failed,
+    the first one's error (they are easy to miss in a top-10 table), e.g.
+    ``17 trials: 11 completed, 6 failed (trial 3: ...); all: automl leaderboard hb1``."""
+    counts = board["status"].value_counts()
+    parts = [f"{int(counts[s])} {s}" for s in ("completed", "stopped", "failed") if s in counts]
+    others = len(board) - sum(int(counts.get(s, 0)) for s in ("completed", "stopped", "failed"))
+    parts += [f"{others} not trained"] if others else []
+    line = f"{len(board)} trials: {', '.join(parts) or 'none'}"
+    failed = board[board["status"] == "failed"]
+    if len(failed):
+        first = failed.sort_values("trial_id").iloc[0]
+        error = " ".join(str(first["error"] or "no error recorded").split())
+        line += f" (trial {int(first['trial_id'])}: {error[:200]})"
+    if len(failed) or len(board) > SHOWN_TRIALS:
+        line += f"; all: automl leaderboard {name}"
+    return line
