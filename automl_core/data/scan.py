@@ -1,13 +1,15 @@
 """Inspecting and reading a source table for packing.
 
 :func:`inspect_source` checks the table with catalog look-ups and one aggregate query,
-so every problem with it (missing, wrong columns, empty, ragged, NULLs, one class) is
-reported before any row is read or written. :func:`read_rows` then streams the rows
-with one binary ``COPY ... TO STDOUT`` into a preallocated float32 array.
+so every problem with it (missing, wrong columns, empty, ragged, NULLs, one class,
+duplicate ids: a second query names them) is reported before any row is read or
+written. :func:`read_rows` then streams the rows with one binary ``COPY ... TO STDOUT``
+into a preallocated float32 array.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,10 @@ from automl_core.data.validate import (
 )
 from automl_core.errors import UserInputError
 
+log = logging.getLogger(__name__)
+
 _FIXED_COLUMNS = ("id", "features", "split")
+_SHOW_IDS = 5  # duplicated ids named in the message
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,11 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
     _check_columns(table, columns, label_column)
     has_split = "split" in columns
     stats = _aggregate(conn, table, label_column, has_split)
-    total, n_train, n_test, bad_split, min_len, max_len, bad_features, null_labels = stats
+    total, n_train, n_test, bad_split, min_len, max_len, bad_features, null_labels = stats[:8]
+    null_ids, distinct_ids = stats[8:]
     if total == 0:
         raise UserInputError(f"The table {table!r} is empty: load rows into it first.")
+    _check_ids(conn, table, total, null_ids, distinct_ids)
     if bad_split:
         raise UserInputError(
             f"{bad_split} row(s) of {table!r} have a split other than 'train' or 'test': fix "
@@ -106,8 +113,11 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
         )
     if n_train == 0:
         raise UserInputError(f"The table {table!r} has no 'train' rows.")
-    class_values = _class_values(conn, table, label_column, columns[label_column])
+    class_values, train_classes = _class_values(
+        conn, table, label_column, columns[label_column], has_split
+    )
     check_classes(class_values, source=f"table {table!r}", column=label_column)
+    _check_train_classes(table, label_column, class_values, train_classes)
     meta = read_source_meta(conn, oid) or {}
     shape = tuple(int(s) for s in meta.get("feature_shape") or (max_len,))
     if int(np.prod(shape)) != max_len:
@@ -137,6 +147,56 @@ def _check_columns(table: str, columns: dict[str, str], label_column: str) -> No
         )
 
 
+def _check_ids(conn: Any, table: str, total: int, null_ids: int, distinct_ids: int) -> None:
+    """Every row needs its own id: packing orders rows by id (a NULL id cannot be read,
+    and with duplicates the order, and so the packing, depends on the storage order)."""
+    fix = (
+        "load the data with `automl data load`, or number the rows afresh, e.g. "
+        f"CREATE TABLE new AS SELECT row_number() OVER () AS id, ... FROM {table}"
+    )
+    if null_ids:
+        raise UserInputError(f"{null_ids} row(s) of {table!r} have a NULL id: {fix}.")
+    if distinct_ids != total:
+        # The window count is taken before LIMIT: all duplicated ids, the lowest few named.
+        query = sql.SQL(
+            "SELECT id, count(*) OVER () FROM (SELECT id FROM {} GROUP BY id "
+            "HAVING count(*) > 1) d ORDER BY id LIMIT {}"
+        ).format(sql.Identifier(table), sql.Literal(_SHOW_IDS))
+        with conn.cursor() as cur:
+            cur.execute(query)
+            dup = cur.fetchall()
+        n_dup = int(dup[0][1]) if dup else 0
+        shown = ", ".join(str(r[0]) for r in dup) + (", ..." if n_dup > len(dup) else "")
+        raise UserInputError(
+            f"{n_dup} id value(s) of {table!r} are shared by several rows (ids {shown}), "
+            f"but ids must be unique: {fix}."
+        )
+
+
+def _check_train_classes(
+    table: str, column: str, class_values: list[Any], train_classes: list[Any]
+) -> None:
+    """Refuse train rows of fewer than two classes; warn about classes only test rows have."""
+    if len(train_classes) < 2:
+        raise UserInputError(
+            f"The 'train' rows of {table!r} have {len(train_classes)} distinct {column!r} "
+            f"value(s) ({train_classes!r}); the other classes are only in 'test' rows. A "
+            "model needs at least two classes to train on: move rows of other classes into "
+            "the 'train' split."
+        )
+    trained = set(train_classes)
+    test_only = [c for c in class_values if c not in trained]
+    if test_only:
+        log.warning(
+            "the 'test' rows of %s have %s classes that no 'train' row has: %r; a model "
+            "cannot learn them, and when the test split is the validation set they are "
+            "always counted wrong",
+            table,
+            len(test_only),
+            test_only,
+        )
+
+
 def _aggregate(conn: Any, table: str, label_column: str, has_split: bool) -> tuple[int, ...]:
     split = sql.Identifier("split") if has_split else sql.Literal("train")
     query = sql.SQL(
@@ -148,7 +208,9 @@ def _aggregate(conn: Any, table: str, label_column: str, has_split: bool) -> tup
             max(cardinality(features)),
             count(*) FILTER (WHERE CASE WHEN array_ndims(features) = 1
                 THEN array_position(features, NULL) IS NOT NULL ELSE true END),
-            count(*) FILTER (WHERE {label} IS NULL)
+            count(*) FILTER (WHERE {label} IS NULL),
+            count(*) FILTER (WHERE id IS NULL),
+            count(DISTINCT id)
         FROM {table}"""
     ).format(split=split, label=sql.Identifier(label_column), table=sql.Identifier(table))
     with conn.cursor() as cur:
@@ -157,22 +219,26 @@ def _aggregate(conn: Any, table: str, label_column: str, has_split: bool) -> tup
     return tuple(int(v) if v is not None else 0 for v in row)
 
 
-def _class_values(conn: Any, table: str, label_column: str, label_type: str) -> list[Any]:
-    """Sorted distinct labels: ints for an integer column, else their text (sorted by code
-    point, as Python sorts str, independent of the database collation)."""
+def _class_values(
+    conn: Any, table: str, label_column: str, label_type: str, has_split: bool
+) -> tuple[list[Any], list[Any]]:
+    """Sorted distinct labels of all rows and of the train rows: ints for an integer
+    column, else their text (sorted by code point, as Python sorts str, independent of
+    the database collation)."""
     is_int = label_type in INT_TYPES
     expr = (
         sql.Identifier(label_column)
         if is_int
         else sql.SQL("{}::text").format(sql.Identifier(label_column))
     )
-    query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL").format(
-        expr, sql.Identifier(table), sql.Identifier(label_column)
-    )
+    split = sql.Identifier("split") if has_split else sql.Literal("train")
+    query = sql.SQL(
+        "SELECT {}, bool_or({} = 'train') FROM {} WHERE {} IS NOT NULL GROUP BY 1"
+    ).format(expr, split, sql.Identifier(table), sql.Identifier(label_column))
     with conn.cursor() as cur:
         cur.execute(query)
-        values = [r[0] for r in cur.fetchall()]
-    return sorted(int(v) for v in values) if is_int else sorted(str(v) for v in values)
+        rows = [(int(v) if is_int else str(v), bool(train)) for v, train in cur.fetchall()]
+    return sorted(v for v, _ in rows), sorted(v for v, train in rows if train)
 
 
 def read_rows(conn: Any, summary: SourceSummary, *, include_test: bool) -> SourceRows:

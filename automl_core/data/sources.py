@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,20 @@ import numpy as np
 
 from automl_core.data.safe_pickle import restricted_loads
 from automl_core.data.signals import SIGNALS_ROWS, SIGNALS_SEED, make_signals
-from automl_core.data.validate import as_feature_array, check_finite, infer_labels
+from automl_core.data.validate import (
+    as_feature_array,
+    check_finite,
+    check_label_array,
+    infer_labels,
+)
 from automl_core.errors import UserInputError
 
 SCHEMES = ("digits", "signals", "csv:PATH", "npz:PATH", "cifar10:DIR")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
 _CSV_BLOCK = 8192
+# Columns of every loaded table that the loader fills itself (see read_csv).
+_LOADER_COLUMNS = ("id", "split")
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,21 @@ def read_source(spec: str, *, label_column: str = "label") -> SourceData:
     )
 
 
-def _assemble(source: str, parts: list[tuple[str, np.ndarray, object]]) -> SourceData:
-    """Check features and labels of every part and join them into a SourceData."""
+def _assemble(
+    source: str,
+    parts: list[tuple[str, np.ndarray, object]],
+    *,
+    where: Callable[[int], str] | None = None,
+) -> SourceData:
+    """Check features and labels of every part and join them into a SourceData.
+
+    ``where(i)`` names row ``i`` of the parts taken together in label messages; by default
+    its position in its split.
+    """
     checked: list[tuple[str, np.ndarray, np.ndarray]] = []
     for split, x, labels in parts:
         what = f"{source} ({split} split)" if len(parts) > 1 else source
-        lab = np.asarray(labels)
+        lab = check_label_array(labels, source=what)  # before shape[0]: y may be 0-d
         checked.append((split, as_feature_array(x, source=what, n_rows=lab.shape[0]), lab))
     shapes = {x.shape[1:] for _, x, _ in checked}
     if len(shapes) != 1:
@@ -98,13 +115,27 @@ def _assemble(source: str, parts: list[tuple[str, np.ndarray, object]]) -> Sourc
         all_labels = np.concatenate(labs)
     else:
         all_labels = np.concatenate([lab.astype(object) for lab in labs])
-    labels, label_type = infer_labels(all_labels, source=source)
+    labels, label_type = infer_labels(
+        all_labels, source=source, where=where or _split_rows([(s, x) for s, x, _ in checked])
+    )
     out, start = [], 0
     for split, x, _ in checked:
         n = x.shape[0]
         out.append(SplitPart(split=split, x=x, labels=labels[start : start + n]))
         start += n
     return SourceData(source, tuple(int(s) for s in shapes.pop()), label_type, tuple(out))
+
+
+def _split_rows(parts: list[tuple[str, np.ndarray]]) -> Callable[[int], str]:
+    """``where`` for parts taken together: row ``i`` counted within its own split."""
+    ends = np.cumsum([x.shape[0] for _, x in parts])
+
+    def where(i: int) -> str:
+        k = int(np.searchsorted(ends, i, side="right"))
+        row = i - (int(ends[k - 1]) if k else 0)
+        return f"row {row}" if len(parts) == 1 else f"row {row} of the {parts[k][0]} split"
+
+    return where
 
 
 def read_digits() -> SourceData:
@@ -130,9 +161,11 @@ def read_signals(seed: int = SIGNALS_SEED) -> SourceData:
 def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
     """A CSV with a header row: ``label_column`` plus numeric feature columns.
 
-    Raises UserInputError for a missing file, a missing header or label column, and for a
-    bad row (wrong number of fields, a non-numeric, NaN or infinite value, a missing label),
-    naming its line number.
+    Every row is ``train``; rows get ids 0..n-1 in file order when loaded. Raises
+    UserInputError for a missing file, a missing header or label column, a column named
+    ``id`` or ``split`` (the loader makes those), and for a bad row (wrong number of
+    fields, a feature that is not a plain ASCII decimal number, NaN or infinity, a missing
+    or bad label; see :func:`~automl_core.data.validate.infer_labels`), naming its line.
     """
     source = f"csv:{path}"
     _check_file(path, source)
@@ -146,6 +179,7 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
                 raise UserInputError(f"{source} is empty: expected a header row and data rows.")
             header = [h.strip() for h in header]
             li = _label_index(header, label_column, source)
+            _check_loader_columns(header, li, source)
             blocks: list[np.ndarray] = []
             labels: list[str] = []
             lines: list[int] = []
@@ -158,12 +192,10 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
                         f"{source} line {reader.line_num}: {len(row)} fields, but the header "
                         f"has {len(header)}; fix or remove that row."
                     )
-                label = row.pop(li).strip()
-                if not label:
-                    raise UserInputError(
-                        f"{source} line {reader.line_num}: the label {label_column!r} is "
-                        "empty; every row needs a label."
-                    )
+                label = row.pop(li).strip()  # empty or "NA": refused by infer_labels
+                joined = "".join(row)
+                if "_" in joined or not joined.isascii():
+                    _refuse_number_form(row, reader.line_num, source)
                 labels.append(label)
                 lines.append(reader.line_num)
                 block.append(row)
@@ -180,7 +212,35 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
         raise UserInputError(f"{source} has a header but no data rows.")
     x = np.concatenate(blocks)
     check_finite(x, source=source, row_ids=np.asarray(lines), row_label="line")
-    return _assemble(source, [("train", x, np.array(labels, dtype=object))])
+    return _assemble(
+        source,
+        [("train", x, np.array(labels, dtype=object))],
+        where=lambda i: f"line {lines[i]}",
+    )
+
+
+def _check_loader_columns(header: list[str], li: int, source: str) -> None:
+    """Refuse a feature column named ``id`` or ``split`` (any case): it would become a
+    feature, or fail as one, while the loader writes its own ids and split."""
+    for i, name in enumerate(header):
+        if i != li and name.lower() in _LOADER_COLUMNS:
+            raise UserInputError(
+                f"{source} has a column {name!r} (column {i + 1}), but `automl data load` "
+                "assigns the row ids itself, in file order (0..n-1), and the split itself "
+                "(every CSV row is 'train'; `automl data prepare` holds out validation rows), "
+                "so it would be read as a feature: drop or rename that column."
+            )
+
+
+def _refuse_number_form(row: list[str], line: int, source: str) -> None:
+    """Refuse digit separators and non-ASCII digits, which float() takes but labels do not."""
+    for value in row:
+        if "_" in value or not value.isascii():
+            raise UserInputError(
+                f"{source} line {line}: the feature value {value!r} is not a plain number: "
+                "write numbers with ASCII digits and no separators (1000, not 1_000); fix or "
+                "remove that row."
+            )
 
 
 def _label_index(header: list[str], label_column: str, source: str) -> int:

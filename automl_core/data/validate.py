@@ -7,7 +7,8 @@ fix, and runs before anything is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 
 import numpy as np
 
@@ -17,6 +18,15 @@ from automl_core.errors import UserInputError
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # An integer, or an integral decimal ("2.0", "2."), as CSV files write class numbers.
 _INT_RE = re.compile(r"([+-]?[0-9]+)(?:\.0*)?")
+# Any plain decimal number, ASCII only: Python's float() also takes "1_000" and "١٢".
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Labels that spreadsheets and pandas write for "no value" (compared case-folded).
+MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+_MISSING_LEN = max(map(len, MISSING_LABELS))  # longer labels skip the case-folding
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A label column with more classes than half its rows is an id or a regression target;
+# below this many rows a small example may well have one row per class.
+REPEAT_CHECK_ROWS = 20
 PACKED_SUFFIX = "_packed"
 MAX_NAME_LEN = 63
 
@@ -123,10 +133,13 @@ def as_feature_array(values: object, *, source: str, n_rows: int | None = None) 
             f"The features of {source} are ragged or non-numeric (an object array): every "
             "row must have the same number of numeric features."
         )
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if arr.dtype.kind not in "biuf":
+        # Complex numbers and time deltas convert to float32 silently, losing the
+        # imaginary part or the unit: only real numbers are features.
         raise UserInputError(
-            f"The features of {source} have dtype {arr.dtype}, which is not numeric: "
-            "store numbers (integers or floats)."
+            f"The features of {source} have dtype {arr.dtype}, which is not numeric: store "
+            "real numbers (booleans, integers or floats), not complex numbers, dates, time "
+            "deltas or text."
         )
     if arr.ndim < 2 or arr.shape[0] == 0 or int(np.prod(arr.shape[1:])) == 0:
         raise UserInputError(
@@ -177,50 +190,152 @@ def raise_nonfinite(source: str, count: int, first: int, row_label: str = "id") 
     )
 
 
-def infer_labels(values: Sequence[object] | np.ndarray, *, source: str) -> tuple[np.ndarray, str]:
-    """Classify labels as integers or text and return ``(labels, sql_type)``.
+def infer_labels(
+    values: Sequence[object] | np.ndarray,
+    *,
+    source: str,
+    where: Callable[[int], str] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Classify labels ``[rows]`` as integers or text and return ``(labels, sql_type)``.
 
-    Integer labels (integer or boolean dtype, integral floats, or strings that all parse
-    as base-10 integers, ``"2.0"`` included, as from npz) come back as int64 with type ``integer`` (``bigint`` when a value
-    does not fit 32 bits); anything else comes back as str with type ``text``. Raises
-    UserInputError for missing labels (None, NaN, empty string).
+    Integer labels (boolean or integer dtype, integral floats, or strings that all parse
+    as ASCII decimal numbers with integral values, ``"2.0"`` and ``"1e3"`` included) come
+    back as int64 with type ``integer`` (``bigint`` when a value does not fit 32 bits);
+    any other strings come back as str with type ``text``. ``where(i)`` names row ``i`` in
+    messages (default ``"row i"``, counting from 0). Raises UserInputError for a missing
+    label (None, NaN, empty or a marker such as ``NA``), non-integral numbers (a regression
+    target), numbers outside int64, text with NUL characters or bytes that are not UTF-8,
+    a dtype that is neither numbers nor text, and too few repeated labels
+    (:func:`check_label_repeats`).
     """
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise UserInputError(f"The labels of {source} have shape {arr.shape}: expected [rows].")
-    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer):
+    where = where or (lambda i: f"row {i}")
+    arr = check_label_array(values, source=source)
+    if arr.dtype.kind in "bi":
         ints = arr.astype(np.int64)
-    elif np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
+    elif arr.dtype.kind in "uf":
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise UserInputError(f"{source} has NaN or infinite labels: every row needs a label.")
         if not np.array_equal(arr, np.round(arr)):
             raise UserInputError(
                 f"The labels of {source} are non-integral floats: class labels must be "
                 "integers or text (this is classification, not regression)."
             )
+        # astype would wrap uint64 >= 2**63 and make float values past int64 undefined.
+        outside = (arr >= 2**63) | (arr < INT64_MIN)  # 2**63: float(INT64_MAX) rounds up
+        if outside.any():
+            _raise_outside_int64(source, where(int(np.argmax(outside))), arr[outside][0])
         ints = arr.astype(np.int64)
     else:
-        text = [_label_text(v) for v in arr.tolist()]
-        if any(t == "" for t in text):
-            raise UserInputError(f"{source} has empty labels: every row needs a label.")
-        # A strict ASCII pattern: Python's int() would also take "1_000" or non-ASCII digits.
-        matches = [_INT_RE.fullmatch(t) for t in text]
-        if not all(matches):
-            return np.array(text, dtype=object), "text"
-        try:
-            ints = np.array([int(m[1]) for m in matches if m], dtype=np.int64)
-        except OverflowError:
-            return np.array(text, dtype=object), "text"
+        text = _label_texts(arr, source=source, where=where)
+        # Strict ASCII patterns: Python's int() and float() would also take "1_000".
+        if not all(_NUMBER_RE.fullmatch(t) for t in text):
+            out = np.array(text, dtype=object)
+            check_label_repeats(out, source=source)
+            return out, "text"
+        ints = np.array([_text_int(t, i, source, where) for i, t in enumerate(text)], np.int64)
+    check_label_repeats(ints, source=source)
     fits32 = ints.size == 0 or (ints.min() >= -(2**31) and ints.max() < 2**31)
     return ints, "integer" if fits32 else "bigint"
 
 
-def _label_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return str(value).strip()
+def check_label_array(values: object, *, source: str) -> np.ndarray:
+    """``values`` as an array ``[rows]`` of booleans, numbers or text; UserInputError for
+    another shape (a 0-d or 2-d ``y``) or dtype (complex, dates, time deltas)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise UserInputError(
+            f"The labels of {source} have shape {arr.shape}: expected [rows], one label per "
+            "row of the features (e.g. numpy.savez(path, x=features, y=labels))."
+        )
+    if arr.dtype.kind not in "biufUSO":
+        raise UserInputError(
+            f"The labels of {source} have dtype {arr.dtype}: class labels must be integers or text."
+        )
+    return arr
+
+
+def _label_texts(arr: np.ndarray, *, source: str, where: Callable[[int], str]) -> list[str]:
+    """Labels as stripped str, refusing a missing one, NUL characters and undecodable bytes
+    (PostgreSQL text can hold neither; COPY would fail midway)."""
+    text = []
+    for i, value in enumerate(arr.tolist()):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserInputError(
+                    f"{source} {where(i)}: the label {value!r} is not UTF-8 text: store text "
+                    "labels as str (numpy dtype 'U') or as UTF-8 encoded bytes."
+                ) from None
+        t = "" if value is None else str(value).strip()
+        if len(t) <= _MISSING_LEN and t.casefold() in MISSING_LABELS:
+            if not t:
+                raise UserInputError(
+                    f"{source} {where(i)}: the label is empty (empty labels are missing "
+                    "values): every row needs a label; fill it in or drop that row."
+                )
+            raise UserInputError(
+                f"{source} {where(i)}: the label {t!r} marks a missing value, not a class: "
+                "every row needs a label; fill it in or drop that row."
+            )
+        if "\x00" in t or not (t.isascii() or _encodable(t)):
+            raise UserInputError(
+                f"{source} {where(i)}: the label {t!r} contains a NUL character or invalid "
+                "Unicode, which PostgreSQL text cannot store: remove it."
+            )
+        text.append(t)
+    return text
+
+
+def _encodable(t: str) -> bool:
+    try:
+        t.encode("utf-8")  # fails on lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_int(t: str, i: int, source: str, where: Callable[[int], str]) -> int:
+    """The integer a label matching ``_NUMBER_RE`` writes; UserInputError unless integral
+    and within int64."""
+    m = _INT_RE.fullmatch(t)
+    if m and len(m[1]) <= 18:  # the common case, and 18 characters always fit int64
+        return int(m[1])
+    d = Decimal(m[1] if m else t)
+    # Compared as Decimal before int(): "1e999999" would otherwise build a huge integer.
+    if not INT64_MIN <= d <= INT64_MAX:
+        _raise_outside_int64(source, where(i), t)
+    if d != d.to_integral_value():
+        raise UserInputError(
+            f"The labels of {source} are non-integral floats (first: {t!r} at {where(i)}): "
+            "class labels must be integers or text (this is classification, not regression)."
+        )
+    return int(d)
+
+
+def _raise_outside_int64(source: str, where: str, value: object) -> None:
+    shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:40]}..."
+    raise UserInputError(
+        f"{source} {where}: the label {shown} is outside the 64-bit integer range "
+        f"[{INT64_MIN}, {INT64_MAX}] that integer labels are stored in: renumber the classes "
+        "(e.g. 0..k-1) or give them as text names."
+    )
+
+
+def check_label_repeats(labels: np.ndarray, *, source: str) -> None:
+    """Refuse labels ``[rows]`` with more distinct values than half the rows (from
+    ``REPEAT_CHECK_ROWS`` rows on): an id column or a regression target, not classes."""
+    n = int(labels.shape[0])
+    if n < REPEAT_CHECK_ROWS:
+        return
+    k = len(set(labels.tolist()))
+    if 2 * k > n:
+        raise UserInputError(
+            f"The labels of {source} have {k} distinct values in {n} rows: classification "
+            "needs repeated labels (at most half as many classes as rows). This looks like "
+            "an id or a continuous target: pick the column of class labels (--label-column "
+            "NAME for csv:), or bin the target into classes."
+        )
 
 
 def check_classes(class_values: Sequence[object], *, source: str, column: str) -> None:

@@ -199,8 +199,8 @@ def test_names_ending_in_packed_are_reserved() -> None:
 def test_integral_decimal_labels_are_integers_and_others_stay_text() -> None:
     labels, kind = infer_labels(np.array(["1.0", "2.", "3", "-4.00"], dtype=object), source="s")
     assert kind == "integer" and labels.tolist() == [1, 2, 3, -4]
-    labels, kind = infer_labels(np.array(["1.5", "2.0"], dtype=object), source="s")
-    assert kind == "text" and labels.tolist() == ["1.5", "2.0"]
+    labels, kind = infer_labels(np.array(["1.5", "2.0", "a"], dtype=object), source="s")
+    assert kind == "text" and labels.tolist() == ["1.5", "2.0", "a"]
 
 
 def test_a_bom_before_the_label_column_is_dropped(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_csv_custom_label_column_and_text_labels(tmp_path: Path) -> None:
     [
         ("a,label\n1,0\n2,1\nx,0\n", r"line 4: the feature value 'x' is not a number"),
         ("a,label\n1,0\n2,1,5\n", r"line 3: 3 fields, but the header has 2"),
-        ("a,label\n1,0\n\n2,\n", r"line 4: the label 'label' is empty"),
+        ("a,label\n1,0\n\n2,\n", r"line 4: the label is empty"),
         ("a,label\n1,0\nnan,1\n", r"NaN or infinite features \(first: line 3\)"),
         ("a,label\n1,0\n-inf,1\n", r"first: line 3"),
         ("a,b\n1,0\n", r"no label column 'label' \(columns: \['a', 'b'\]\); pass --label-column"),

@@ -112,7 +112,7 @@ def test_integer_labels(values: np.ndarray, expected: list[int], sql_type: str) 
     assert labels.dtype == np.int64 and labels.tolist() == expected
 
 
-@pytest.mark.parametrize("values", [["cat", "dog"], ["1", "cat"], ["1_000", "2"], ["1.5", "2"]])
+@pytest.mark.parametrize("values", [["cat", "dog"], ["1", "cat"], ["1_000", "2"], ["1.5", "x"]])
 def test_text_labels(values: list[str]) -> None:
     labels, kind = infer_labels(np.array(values, dtype=object), source="s")
     assert kind == "text"

@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     )
     load.add_argument("--table", required=True, metavar="NAME", help="the table to create")
     load.add_argument(
-        "--label-column", default="label", metavar="COL", help="CSV label column (default: label)"
+        "--label-column", metavar="COL", help="csv: sources only: the label column (default: label)"
     )
     load.add_argument("--replace", action="store_true", help="replace the table if it exists")
     load.set_defaults(handler=_load)
@@ -71,11 +71,24 @@ def register(subparsers: Any) -> None:
 def _load(args: argparse.Namespace) -> int:
     from automl_core.data.load import load_source
     from automl_core.data.sources import read_source
-    from automl_core.data.validate import validate_output_table
+    from automl_core.data.validate import packed_table_name, validate_output_table
+    from automl_core.errors import UserInputError
     from automl_core.store.connection import connect
 
-    validate_output_table(args.table, option="--table")  # before reading a large file
-    data = read_source(args.source, label_column=args.label_column)
+    # All before reading a large file.
+    validate_output_table(args.table, option="--table")
+    try:
+        packed_table_name(args.table)  # the limit prepare applies, checked at load
+    except UserInputError as exc:
+        raise UserInputError(
+            f"The value of --table is {args.table!r}: it could be loaded but never prepared. {exc}"
+        ) from None
+    if args.label_column is not None and not args.source.startswith("csv:"):
+        raise UserInputError(
+            f"--label-column applies to csv: sources only, but the source is {args.source!r} "
+            "(its labels are fixed): leave --label-column out."
+        )
+    data = read_source(args.source, label_column=args.label_column or "label")
     conn = connect()
     try:
         result = load_source(conn, data, args.table, replace=args.replace)
