@@ -23,6 +23,7 @@ from automl_core.artifacts import check_local_folder
 from automl_core.errors import UserInputError
 from automl_core.report import leaderboard as lb
 from automl_core.report import plots
+from automl_core.report.param_plots import plot_hyperparameters
 from automl_core.store import repository as repo
 
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ _PLOTS = {
     "by_time": "best_by_time.png",
     "rungs": "hyperband_rungs.png",
     "curves": "learning_curves.png",
+    "params": "hyperparameters.png",
     "workers": "workers.png",
 }
 GENERATOR = '<meta name="generator" content="automl report">'
@@ -294,6 +296,12 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
             )
         )
     figures += [
+        _figure(
+            plot_hyperparameters(board, out / _PLOTS["params"]),
+            "Each trial's best validation accuracy against the value of each hyperparameter "
+            "that varies (log axis for wide positive ranges).",
+            "No trial has a validation result yet, or no hyperparameter varies.",
+        ),
         _figure(
             plots.plot_learning_curves(epochs, top_ids, out / _PLOTS["curves"], labels=top_labels),
             f"Validation accuracy per epoch of the top {len(top_ids)} trials.",

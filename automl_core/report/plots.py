@@ -95,20 +95,20 @@ def busy_workers(jobs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # --- drawing ---------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_png(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 
 
-def _accuracy_axis(ax: Axes) -> None:
+def accuracy_axis(ax: Axes) -> None:
     ax.set_ylabel("validation accuracy")
     ax.grid(True, alpha=0.3)
 
@@ -118,7 +118,7 @@ def plot_accuracy_histogram(board: pd.DataFrame, path: Path) -> Path | None:
     values = board["final_valid_accuracy"].dropna().to_numpy(dtype=float)
     if values.size == 0:
         return None
-    fig = _figure(6.4, 3.6)
+    fig = new_figure(6.4, 3.6)
     ax = fig.subplots()
     bins = min(20, max(5, int(np.sqrt(values.size)) * 2))
     lo, hi = float(values.min()), float(values.max())
@@ -132,7 +132,7 @@ def plot_accuracy_histogram(board: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xlabel("final validation accuracy")
     ax.set_ylabel("trials")
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
@@ -142,7 +142,7 @@ def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
     if np.isnan(acc).all():
         return None
     x = np.arange(1, len(acc) + 1)
-    fig = _figure(6.4, 3.6)
+    fig = new_figure(6.4, 3.6)
     ax = fig.subplots()
     ax.scatter(x, acc, s=14, color=_MUTED, label="trial's best", zorder=2)
     best = best_so_far(acc.tolist())
@@ -163,9 +163,9 @@ def plot_best_by_trial(board: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xlim(0.5, len(acc) + 0.5)
     ax.set_xlabel("trials, in creation order")
     ax.set_title("Best validation accuracy so far, by trial")
-    _accuracy_axis(ax)
+    accuracy_axis(ax)
     ax.legend(loc="best")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def time_unit(span_seconds: float) -> tuple[str, float]:
@@ -195,7 +195,7 @@ def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | No
     order = np.argsort(seconds, kind="stable")
     elapsed = seconds[order] / per_unit
     acc = rows["valid_accuracy"].to_numpy(dtype=float)[order]
-    fig = _figure(6.4, 3.6)
+    fig = new_figure(6.4, 3.6)
     ax = fig.subplots()
     ax.scatter(elapsed, acc, s=10, color=_MUTED, label="epoch result", zorder=2)
     right = max(float(elapsed.max()), 1e-9) * 1.04
@@ -212,9 +212,9 @@ def plot_best_by_time(epochs: pd.DataFrame, start: Any, path: Path) -> Path | No
     ax.set_xlim(0, right)
     ax.set_xlabel(f"{unit} since the experiment started")
     ax.set_title("Best validation accuracy so far, by wall time")
-    _accuracy_axis(ax)
+    accuracy_axis(ax)
     ax.legend(loc="best")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_hyperband_rungs(rungs: pd.DataFrame, path: Path) -> Path | None:
@@ -228,7 +228,7 @@ def plot_hyperband_rungs(rungs: pd.DataFrame, path: Path) -> Path | None:
     if data.empty:
         return None
     brackets = sorted(int(b) for b in data["bracket"].unique())
-    fig = _figure(max(5.0, 3.2 * len(brackets)), 4.0)
+    fig = new_figure(max(5.0, 3.2 * len(brackets)), 4.0)
     axes = np.atleast_1d(fig.subplots(1, len(brackets), sharey=True, squeeze=False)[0])
     for ax, bracket in zip(axes, brackets, strict=True):
         part = data[data["bracket"] == bracket]
@@ -287,13 +287,13 @@ def plot_hyperband_rungs(rungs: pd.DataFrame, path: Path) -> Path | None:
         ax.set_title(f"bracket {bracket} ({n0} trials)")
         ax.set_xlabel("rung (epochs)")
         ax.grid(True, alpha=0.3)
-    _accuracy_axis(axes[0])
+    accuracy_axis(axes[0])
     fig.suptitle(
         "Hyperband: validation accuracy at each rung\n"
         "dot: promoted, star: reached the last rung, hollow: stopped",
         fontsize=10,
     )
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_learning_curves(
@@ -304,7 +304,7 @@ def plot_learning_curves(
     data = epochs[epochs["trial_id"].isin(wanted)].dropna(subset=["valid_accuracy"])
     if data.empty:
         return None
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8)
     ax = fig.subplots()
     names = dict(zip(wanted, labels, strict=False))
     for trial_id in wanted:
@@ -323,9 +323,9 @@ def plot_learning_curves(
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Learning curves of the top {len(wanted)} trials")
-    _accuracy_axis(ax)
+    accuracy_axis(ax)
     ax.legend(loc="best", fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_worker_timeline(jobs: pd.DataFrame, path: Path) -> Path | None:
@@ -334,7 +334,7 @@ def plot_worker_timeline(jobs: pd.DataFrame, path: Path) -> Path | None:
     if usage is None:
         return None
     t0 = float(jobs["started_at"].min())
-    fig = _figure(7.2, 4.6)
+    fig = new_figure(7.2, 4.6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     from matplotlib import colormaps
 
@@ -354,7 +354,8 @@ def plot_worker_timeline(jobs: pd.DataFrame, path: Path) -> Path | None:
 
         handles = [Patch(color=cmap(t % 10), label=f"trial {t}") for t in trial_ids]
         top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
-    top.set_title("Worker timeline (one colour per trial)")
+    repeat = "" if len(trial_ids) <= 10 else ", 10 colours in turn"
+    top.set_title(f"Worker timeline (one colour per trial{repeat})")
     times, counts = busy_workers(jobs)
     # A filled step: with thousands of short gaps a line would be an unreadable comb.
     bottom.fill_between(
@@ -369,4 +370,4 @@ def plot_worker_timeline(jobs: pd.DataFrame, path: Path) -> Path | None:
         f"({usage.workers} workers x {usage.wall_seconds:.1f} s)"
     )
     bottom.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)

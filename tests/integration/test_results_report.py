@@ -240,6 +240,7 @@ BASE_PLOTS = {
     "accuracy_histogram.png",
     "best_by_trial.png",
     "best_by_time.png",
+    "hyperparameters.png",
     "learning_curves.png",
     "workers.png",
 }

@@ -175,7 +175,7 @@ def test_the_best_so_far_line_shows_for_a_single_result(
 ) -> None:
     # A step holds a value until the next point, so with one point nothing was drawn.
     figures: list[Any] = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig) or Path(path))
     one_epoch = _epochs().iloc[0:1]
     plots.plot_best_by_trial(_board().iloc[0:1], tmp_path / "a.png")
     plots.plot_best_by_time(one_epoch, datetime(2025, 1, 1, tzinfo=UTC), tmp_path / "b.png")
