@@ -89,12 +89,14 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
     request.validate()
     from automl_core.data.ensure import source_change
     from automl_core.data.reader import dataset_info, experiment_dataset
-    from automl_core.experiment.space_keys import warn_unread_keys
+    from automl_core.experiment.space_keys import check_space_on_data
     from automl_core.space import SearchSpace
 
     with _connection(db_url) as (conn, _):
         info = dataset_info(conn, request.dataset)
-        warn_unread_keys(SearchSpace.from_dict(request.space), info.feature_shape, info.num_classes)
+        check_space_on_data(
+            SearchSpace.from_dict(request.space), info.feature_shape, info.num_classes
+        )
         if request.parent_experiment is not None:
             repo.get_experiment(conn, request.parent_experiment)
         experiment = repo.create_experiment(

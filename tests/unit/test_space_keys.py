@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from torch import nn
 
-from automl_core.experiment.space_keys import unread_space_keys, warn_unread_keys
+from automl_core.errors import UserInputError
+from automl_core.experiment.space_keys import check_space_on_data, unread_space_keys
 from automl_core.space import SearchSpace
 from automl_core.training.engine import keys_read
 from automl_core.training.registry import register_architecture, unregister_architecture
@@ -55,7 +56,7 @@ def test_a_users_architecture_counts_as_a_built_in(
     assert unread_space_keys(space, (8,), 2) == {}
     typo = SearchSpace.from_dict({"architecture": "wide_net_for_keys", "widht": [1, 2]})
     with caplog.at_level(logging.WARNING):
-        warn_unread_keys(typo, (8,), 2)
+        check_space_on_data(typo, (8,), 2)
     assert "search-space key 'widht'" in caplog.text and "did you mean 'width'" in caplog.text
 
 
@@ -85,3 +86,20 @@ def test_builders_that_read_oddly_get_no_false_warning_and_never_stop_a_search(
     assert unread_space_keys(copy, (8,), 2) == {}
     picky = SearchSpace.from_dict({"architecture": "picky_reader_for_keys", "widht": [1, 2]})
     assert unread_space_keys(picky, (8,), 2) == {}
+
+
+def test_a_space_that_cannot_take_the_data_is_refused_and_a_partial_one_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A review's 21-feature CSV with the README's example space: every cnn2d trial
+    # failed in training ("a square number of features"), half the search's budget.
+    mixed = SearchSpace.from_dict({"architecture": ["mlp", "cnn2d"], "batch_size": 32})
+    with caplog.at_level(logging.WARNING):
+        check_space_on_data(mixed, (21,), 3)
+    assert "1 of 2 configurations read from the search space cannot train" in caplog.text
+    assert "square number of features" in caplog.text
+    only_cnn = SearchSpace.from_dict({"architecture": "cnn2d", "batch_size": 32})
+    with pytest.raises(UserInputError, match=r"No configuration .* shape \[21\], 3 classes\): "
+                       r"The architecture 'cnn2d' takes"):  # fmt: skip
+        check_space_on_data(only_cnn, (21,), 3)
+    check_space_on_data(only_cnn, (64,), 3)  # 8 x 8: it builds
