@@ -6,18 +6,26 @@ at its best epoch), and returns accuracy, mean cross-entropy and the confusion m
 the result is kept in ``automl.evaluations`` (one row per experiment and table, the
 latest) and shown by ``automl report``. Use it on rows the search never saw (a test
 split loaded as its own table): the validation accuracy on the leaderboard chose the
-model, so it is an optimistic estimate.
+model, so it is an optimistic estimate. A table that is not held out (the experiment's
+own source table, or its test split when that was the validation set) is scored all the
+same, with a warning that says so.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from automl_core.errors import UserInputError
 from automl_core.store import repository as repo
+
+if TYPE_CHECKING:
+    from automl_core.data.reader import DatasetInfo
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 4096
 _MIN_PROBABILITY = 1e-12  # a confidently wrong row costs ~27.6 nats, not infinity
@@ -45,6 +53,7 @@ def evaluate_table(
     id or NULL features or features that do not fit the model, rows with NaN or infinite
     features (naming the first id), or no row (in that split).
     """
+    from automl_core.data.reader import experiment_dataset
     from automl_core.data.tables import existing_table
     from automl_core.data.validate import check_row_columns, validate_table_name
     from automl_core.export import best_model
@@ -80,6 +89,11 @@ def evaluate_table(
     where = table if split is None else f"{table}:{split}"
     if rows == 0:
         raise UserInputError(f"The table {where!r} has no rows to evaluate.")
+    data = experiment_dataset(conn, repo.experiment_record(conn, experiment_name))
+    train_rows = _train_rows(conn, table) if (table, split) == (data.source_table, "test") else None
+    note = not_held_out(experiment_name, table, split, data, scored=rows, train_rows=train_rows)
+    if note:
+        log.warning("%s", note)
     result = repo.EvaluationRow(
         table_name=where,
         trial_id=int(model.card["trial"]["trial_id"]),
@@ -94,6 +108,59 @@ def evaluate_table(
     return result
 
 
+def not_held_out(
+    experiment_name: str,
+    table: str,
+    split: str | None,
+    data: DatasetInfo,
+    *,
+    scored: int,
+    train_rows: int | None,
+) -> str | None:
+    """Why the ``scored`` rows of ``table`` (its ``split`` rows, when given) are no
+    held-out estimate for the experiment whose data set is ``data``; None when nothing
+    says so (a copy of the rows under another name goes unnoticed).
+
+    They are not when ``table`` is the data set's source table and the rows include its
+    ``train`` rows (trained on), or are its ``test`` rows and those were the validation
+    set, which chose the model: then the table's ``train_rows`` (counted now) are the
+    data set's ``n_train`` and the test rows its ``n_valid``, where a validation fraction
+    would have taken some of the train rows.
+    """
+    if table != data.source_table:
+        return None
+    if split != "test":
+        rows = "its rows" if split is None else f"its {split!r} rows"
+        return (
+            f"The table {table!r} is the source table of experiment {experiment_name!r}: "
+            f"the model was trained and chosen on {rows}, so this accuracy is not a held-out "
+            "estimate. Evaluate on rows the search never saw: a test file loaded as a table "
+            "of its own, or --split test of a table prepared with --validation-fraction."
+        )
+    if train_rows == data.n_train and scored == data.n_valid:
+        return (
+            f"The 'test' rows of {table!r} were the validation set of experiment "
+            f"{experiment_name!r} (`automl data prepare` validates on a source's test split "
+            "unless given --validation-fraction): they chose the model, so this accuracy is "
+            "optimistic, as the leaderboard's is. Evaluate on rows the search never saw: a "
+            "test file loaded as a table of its own."
+        )
+    return None
+
+
+def _train_rows(conn: Any, table: str) -> int:
+    """The rows of ``table`` (a checked name) whose split is ``train``."""
+    from psycopg2 import sql
+
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE split = 'train'").format(sql.Identifier(table))
+        )
+        count = int(cur.fetchone()[0])
+    conn.rollback()
+    return count
+
+
 def _label_key(value: Any) -> Any:
     # A label read back from SQL may be 3 where the data set recorded 3.0, or the reverse.
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -101,10 +168,23 @@ def _label_key(value: Any) -> Any:
     return value
 
 
+def _sql_text(value: Any) -> str:
+    """``value`` as PostgreSQL's ``::text`` writes it, which is how ``automl data prepare``
+    records the classes of a label column that is neither integer nor text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _class_index(value: Any, index_of: dict[Any, int], table: str) -> int:
     try:
         return index_of[_label_key(value)]
     except (KeyError, TypeError):
+        pass
+    try:
+        # A boolean (or numeric, date) label column: its classes are its text.
+        return index_of[_sql_text(value)]
+    except KeyError:
         known = ", ".join(repr(v) for v in list(index_of)[:10])
         raise UserInputError(
             f"The table {table!r} has the label {value!r}, which the model was not trained "

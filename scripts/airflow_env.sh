@@ -14,8 +14,8 @@ export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-2}"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export PATH="${_automl_repo}/.venv/bin:${PATH}"
 
-# The pool every training task takes one slot of (see docs/airflow.md).
-export AUTOML_TRAINING_POOL=automl_training
+# Slots of the automl_training pool: each search's engine task takes one (training and
+# promotion tasks are deferred to the triggerer and take none; see docs/airflow.md).
 export AUTOML_TRAINING_SLOTS="${AUTOML_TRAINING_SLOTS:-1}"
 
 automl_airflow_setup() {
@@ -23,8 +23,10 @@ automl_airflow_setup() {
   mkdir -p "${AIRFLOW_HOME}"
   airflow db migrate >"${AIRFLOW_HOME}/db-migrate.log" 2>&1 \
     || { cat "${AIRFLOW_HOME}/db-migrate.log" >&2; return 1; }
-  airflow pools set "${AUTOML_TRAINING_POOL}" "${AUTOML_TRAINING_SLOTS}" \
-    "AutoML training tasks (each holds one slot while it drives the Dask workers)" >/dev/null
+  # The pool name is a spec's `pool` default; a spec that names another needs it too.
+  airflow pools set automl_training "${AUTOML_TRAINING_SLOTS}" \
+    "AutoML training engines (each search's engine task holds one slot while it trains)" \
+    >/dev/null
 }
 
 unset _automl_repo

@@ -39,6 +39,24 @@ EXIT_DATABASE_LOST = 75
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` (default: the process's arguments); its exit status.
+
+    Output piped into a reader that stops early (``automl ... | head``) ends the command
+    with status 1 and no traceback, as the Python docs' "Note on SIGPIPE" advises.
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe raises here, inside the try
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that this cannot
+        # raise a second time, outside any handler.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from automl_core.store import repository as repo
 
 
 def group_lines(conn: Any, experiment: repo.Experiment) -> dict[str, str]:
-    """Group id -> a one-line state, e.g. ``rung 1/3 (3 x 3 epochs): 2 of 3 trained``."""
+    """Group id -> a one-line state, e.g. ``rung 1 of 0-2 (3 x 3 epochs): 2 of 3 trained``."""
     request = SearchRequest.from_spec(experiment.dataset, experiment.seed, experiment.spec)
     by_group: dict[tuple[bool, int | None], list[repo.TrainingRequest]] = {}
     for r in repo.get_requests(conn, experiment.id):
@@ -31,6 +31,13 @@ def group_lines(conn: Any, experiment: repo.Experiment) -> dict[str, str]:
     }
 
 
+def rung_label(rung: int, rungs: int) -> str:
+    """``rung 1 of 0-2``: the 0-based number that logs, the leaderboard, the report and
+    the DAG's ``train_rung_<i>`` tasks use, with the group's range of rung numbers (a
+    bare ``1/2`` would read as "the first of two")."""
+    return f"rung {rung} of 0-{rungs - 1}" if rungs > 1 else f"rung {rung}, the only one"
+
+
 def _line(conn: Any, experiment_id: int, group: PlanGroup, mine: list[repo.TrainingRequest]) -> str:
     """The line of ``group``, whose requests are ``mine``."""
     if not mine:
@@ -40,7 +47,7 @@ def _line(conn: Any, experiment_id: int, group: PlanGroup, mine: list[repo.Train
     at_rung = [r for r in mine if (r.rung or 0) == current]
     done = sum(r.state == repo.RequestState.DONE for r in at_rung)
     failed = sum(r.state == repo.RequestState.FAILED for r in at_rung)
-    where = f"rung {current + 1}/{len(group.rungs)} " if group.promotes else ""
+    where = f"{rung_label(current, len(group.rungs))} " if group.promotes else ""
     text = f"{where}({step.n} x {step.target_epoch} epochs): {done + failed} of {len(at_rung)}"
     text += " trained" + (f", {failed} failed" if failed else "")
     if done + failed == len(at_rung) and (not group.promotes or current == len(group.rungs) - 1):

@@ -4,6 +4,7 @@ over, saved in ``automl.evaluations`` and shown in the report; bad input writes 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from automl_core.cli import main
-from automl_core.evaluate import evaluate_table
+from automl_core.data.reader import DatasetInfo
+from automl_core.errors import UserInputError
+from automl_core.evaluate import _class_index, evaluate_table, not_held_out
 from automl_core.experiment import SearchRequest, run_search
 from automl_core.predict import predict_table
 from automl_core.report.html import write_report
@@ -153,3 +156,75 @@ def test_nonfinite_features_are_refused_by_evaluate_and_predict(
         cur.execute("SELECT to_regclass('evaluate_nan_scored')")
         assert cur.fetchone()[0] is None
     conn.rollback()
+
+
+def not_held_out_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "automl_core.evaluate" and r.levelno == logging.WARNING
+    ]
+
+
+def test_the_experiments_own_table_is_scored_with_a_warning(
+    conn: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="automl_core.evaluate")
+    result = evaluate_table(conn, NAME, "digits")
+    assert result.rows == 1797  # scored all the same
+    (warning,) = not_held_out_warnings(caplog)
+    assert warning.startswith(
+        f"The table 'digits' is the source table of experiment {NAME!r}: the model was "
+        "trained and chosen on its rows, so this accuracy is not a held-out estimate."
+    )
+    caplog.clear()
+    evaluate_table(conn, NAME, "digits", split="train")
+    (warning,) = not_held_out_warnings(caplog)
+    assert "trained and chosen on its 'train' rows" in warning
+    # Another table is not the data the search used (as far as its name tells).
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS digits_other")
+        cur.execute("CREATE TABLE digits_other AS SELECT * FROM digits WHERE id < 100")
+    conn.commit()
+    caplog.clear()
+    assert evaluate_table(conn, NAME, "digits_other").rows == 100
+    assert not_held_out_warnings(caplog) == []
+
+
+DATA = DatasetInfo(
+    name="events",
+    feature_shape=(4,),
+    num_classes=2,
+    class_values=[0, 1],
+    partitions=2,
+    n_train=800,
+    n_valid=200,
+    normalization={"mean": 0.0, "std": 1.0},
+    source_table="events",
+)
+
+
+def test_a_test_split_is_held_out_unless_it_was_the_validation_set() -> None:
+    def note(table: str, split: str | None, scored: int, train_rows: int | None) -> str | None:
+        return not_held_out("exp", table, split, DATA, scored=scored, train_rows=train_rows)
+
+    assert note("events_test", None, 200, None) is None
+    assert "trained and chosen on its rows" in (note("events", None, 1000, None) or "")
+    # Prepared without --validation-fraction: the 200 test rows were the validation set.
+    validated = note("events", "test", 200, 800) or ""
+    assert validated.startswith("The 'test' rows of 'events' were the validation set of")
+    # Prepared with a fraction: 1000 train rows, 800 of them trained on; the test rows
+    # were never seen.
+    assert note("events", "test", 250, 1000) is None
+
+
+def test_labels_match_classes_recorded_as_their_sql_text() -> None:
+    # `automl data prepare` records a boolean (or numeric) label column's classes as
+    # ::text; evaluate reads the column's values. Before: "has the label False, which the
+    # model was not trained on (its classes: 'false', 'true')".
+    text_classes = {"false": 0, "true": 1}
+    assert [_class_index(v, text_classes, "t") for v in (False, True)] == [0, 1]
+    assert _class_index(True, {0: 0, 1: 1}, "t") == 1  # integer classes as before
+    assert _class_index(3.0, {2: 0, 3: 1}, "t") == 1
+    with pytest.raises(UserInputError, match="has the label 'maybe', which the model"):
+        _class_index("maybe", text_classes, "t")
