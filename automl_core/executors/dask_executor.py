@@ -44,6 +44,7 @@ from typing import Any
 
 from automl_core.executors.dask_worker import DataRef, job_output, run_job, warm_up
 from automl_core.executors.local_cluster import local_cluster
+from automl_core.executors.scheduler_probe import check_scheduler
 from automl_core.executors.spawn_safe import spawn_safe_main
 from automl_core.executors.worker_loss import (
     _UNUSABLE,
@@ -111,6 +112,7 @@ class DaskExecutor(WorkerLossHandling):
         self._client: Any = None
         try:
             if address:
+                check_scheduler(address)  # Client would wait for ever on a silent peer
                 self._client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
             else:
                 # One single-threaded worker process per partition; torch uses one thread each.

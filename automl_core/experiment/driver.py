@@ -49,6 +49,7 @@ from automl_core.experiment.stopping import (
     new_processes_ignore_sigint,
 )
 from automl_core.experiment.worker_pool import (
+    check_cluster,
     open_executor,
     progress_bar,
     start_local_workers_early,
@@ -378,6 +379,7 @@ def run_search(
     Raises EngineInterrupted (``stop`` was requested) and DatabaseLostError as
     ``run_engine`` does; the experiment is then left for a rerun to resume.
     """
+    check_cluster(request.cluster)  # before the experiment exists: a bad address leaves none
     start_local_workers_early(request.cluster)  # they import torch while this creates
     name = api.create_experiment(request, db_url=db_url)["name"]
     run_engine(

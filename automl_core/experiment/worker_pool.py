@@ -51,15 +51,33 @@ def open_executor(
     except OSError as exc:  # Dask's connect and wait_for_workers timeouts among them
         if not address:
             raise
-        raise UserInputError(
-            f"The Dask cluster at {address} could not be used ({exc}): check the address "
-            "(--cluster, AUTOML_DASK_ADDRESS, or a DAG spec's clusters) and that its "
-            "scheduler and workers run."
-        ) from None
+        raise _unusable(address, exc) from None
     try:
         yield executor
     finally:
         executor.close()
+
+
+def check_cluster(cluster: str | None) -> None:
+    """Where the run will train on an existing cluster, check now, before anything is
+    written, that a Dask scheduler answers at its address (UserInputError if not)."""
+    from automl_core.executors.scheduler_probe import check_scheduler
+
+    address = cluster_address(cluster)
+    if address:
+        try:
+            check_scheduler(address)
+        except OSError as exc:
+            raise _unusable(address, exc) from None
+
+
+def _unusable(address: str, exc: OSError) -> UserInputError:
+    from automl_core.executors.scheduler_probe import WHERE
+
+    return UserInputError(
+        f"The Dask cluster at {address} could not be used ({exc}): check the address "
+        f"({WHERE}) and that its scheduler and workers run."
+    )
 
 
 def cluster_address(cluster: str | None) -> str | None:
