@@ -224,13 +224,18 @@ def _check_sizes(summary: SourceSummary, p: int, fraction: float | None) -> None
     if n_train < p:
         raise UserInputError(
             f"The table {summary.table!r} has {n_train} training rows, fewer than the {p} "
-            "partitions: use fewer --partitions or load more rows."
+            f"partition{'s' if p > 1 else ''}: {_fewer(p)}load more rows."
         )
     if n_valid < p:
         raise UserInputError(
             f"The {origin} of {summary.table!r} gives {n_valid} validation rows, fewer than "
-            f"the {p} partitions: use fewer --partitions or a larger --validation-fraction."
+            f"the {p} partition{'s' if p > 1 else ''}: {_fewer(p)}"
+            + ("pass --validation-fraction F." if fraction is None else "give a larger one.")
         )
+
+
+def _fewer(p: int) -> str:
+    return "use fewer --partitions or " if p > 1 else ""
 
 
 def _check_packed_is_ours(conn: Any, name: str, packed: str) -> None:

@@ -60,7 +60,8 @@ def existing_table(conn: Any, name: str, *, what: str = "table") -> tuple[int, d
     if oid is None:
         raise UserInputError(
             f"The {what} {name!r} does not exist: load it first with `automl data load "
-            f"SOURCE --table {name}`, or check the name."
+            f"SOURCE --table {name}`, or check the name (tables are found through the "
+            "database's search_path: one in another schema needs that schema on it)."
         )
     schema = owned_schema(conn, oid)
     if schema is not None:
