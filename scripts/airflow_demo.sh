@@ -40,8 +40,16 @@ run_pid=$!
 # One line per bracket (or batch) whenever it advances; the training itself is in the log.
 automl watch "${experiment}" --pid "${run_pid}" || true
 if ! wait "${run_pid}"; then
-  echo "The DAG run failed; the end of its log (${log}):" >&2
-  tail -n 40 "${log}" >&2
+  # automl's own error (a refused conf, a missing table) says what to fix: show it first.
+  reason=$(grep -E '^(automl_core|automl_airflow)\.[a-z_.]+\.[A-Za-z]*Error: ' "${log}" \
+    | tail -n 1 | sed -E 's/^[A-Za-z_.]+: //')
+  if [ -n "${reason}" ]; then
+    echo "The DAG run failed: ${reason}" >&2
+    echo "Airflow's full log: ${log}" >&2
+  else
+    echo "The DAG run failed; the end of its log (${log}):" >&2
+    tail -n 40 "${log}" >&2
+  fi
   exit 1
 fi
 if ! grep -q "DagRun Finished.*state=success" "${log}"; then
