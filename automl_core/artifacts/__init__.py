@@ -30,6 +30,7 @@ from automl_core.artifacts.store import (
     LocalArtifactStore,
     check_key,
     check_local_folder,
+    replace_file,
 )
 from automl_core.errors import UserInputError
 
@@ -44,6 +45,7 @@ __all__ = [
     "default_s3_client",
     "parse_s3_uri",
     "read_uri",
+    "replace_file",
     "s3_client_config",
 ]
 

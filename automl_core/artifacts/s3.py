@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 
 # Bucket naming rules of S3 (and MinIO): 3-63 characters, lowercase letters, digits,
 # dots and hyphens, starting and ending with a letter or digit.
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # fullmatch: no "\n" after $
+# Whitespace and control characters: legal in an S3 key, but in a target typed or pasted
+# ("s3://bucket/x\n") they are a mistake, and they would name a key no one can see.
+_BAD_KEY_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 # Timeouts and tries of the S3 clients automl builds (s3_client_config): botocore's own
 # (60 s, 3 tries) made a stalled endpoint a silent ~3 minute wait. urllib3 sends a
 # request's body under the *connect* timeout (the read timeout starts after it), so that
@@ -77,7 +80,9 @@ def _s3_user_error(
 ) -> UserInputError | None:
     """The UserInputError, naming ``where`` and the fix, for an S3 call that failed
     because of the target, the credentials or the endpoint; None for other failures.
-    ``bucket_call``: the call was on the bucket (HEAD answers "404", having no body)."""
+    ``bucket_call``: the call was the check on the bucket (``check_writable``'s HEAD,
+    which answers "404" having no body): there any answer but success is the target's,
+    so every ClientError becomes a UserInputError naming the code and message."""
     from botocore import exceptions as bx
 
     code = "NoSuchBucket" if bucket_call and _error_code(exc) in _MISSING else _error_code(exc)
@@ -93,9 +98,27 @@ def _s3_user_error(
         why = f"its bucket does not exist at {endpoint}: create it, or give an existing one"
     elif code in _DENIED:
         why = f"{endpoint} denied access ({code}): check the credentials and their rights"
+    elif bucket_call and isinstance(exc, bx.ClientError):
+        why = (
+            f"the endpoint answered {_answer(exc)} to a HEAD of its bucket: check that "
+            f"{endpoint} is an S3 endpoint (AWS_ENDPOINT_URL_S3, or the AWS connection's) "
+            "and that the bucket and region are right"
+        )
     else:
         return None
     return UserInputError(f"The S3 target {where} cannot be used: {why}.")
+
+
+def _answer(exc: BaseException) -> str:
+    """``'<code> <message>'`` of a ClientError (its HTTP status when it has no code),
+    on one line and short: it is quoted to the user."""
+    response = getattr(exc, "response", None)
+    response = response if isinstance(response, dict) else {}
+    error = response.get("Error") or {}
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode", "")
+    code = str(error.get("Code") or status or "an error")
+    message = " ".join(str(error.get("Message") or "").split())[:200]
+    return f"{code} {message}".strip()
 
 
 class S3ArtifactStore:
@@ -193,17 +216,23 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split ``s3://bucket[/prefix]`` into ``(bucket, prefix)``.
 
     Raises UserInputError naming ``uri`` when the bucket name breaks S3's naming rules
-    or the prefix has empty, ``.`` or ``..`` parts.
+    or the prefix has empty, ``.`` or ``..`` parts, whitespace or control characters.
     """
     rest = uri[len("s3://") :]
     bucket, _, prefix = rest.partition("/")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise UserInputError(
             f"The S3 target {uri!r} has bucket name {bucket!r}, which is not a valid bucket: "
             "use s3://bucket/prefix with a bucket of 3-63 lowercase letters, digits, dots "
             "or hyphens."
         )
     prefix = prefix.strip("/")
+    bad = _BAD_KEY_CHAR.search(prefix)
+    if bad:
+        raise UserInputError(
+            f"The S3 target {uri!r} has {bad.group()!r} in its prefix {prefix!r}: use "
+            "s3://bucket/prefix without whitespace or control characters."
+        )
     if prefix:
         try:
             check_key(prefix)

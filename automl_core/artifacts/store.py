@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from automl_core.errors import UserInputError
 
@@ -67,6 +68,31 @@ def check_key(key: str) -> str:
     return key
 
 
+def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file at ``path`` with ``write(fh)``, then rename it onto ``path``.
+
+    The bytes go to a new temporary file in the same folder first (created exclusively,
+    so no link there is followed), and ``os.replace`` puts it in place: a symbolic link
+    already at ``path`` is replaced, not followed (a report folder cannot be made to
+    overwrite a file outside it), and a reader sees the old file or the new, never half.
+    Mode 0o666 less the umask, as ``open()`` gives (mkstemp's 0600 kept a serving
+    process of another user from reading an export). Raises OSError when writing fails
+    (the temporary file is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:16]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 class LocalArtifactStore:
     """Artifacts as files under ``root`` (created on the first write)."""
 
@@ -78,19 +104,7 @@ class LocalArtifactStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key`` atomically: readers see the old or the new file, never half."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:16]}.tmp")
-        # Mode 0o666 less the umask, as open() gives (mkstemp's 0600 kept a serving
-        # process of another user from reading an export).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        replace_file(self._path(key), lambda fh: fh.write(data))
 
     def get_bytes(self, key: str) -> bytes:
         """The bytes at ``key``; ArtifactNotFoundError when there are none."""

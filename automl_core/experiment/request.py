@@ -15,7 +15,8 @@ from automl_core.search.methods import MAX_GRID_SIZE, Setup, all_knobs, find_kno
 #: every metric from the seed, whatever the workers' timing; "free" lets any free worker take
 #: any model, which keeps workers busier but makes results depend on timing.
 VISIT_ORDERS = ("seeded", "free")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}$")
+# \Z, not $: "$" also matches before a trailing newline, so .match took "nl\n" as a name.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}\Z")
 
 #: Integer limits of what is not a method's budget knob. With the knobs' own limits
 #: (``automl_core.search.methods``) they are the one table ``SearchRequest.validate``, the
@@ -34,6 +35,11 @@ LIMITS: dict[str, tuple[int, int]] = {
     **GENERAL_LIMITS,
     **{k.name: k.limits for k in all_knobs() if k.limits is not None},
 }
+
+
+def _is_name(value: object) -> bool:
+    """True for a valid experiment name: ``NAME_PATTERN`` matching the whole string."""
+    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
 
 
 def limits_of(key: str) -> tuple[int, int] | None:
@@ -139,12 +145,12 @@ class SearchRequest:
                 f"The value of visit_order is {self.visit_order!r}, but must be one of "
                 f"{', '.join(VISIT_ORDERS)}."
             )
-        if self.name is not None and not NAME_PATTERN.match(self.name):
+        if self.name is not None and not _is_name(self.name):
             raise UserInputError(
                 f"The value of name is {self.name!r}, but must be 1-200 letters, digits or "
                 "'_.:+-', starting with a letter or digit."
             )
-        if self.parent_experiment is not None and not NAME_PATTERN.match(self.parent_experiment):
+        if self.parent_experiment is not None and not _is_name(self.parent_experiment):
             raise UserInputError(
                 f"The value of parent_experiment is {self.parent_experiment!r}, but must be "
                 "the name of an experiment (1-200 letters, digits or '_.:+-')."

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_core.artifacts import check_local_folder
+from automl_core.artifacts import check_local_folder, replace_file
 from automl_core.errors import UserInputError
 from automl_core.report import leaderboard as lb
 from automl_core.report import plots
@@ -228,7 +228,8 @@ def check_report_dir(out_dir: str | Path) -> Path:
             return out
         taken = index
     else:
-        present = [p for p in (index, *(out / n for n in _PLOTS.values())) if p.exists()]
+        names = (index, *(out / n for n in _PLOTS.values()))
+        present = [p for p in names if p.exists() or p.is_symlink()]  # dangling too
         if not present:
             return out
         taken = present[0]
@@ -242,7 +243,9 @@ def check_report_dir(out_dir: str | Path) -> Path:
 def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k: int = 5) -> Path:
     """Write the experiment's report into ``out_dir`` and return the path of ``index.html``.
 
-    The folder is created if missing; files of an earlier report there are replaced.
+    The folder is created if missing; files of an earlier report there are replaced,
+    each by renaming a new file onto its name (``artifacts.replace_file``), so a symbolic link
+    at a report file's name is replaced, never written through.
     Plots that have no data (e.g. no trial finished an epoch) are left out and the page
     says so. Raises UserInputError, before anything is written, for an unknown experiment
     or an ``out_dir`` that ``check_report_dir`` refuses (a file, inside a file, or holding
@@ -265,7 +268,8 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
     if not index.exists():
         # Claimed before the plots: a report cut short (a killed task) leaves a folder
         # that check_report_dir still knows as a report's, so its retry may write there.
-        index.write_text(f"<!doctype html>{GENERATOR}<p>Report being written.</p>\n", "utf-8")
+        placeholder = f"<!doctype html>{GENERATOR}<p>Report being written.</p>\n"
+        replace_file(index, lambda fh: fh.write(placeholder.encode("utf-8")))
 
     usage = plots.utilisation(jobs)
     top_ids, top_labels = _top_trials(board, top_k)
@@ -315,7 +319,7 @@ def write_report(conn: Any, experiment_name: str, out_dir: str | Path, *, top_k:
         ),
     ]
     page = _page(exp, board, usage, figures, repo.evaluations(conn, exp.id))
-    index.write_text(page, encoding="utf-8")
+    replace_file(index, lambda fh: fh.write(page.encode("utf-8")))
     log.info("wrote the report of %s to %s", experiment_name, index)
     return index
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_core.artifacts import replace_file
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
@@ -102,10 +104,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    """Save ``fig`` as a PNG at ``path`` (through ``replace_file``) and return ``path``."""
+    return replace_file(path, lambda fh: fig.savefig(fh, format="png"))
 
 
 def accuracy_axis(ax: Axes) -> None:

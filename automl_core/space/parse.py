@@ -38,6 +38,8 @@ from automl_core.space.model import (
 from automl_core.space.spec_file import check_bounds
 
 _VALID = ", ".join(DISTRIBUTIONS)
+#: The values ``randint`` may give: numpy's int64 (``Range.sample``).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parse_params(spec: object) -> Params:
@@ -176,6 +178,12 @@ def _parse_range(label: str, kind: str, args: object) -> Range:
         )
     if kind == "randint" and not all(isinstance(v, int) for v in (low, high)):
         raise UserInputError(f"Parameter {label}: randint takes integer bounds, but got {args!r}.")
+    if kind == "randint" and not (low >= INT64_MIN and high <= INT64_MAX + 1):
+        # numpy draws randint as int64 (Range.sample): past it, sampling raised ValueError.
+        raise UserInputError(
+            f"Parameter {label}: randint {args!r} has a bound outside the 64-bit integer "
+            f"range: low must be >= {INT64_MIN} and high (exclusive) <= {INT64_MAX + 1}."
+        )
     if kind in ("loguniform", "qloguniform") and low <= 0:
         raise UserInputError(
             f"Parameter {label}: {kind} needs bounds > 0 (it samples their logarithm), "

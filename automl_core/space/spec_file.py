@@ -1,11 +1,12 @@
 """Reading search-space files (YAML and JSON) within bounds, before anything walks them.
 
-A document is held to at most ``MAX_DEPTH`` levels of nesting and ``MAX_NODES`` values
-counted as if every YAML alias were written out (``check_bounds``), so a deeply nested
-list or a "billion laughs" document of aliases is refused at once instead of exhausting
-the stack, the memory or the clock. YAML is read with the safe loader (PyYAML), with two
-fixes: exponent floats without a dot (``1e-3``) are numbers, and a key repeated in one
-mapping is an error instead of silently keeping the last one.
+A file is held to ``MAX_FILE_BYTES`` before it is parsed, and a document to at most
+``MAX_DEPTH`` levels of nesting and ``MAX_NODES`` values counted as if every YAML alias
+were written out (``check_bounds``; YAML also while it is composed), so a huge file, a
+deeply nested list or a "billion laughs" document of aliases is refused at once instead
+of exhausting the stack, the memory or the clock. YAML is read with the safe loader
+(PyYAML), with two fixes: exponent floats without a dot (``1e-3``) are numbers, and a key
+repeated in one mapping is an error instead of silently keeping the last one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ MAX_DEPTH = 32
 MAX_NODES = 100_000
 #: YAML aliases (``*name``) a space file may use.
 MAX_ALIASES = 1_000
+#: Bytes a space file (or YAML document) may have: a space is a few kilobytes, and
+#: ``MAX_NODES`` short values fit in well under this; PyYAML reads ~100 KB/s, so a file
+#: this size is parsed (or refused) in seconds rather than minutes.
+MAX_FILE_BYTES = 1 << 20
 
 
 def load_spec_file(path: str | Path) -> object:
@@ -33,8 +38,8 @@ def load_spec_file(path: str | Path) -> object:
 
     YAML is read with the safe loader, with two fixes: exponent floats without a dot
     (``1e-3``) are numbers, not strings, and a key repeated in one mapping is an error
-    instead of silently keeping the last one. Both formats are held to ``MAX_DEPTH``,
-    ``MAX_NODES`` and (YAML) ``MAX_ALIASES``.
+    instead of silently keeping the last one. Both formats are held to ``MAX_FILE_BYTES``
+    (before parsing), ``MAX_DEPTH``, ``MAX_NODES`` and (YAML) ``MAX_ALIASES``.
     Raises ``UserInputError`` when the file does not exist, cannot be parsed or is too
     deep or too large.
     """
@@ -42,11 +47,15 @@ def load_spec_file(path: str | Path) -> object:
     if not path.is_file():
         raise UserInputError(f"The search-space file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
+    what = f"The search-space file {str(path)!r}"
+    with path.open("rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)  # never more, even if the file grows meanwhile
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big(what)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserInputError(f"The search-space file {str(path)!r} is not UTF-8 text.") from None
-    what = f"The search-space file {str(path)!r}"
     if suffix == ".json":
         try:
             value = json.loads(text, object_pairs_hook=_json_object)
@@ -70,10 +79,12 @@ def load_yaml_text(text: str, *, what: str) -> object:
     """The YAML document ``text`` read with the space loader (see ``load_spec_file``).
 
     ``what`` names the document in errors (e.g. "The search-space file 'a.yaml'").
-    Raises ``UserInputError`` for invalid YAML, a repeated key, more than ``MAX_DEPTH``
-    levels, more than ``MAX_ALIASES`` aliases, a recursive alias or more than
-    ``MAX_NODES`` values once aliases are written out.
+    Raises ``UserInputError`` for a text of more than ``MAX_FILE_BYTES`` (UTF-8), invalid
+    YAML, a repeated key, more than ``MAX_DEPTH`` levels, more than ``MAX_ALIASES``
+    aliases, a recursive alias or more than ``MAX_NODES`` values (aliases written out).
     """
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise _too_big(what)
     try:
         # _SpaceLoader is a SafeLoader subclass: it builds no arbitrary Python objects.
         loader = _SpaceLoader(text)
@@ -109,6 +120,7 @@ def check_bounds(value: object, *, what: str) -> None:
     """
     sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, depth)
     open_ids: set[int] = set()
+    shared = False  # a list or mapping reached twice: what aliases make
     stack: list[tuple[object, bool]] = [(value, False)]
     while stack:
         item, children_done = stack.pop()
@@ -124,13 +136,13 @@ def check_bounds(value: object, *, what: str) -> None:
             if depth > MAX_DEPTH:
                 raise _too_deep(what)
             if count > MAX_NODES:
-                raise UserInputError(
-                    f"{what} holds more than {MAX_NODES:,} values once its aliases are "
-                    "written out: list the values to try directly, without nested aliases."
-                )
+                raise _too_many(what, aliases=shared)
             sizes[key] = (count, depth)
             continue
-        if key in sizes or not children:
+        if not children:
+            continue
+        if key in sizes:
+            shared = True
             continue
         if key in open_ids:
             raise UserInputError(
@@ -141,7 +153,11 @@ def check_bounds(value: object, *, what: str) -> None:
             raise _too_deep(what)
         open_ids.add(key)
         stack.append((item, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
+        for child in children:
+            if id(child) not in sizes:
+                stack.append((child, False))
+            elif _children(child):
+                shared = True
 
 
 def _children(value: object) -> list[object]:
@@ -150,6 +166,25 @@ def _children(value: object) -> list[object]:
     if isinstance(value, list | tuple):
         return list(value)
     return []
+
+
+def _too_many(what: str, *, aliases: bool) -> UserInputError:
+    if aliases:
+        return UserInputError(
+            f"{what} holds more than {MAX_NODES:,} values once its aliases are written out: "
+            "list the values to try directly, without nested aliases."
+        )
+    return UserInputError(
+        f"{what} holds more than {MAX_NODES:,} values: a search tries a few values per "
+        "parameter; list fewer, or use a range (e.g. {randint: [0, 1000]}) for many."
+    )
+
+
+def _too_big(what: str) -> UserInputError:
+    return UserInputError(
+        f"{what} is larger than {MAX_FILE_BYTES:,} bytes, the limit for a space (one is a few "
+        "kilobytes): list fewer values, or use ranges (uniform, randint) for many."
+    )
 
 
 def _too_deep(what: str) -> UserInputError:
@@ -177,6 +212,7 @@ class _SpaceLoader(yaml.SafeLoader):
     what = "The YAML document"
     _depth = 0
     _aliases = 0
+    _nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # PyYAML composes by recursion: count levels before a deep document overflows
@@ -188,6 +224,10 @@ class _SpaceLoader(yaml.SafeLoader):
                     f"{self.what} uses more than {MAX_ALIASES} YAML aliases (*name): write "
                     "the values out instead."
                 )
+        else:  # each value written in the file: too many is refused before the rest is read
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise _too_many(self.what, aliases=False)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:

@@ -28,6 +28,15 @@ from automl_airflow.specs import (
 )
 from automl_core.errors import UserInputError
 
+# "$" also matches before a final newline where a pattern is checked by Python's
+# jsonschema (Airflow, on a REST trigger; check_run_params), so `{"table": "digits\n"}`
+# passed `^[A-Za-z_][A-Za-z0-9_]*$`. Every text field with a pattern also carries this
+# rule: JSON schema's own "not", so Airflow, this module and the form read it alike
+# (a browser's "$" refuses the newline already), and the patterns stay plain and
+# portable. "type" inside: without it, "not" would refuse null too.
+ONE_LINE: dict[str, Any] = {"not": {"type": "string", "pattern": r"\n"}}
+
+
 # automl_core's experiment-name rule (letters, digits, '_.:+-'; 200 at most), written
 # with escapes inside the class so a browser can compile it too (see specs.EXPORT_PATTERN).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,199}$"
@@ -65,6 +74,7 @@ def run_fields(spec: DagSpec) -> list[Field]:
             {
                 "type": "string",
                 "pattern": TABLE_PATTERN,
+                **ONE_LINE,
                 "minLength": 1,
                 "maxLength": MAX_TABLE_LEN,
                 "title": "Table",
@@ -108,6 +118,7 @@ def run_fields(spec: DagSpec) -> list[Field]:
             {
                 "type": ["null", "string"],
                 "pattern": NAME_PATTERN,
+                **ONE_LINE,
                 "title": "Experiment name",
                 "description": "Optional. Default: the DAG id and the run id. Giving the "
                 "name of an existing experiment continues it.",
@@ -120,6 +131,7 @@ def run_fields(spec: DagSpec) -> list[Field]:
                 "type": ["null", "string"],
                 # Empty, like null, means "no export" (the form says so).
                 "pattern": run_export_pattern(spec.export_to),
+                **ONE_LINE,
                 "title": "Export target",
                 "description": "Where the best model is exported: s3://bucket/prefix or a "
                 "folder inside the project home (AUTOML_HOME), or the spec's own target. "
@@ -188,6 +200,7 @@ def narrow_fields() -> list[Field]:
                 "type": ["null", "string"],
                 # "" like null: search the spec's space (the form says empty means that).
                 "pattern": f"^$|{NAME_PATTERN}",
+                **ONE_LINE,
                 "title": "Narrow from experiment",
                 "description": "Optional: the name of an experiment with results (it "
                 "may still be running). This run "
@@ -268,6 +281,11 @@ def check_run_params(
         try:
             jsonschema.validate(values[name], dict(schema))
         except jsonschema.ValidationError as exc:
+            if exc.validator == "not":  # ONE_LINE, whose own message quotes the schema
+                raise UserInputError(
+                    f"conf field '{name}' is {values[name]!r}, which holds a line break: "
+                    "give the value on one line"
+                ) from None
             hint = f" ({RUN_EXPORT_HINT})" if name == "export_to" else ""
             raise UserInputError(f"conf field '{name}': {exc.message}{hint}") from None
     return values

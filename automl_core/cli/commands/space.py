@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,30 +71,59 @@ def _sample(args: argparse.Namespace) -> int:
     import numpy as np
 
     from automl_core.experiment.request import check_option_limits
-    from automl_core.search import GridSearch, RandomSearch
+    from automl_core.search import RandomSearch
+    from automl_core.search.distinct import distinct_grid, distinct_grid_size
+    from automl_core.search.methods import MAX_GRID_SIZE
     from automl_core.space import SearchSpace
 
     check_option_limits({"n": args.n, "seed": args.seed})
     space = SearchSpace.from_file(args.space_file)
+    configs: Iterator[dict[str, Any]]
     if args.method == "grid":
-        grid = GridSearch(space)
-        size_line = f"grid size: {grid.size}"
-        if args.json:
-            print(size_line, file=sys.stderr)
-        else:
-            print(size_line)
-        configs: list[dict[str, Any]] = list(islice(iter(grid.ask, None), args.n))
+        listed = space.grid_size()  # the product of the counts, without enumerating
+        if listed > MAX_GRID_SIZE and args.n is None:
+            # Checked before walking: printing (or counting the repeats of) a grid of
+            # 10**12 would run until killed, where `automl run` refuses it at once.
+            raise UserInputError(
+                f"The grid of {args.space_file} has {listed:,} configurations, but method "
+                f"'grid' takes at most {MAX_GRID_SIZE:,}: give --n N to print its first N, "
+                "list fewer values, or use --method random."
+            )
+        # Over the limit (with --n), repeats are not counted: that walks the whole grid.
+        size_line = (
+            f"grid size: {distinct_grid_size(space)}"
+            if listed <= MAX_GRID_SIZE
+            else f"grid size: {listed} (as listed; method 'grid' takes at most {MAX_GRID_SIZE:,})"
+        )
+        print(size_line, file=sys.stderr if args.json else sys.stdout)
+        configs = islice(distinct_grid(space), args.n)
     else:
         search = RandomSearch(
             space, 10 if args.n is None else args.n, np.random.default_rng(args.seed)
         )
-        configs = list(iter(search.ask, None))
-    if args.json:
-        print(json.dumps(configs, indent=2))
-    else:
+        configs = iter(search.ask, None)
+    _print_configs(configs, as_json=args.json)
+    return 0
+
+
+def _print_configs(configs: Iterator[dict[str, Any]], *, as_json: bool) -> None:
+    """One JSON object a line, or (``as_json``) the text of ``json.dumps(list(configs),
+    indent=2)``, printed as the configurations come rather than held in a list."""
+    if not as_json:
         for config in configs:
             print(json.dumps(config))
-    return 0
+        return
+    first = next(configs, None)
+    if first is None:
+        print("[]")
+        return
+    print("[")
+    item = first
+    for following in configs:
+        print(textwrap.indent(json.dumps(item, indent=2), "  ") + ",")
+        item = following
+    print(textwrap.indent(json.dumps(item, indent=2), "  "))
+    print("]")
 
 
 def _convert_madlib(args: argparse.Namespace) -> int:

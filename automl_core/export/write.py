@@ -1,98 +1,32 @@
-"""Export the best model of an experiment, and load an exported model back.
-
-An export is two artifacts in a folder or under an S3 prefix:
-
-- ``model.safetensors``: the trial's state at its best epoch, byte for byte as the
-  database holds it (weights under ``model/``, optimiser state, epoch and RNG, written by
-  ``automl_core.training.state``); a checkpoint written before that format is exported as
-  it is, as ``model.pt`` (a ``torch.save`` archive);
-- ``model_card.json``: what is needed to use the weights and to trust them: the
-  configuration and architecture, the input (feature shape, class values,
-  normalisation), the metrics (per-epoch history, final, best, and those of the
-  exported epoch) and the lineage (experiment, method, Airflow run, data, time,
-  package version), plus the weights' file name and SHA-256.
-
-A card always names weights with the bytes it describes, even while an export replaces
-an earlier one (``_write_export``), so a target with a card holds a complete export.
-"Best" is the leaderboard's rank (highest best validation accuracy, ties by trial id)
-among trials that have a checkpoint, and the state is that trial's best epoch (the
-leaderboard's ``best_epoch``; ``automl_core.store.repository`` keeps it), so the model
-handed over is the one that was ranked (Keras' save-best-only, Ray Tune's checkpoint
-score). Only a trial trained before best-epoch states were kept (schema version 4) falls
-back to its latest state, with a warning; the card says which epoch and which kind.
-
-Weights are read only by ``load_exported``, through the training package, to check
-that they fit their card; ``ExportedModel.state`` stays bytes.
-"""
+"""Finding the best model of an experiment and writing it as an export (see the package)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from automl_core import PACKAGE, package_version
-from automl_core.artifacts import ArtifactNotFoundError, artifact_store_for, check_key, read_uri
+from automl_core.artifacts import ArtifactNotFoundError, artifact_store_for, read_uri
 from automl_core.errors import UserInputError
+from automl_core.export.card import (
+    CARD_FORMAT,
+    CARD_KEY,
+    WEIGHTS_NAMES,
+    WEIGHTS_STEM,
+    ExportedModel,
+    is_export_file,
+    is_model_card,
+)
 from automl_core.state_format import state_file_name
 
 log = logging.getLogger(__name__)
 
-CARD_FORMAT = "automl-model-card/1"
-WEIGHTS_STEM = "model"  # + the state format's suffix (automl_core.state_format)
-CARD_KEY = "model_card.json"
-_CARD_FAMILY = "automl-model-card/"  # every version of the card's format starts with it
 # The registry's default (automl_core.training.registry.DEFAULT_ARCHITECTURE), repeated
 # so that exporting does not import torch.
 _DEFAULT_ARCHITECTURE = "mlp"
-# What prediction needs from a card's data section.
-_DATA_KEYS = ("dataset", "feature_shape", "num_classes", "class_values", "normalization")
-# A staged weights file (_write_export): this tool's to remove once no card names it.
-_STAGED = re.compile(rf"{WEIGHTS_STEM}\.staged-[0-9a-f]{{12}}\.(safetensors|pt)")
-
-
-@dataclass(frozen=True)
-class ExportedModel:
-    """A model ready to predict with: its configuration, state bytes and card."""
-
-    config: dict[str, Any]
-    state: bytes
-    card: dict[str, Any]
-
-    @property
-    def feature_shape(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.card["data"]["feature_shape"])
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.card["data"]["num_classes"])
-
-    @property
-    def class_values(self) -> list[Any]:
-        return list(self.card["data"]["class_values"])
-
-    def dataset_info(self) -> Any:
-        """The card's data section as a ``DatasetInfo``, for ``reader.normalize``."""
-        from automl_core.data.reader import DatasetInfo
-
-        data = self.card["data"]
-        return DatasetInfo(
-            name=str(data["dataset"]),
-            feature_shape=self.feature_shape,
-            num_classes=self.num_classes,
-            class_values=self.class_values,
-            partitions=int(data.get("partitions") or 1),
-            n_train=int(data.get("n_train") or 0),
-            n_valid=int(data.get("n_valid") or 0),
-            normalization={k: float(v) for k, v in data["normalization"].items()},
-            source_table=str(data.get("source_table") or ""),
-            packed_table=str(data.get("packed_table") or ""),
-        )
 
 
 def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any], Any, str]:
@@ -242,7 +176,7 @@ def _checked_target(target: str, s3_client: Any) -> tuple[Any, dict[str, Any] | 
     try:
         raw = store.get_bytes(CARD_KEY)
     except ArtifactNotFoundError:
-        for name in (f"{WEIGHTS_STEM}.safetensors", f"{WEIGHTS_STEM}.pt"):
+        for name in WEIGHTS_NAMES:
             if store.exists(name):
                 raise UserInputError(
                     f"{store.describe(name)} exists, but {CARD_KEY} does not, so it was not "
@@ -251,9 +185,9 @@ def _checked_target(target: str, s3_client: Any) -> tuple[Any, dict[str, Any] | 
         return store, None
     try:
         card = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         card = None
-    if not (isinstance(card, dict) and str(card.get("format", "")).startswith(_CARD_FAMILY)):
+    if not is_model_card(card):
         raise UserInputError(
             f"{store.describe(CARD_KEY)} exists and is not a model card written by automl, "
             f"so exporting would replace it: {fix}"
@@ -314,85 +248,19 @@ def _write_export(
     put_card(staged)  # the old export is replaced here, by a complete new one
     store.put_bytes(final, state)
     put_card(final)
-    # Weights no card names any more. The old card's (say, a model.pt before a
-    # model.safetensors) and stages (also those of exports that failed) were written
-    # by an export: they are this tool's to remove.
+    # Weights no card names any more: the old card's (say, a model.pt before a
+    # model.safetensors) and stages (also those of exports that failed). Only names an
+    # export writes are removed: the old card is a file in the user's target, and one
+    # edited to name "notes.txt" as its weights must not make the export delete it.
     files = previous.get("files") if previous else None
     old = files.get("weights") if isinstance(files, dict) else None
     try:  # without the right to list (S3), at least this export's own stage goes
-        stages = {key for key in store.list(f"{WEIGHTS_STEM}.staged-") if _STAGED.fullmatch(key)}
+        stages = set(store.list(f"{WEIGHTS_STEM}.staged-"))
     except Exception:
         stages = set()
-    for key in {staged, old, *stages} - {final, CARD_KEY, None}:
+    leftovers = {staged, *stages, *([old] if isinstance(old, str) else [])} - {final}
+    for key in sorted(k for k in leftovers if is_export_file(k)):
         try:
-            store.delete(check_key(str(key)))
+            store.delete(key)
         except Exception as exc:  # the export is complete; a leftover file is harmless
-            log.warning("could not remove %s: %s", store.describe(str(key)), exc)
-
-
-def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel:
-    """The model exported at ``target`` (a folder or ``s3://bucket/prefix``).
-
-    The card's fields that prediction uses are checked, the weights against its SHA-256,
-    then loaded once into the model the card describes, to predict one row of zeros.
-
-    Raises UserInputError naming the target when it holds no export, the card is not
-    a model card of this format or has a bad field, the weights do not match the card
-    (their SHA-256, or their model: not a consistent export), or the trainer refuses
-    the card's configuration (say, an architecture not registered in this process).
-    """
-    store = artifact_store_for(target, client=s3_client)
-    try:
-        raw = store.get_bytes(CARD_KEY)
-    except ArtifactNotFoundError:
-        raise UserInputError(
-            f"There is no exported model at {target!r} ({CARD_KEY} is missing): export one "
-            f"with `automl export EXPERIMENT --to {target}`."
-        ) from None
-    try:
-        card = json.loads(raw)
-        if card.get("format") != CARD_FORMAT:
-            raise ValueError(f"format is {card.get('format')!r}, expected {CARD_FORMAT!r}")
-        weights_key = check_key(card["files"]["weights"])
-        model = ExportedModel(config=dict(card["config"]), state=b"", card=card)
-        missing = [k for k in _DATA_KEYS if k not in card["data"]]
-        if missing:
-            raise KeyError(f"data.{missing[0]}")
-        norm = card["data"]["normalization"]
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in norm.values()):
-            raise ValueError(f"data.normalization is {norm!r}: its values must be numbers")
-        info = model.dataset_info()  # converts every other field prediction reads
-        if min(info.feature_shape, default=0) < 1 or len(info.class_values) != info.num_classes:
-            raise ValueError("data.feature_shape, num_classes and class_values disagree")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UserInputError(
-            f"{store.describe(CARD_KEY)} is not a model card this version can read ({exc}): "
-            "export the model again."
-        ) from None
-    try:
-        state = store.get_bytes(weights_key)
-    except ArtifactNotFoundError:
-        raise UserInputError(
-            f"The export at {target!r} has a card but no {weights_key}: export it again."
-        ) from None
-    if hashlib.sha256(state).hexdigest() != card["files"].get("weights_sha256"):
-        raise UserInputError(
-            f"{store.describe(weights_key)} does not match the SHA-256 in its model card "
-            "(changed or truncated after export): export the model again."
-        )
-    import numpy as np
-
-    from automl_core.training.engine import predict
-
-    shape, where = model.feature_shape, store.describe()
-    try:  # a model card edited by hand, or weights of another model with their SHA-256
-        zeros = np.zeros((1, *shape), np.float32)
-        predict(model.config, state, zeros, input_shape=shape, num_classes=info.num_classes)
-    except UserInputError as exc:  # a configuration the trainer refuses
-        raise UserInputError(f"The model card at {where} cannot be used: {exc}") from None
-    except (ValueError, RuntimeError) as exc:  # InvalidStateError, torch's size mismatch
-        raise UserInputError(
-            f"{where} is not a consistent export: its weights do not fit its model card "
-            f"({' '.join(str(exc).split())[:300]}): export the model again."
-        ) from None
-    return ExportedModel(config=model.config, state=state, card=card)
+            log.warning("could not remove %s: %s", store.describe(key), exc)
