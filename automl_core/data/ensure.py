@@ -66,7 +66,7 @@ def ensure_prepared(
                 log.info("%s is already packed into %d partitions", table, partitions)
                 return _summary(info, loaded=False, packed=False)
             if change is not None:
-                log.info("%s %s since it was packed: packing it again", table, change)
+                log.info("%s %s: packing it again", table, change)
         info = prepare_dataset(conn, table, partitions=partitions)
         return _summary(info, loaded=loaded, packed=True)
     finally:
@@ -75,19 +75,22 @@ def ensure_prepared(
 
 def source_change(conn: Any, info: Any) -> str | None:
     """How the source table of data set ``info`` (a ``DatasetInfo``) changed since it was
-    packed ("was replaced", "has 120 rows more"), or None: unchanged, or packed before
-    the source's state was recorded (schema 9). Counts the table's rows (one scan)."""
+    packed ("was replaced since it was packed", "has 120 rows more than when it was
+    packed"), or that it was packed before its state was recorded (schema 9): it may have
+    changed; None when unchanged (or gone). Counts the table's rows (one scan)."""
     from automl_core.data.tables import source_state
 
     before = info.source_state
     now = source_state(conn, info.source_table or info.name)
     conn.rollback()  # end the count's transaction
-    if before is None or now is None or now == before:
+    if now is None or now == before:
         return None
+    if before is None:
+        return "was packed before automl recorded its source's state (it may have changed)"
     if now["oid"] != before["oid"]:
-        return "was replaced"
+        return "was replaced since it was packed"
     more = now["rows"] - before["rows"]
-    return f"has {abs(more)} rows {'more' if more > 0 else 'fewer'}"
+    return f"has {abs(more)} rows {'more' if more > 0 else 'fewer'} than when it was packed"
 
 
 def _summary(info: Any, *, loaded: bool, packed: bool) -> dict[str, Any]:

@@ -23,8 +23,10 @@ WHERE = "--cluster, AUTOML_DASK_ADDRESS, or a DAG spec's clusters"
 
 async def _identity(address: str, timeout: float) -> Any:
     from distributed.comm import connect
+    from distributed.security import Security
 
-    comm = await connect(address, timeout=timeout)
+    # The TLS settings of Dask's configuration, as a Client would use them (tls://).
+    comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
     try:
         await comm.write({"op": "identity", "reply": True})
         return await comm.read()

@@ -93,6 +93,10 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
     from automl_core.space import SearchSpace
 
     with _connection(db_url) as (conn, _):
+        # Held until the experiment's insert commits: a prepare of this data set either
+        # finished before (its row is read below) or waits, then sees the new experiment
+        # still training and refuses to pack again.
+        repo.lock_dataset(conn, request.dataset)
         info = dataset_info(conn, request.dataset)
         check_space_on_data(
             SearchSpace.from_dict(request.space), info.feature_shape, info.num_classes
@@ -109,14 +113,14 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
             raise UserInputError(
                 f"The experiment {experiment.name!r} trained on data set {info.name!r} as it "
                 "was packed then, and the data set has been packed again since: its trials "
-                "cannot go on with other rows. Give this search another --name."
+                "cannot go on with other rows. Give this search another name (--name, or "
+                "experiment_name in a DAG run's conf)."
             )
         change = source_change(conn, info)
         if change is not None:
             log.warning(
-                "The table %s %s since it was packed: this search trains on the rows as "
-                "packed then. Run `automl data prepare %s --partitions %d` to search its "
-                "rows as they are now.",
+                "The table %s %s: this search trains on the rows as packed then. Run "
+                "`automl data prepare %s --partitions %d` to search its rows as they are now.",
                 info.source_table or info.name,
                 change,
                 info.name,

@@ -88,3 +88,33 @@ def test_automl_run_refuses_it_before_the_experiment_exists(
         cur.execute("SELECT count(*) FROM automl.experiments WHERE name = %s", (name,))
         assert cur.fetchone() == (0,)
     conn.close()
+
+
+def test_a_tls_scheduler_is_asked_with_the_configured_certificates(tmp_path: Path) -> None:
+    # The probe connected without Dask's TLS settings, which a Client uses: a tls://
+    # cluster that `automl run --cluster` used before was refused as "not a scheduler".
+    import dask
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    security = Security.temporary()  # a self-signed certificate, in memory
+    files = {}
+    for key, value in (
+        ("ca-file", security.tls_ca_file),
+        ("client.cert", security.tls_client_cert),
+        ("client.key", security.tls_client_key),
+    ):
+        files[f"distributed.comm.tls.{key}"] = str(tmp_path / f"{key}.pem")
+        (tmp_path / f"{key}.pem").write_text(str(value))
+    with (
+        LocalCluster(
+            n_workers=0,
+            processes=False,
+            protocol="tls://",
+            security=security,
+            dashboard_address=":0",
+        ) as cluster,
+        dask.config.set(files),
+    ):
+        assert cluster.scheduler_address.startswith("tls://")
+        check_scheduler(cluster.scheduler_address, timeout=10.0)

@@ -84,7 +84,10 @@ def test_create_experiment_warns_of_a_changed_table_and_refuses_a_dropped_pack(
     conn.commit()
     with caplog.at_level(logging.WARNING):
         create_experiment(_request("on-old-rows"), db_url=db_url)
-    assert "The table digits has 7 rows fewer since it was packed" in caplog.text
+    assert (
+        "The table digits has 7 rows fewer than when it was packed: this search trains"
+        in caplog.text
+    )
     assert "automl data prepare digits --partitions 2" in caplog.text
 
     with conn.cursor() as cur:  # every trial failed with UndefinedTable before
@@ -104,7 +107,7 @@ def test_an_experiment_does_not_go_on_over_other_data(conn: Any, db_url: str) ->
     exp = repo.experiment_record(conn, "first")
     repo.set_experiment_status(conn, exp.id, repo.ExperimentState.FAILED, finished=True)
     prepare_dataset(conn, "digits", partitions=3)
-    with pytest.raises(UserInputError, match=r"packed again since.*another --name"):
+    with pytest.raises(UserInputError, match=r"packed again since.*another name \(--name"):
         create_experiment(_request("first"), db_url=db_url)
     assert create_experiment(_request("second"), db_url=db_url)["partitions"] == 3
 
@@ -122,3 +125,41 @@ def test_replace_refuses_a_table_of_another_schema(conn: Any) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('other.src') IS NOT NULL, to_regclass('public.src')")
         assert cur.fetchone() == (True, None)
+
+
+def test_a_data_set_packed_before_its_state_was_recorded_is_packed_again(
+    conn: Any, db_url: str
+) -> None:
+    # Packed by an older automl: nothing says whether its table changed since, and a
+    # replaced table was searched as first packed. It is packed once more, and recorded.
+    def ensure() -> dict[str, Any]:
+        return ensure_prepared("src", partitions=2, load_if_missing="digits", db_url=db_url)
+
+    ensure()
+    with conn.cursor() as cur:
+        cur.execute("UPDATE automl.datasets SET source_state = NULL WHERE name = 'src'")
+    conn.commit()
+    assert ensure()["packed"] and not ensure()["packed"]
+
+
+def test_creating_an_experiment_waits_for_a_prepare_of_its_data_set(conn: Any, db_url: str) -> None:
+    # A prepare that had passed its check of the experiments on the data set packed it
+    # again under a search just created, whose kept copy then described the old rows.
+    import threading
+
+    from automl_core.store.connection import connect
+
+    ensure_prepared("digits", partitions=2, load_if_missing="digits", db_url=db_url)
+    preparing = connect(db_url)  # stands for a prepare between its checks and its commit
+    repo.lock_dataset(preparing, "digits")
+    created: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: created.append(create_experiment(_request("waits"), db_url=db_url))
+    )
+    thread.start()
+    thread.join(timeout=2.0)
+    assert thread.is_alive() and not created  # waiting for the data set's lock
+    preparing.commit()
+    preparing.close()
+    thread.join(timeout=60.0)
+    assert not thread.is_alive() and created[0]["name"] == "waits"

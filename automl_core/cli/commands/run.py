@@ -170,7 +170,7 @@ def trial_summary(name: str, board: Any) -> str:
     parts = [f"{int(counts[s])} {s}" for s in ("completed", "stopped", "failed") if s in counts]
     others = len(board) - sum(int(counts.get(s, 0)) for s in ("completed", "stopped", "failed"))
     parts += [f"{others} not trained"] if others else []
-    line = f"{len(board)} trials: {', '.join(parts) or 'none'}"
+    line = f"{len(board)} trial{'s' if len(board) != 1 else ''}: {', '.join(parts) or 'none'}"
     failed = board[board["status"] == "failed"]
     if len(failed):
         first = failed.sort_values("trial_id").iloc[0]
