@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from automl_core.cli import main
+from automl_core.errors import UserInputError
 from automl_core.store import repository as repo
 from automl_core.store.connection import connect
 
@@ -99,10 +100,14 @@ def test_a_stopped_lease_is_taken_whoever_held_it(
 def test_an_unreachable_cluster_is_a_clear_error_and_the_experiment_can_resume(
     on_digits: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from automl_core.executors import dask_executor
+    from automl_core.executors import scheduler_probe
+    from automl_core.experiment.api import create_experiment
+    from automl_core.experiment.driver import run_engine
+    from automl_core.experiment.request import SearchRequest
 
-    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(scheduler_probe, "PROBE_TIMEOUT_S", 2.0)
     argv = [*RUN, "random", "--n", "1", "--epochs", "1", "--name", "no-cluster"]
+    # `automl run` asks the address first: refused before the experiment exists.
     code = main([*argv, "--cluster", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -110,13 +115,24 @@ def test_an_unreachable_cluster_is_a_clear_error_and_the_experiment_can_resume(
     assert "tcp://127.0.0.1:9" in err and "--cluster" in err
     conn = connect(on_digits)
     try:
+        assert "no-cluster" not in {e.name for e in repo.list_experiments(conn)}
+        # An engine of an existing experiment (a DAG's engine task) whose cluster is
+        # gone: the experiment is left interrupted, its lease stopped, to resume.
+        space = {"architecture": "mlp", "hidden": 16, "batch_size": 64}
+        request = SearchRequest(
+            dataset="digits", space=space, method="random", name="no-cluster", n=1,
+            epochs=1,
+        )  # fmt: skip
+        create_experiment(request, db_url=on_digits)
+        with pytest.raises(UserInputError, match=r"tcp://127\.0\.0\.1:9 could not be used"):
+            run_engine("no-cluster", cluster="tcp://127.0.0.1:9", db_url=on_digits)
         experiment = repo.get_experiment(conn, "no-cluster")
         assert experiment.status == "interrupted"
         lease = repo.get_engine(conn, experiment.id)
         assert lease is not None and lease.stopped
     finally:
         conn.close()
-    assert main(argv) == 0  # resumed on the local cluster
+    assert run_engine("no-cluster", db_url=on_digits)["epochs_trained"] == 1  # resumed, locally
 
 
 def test_two_engines_starting_at_once_on_a_new_experiment_get_one_lease(on_digits: str) -> None:
