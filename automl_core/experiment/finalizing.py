@@ -77,5 +77,7 @@ def _fail_if_nothing_trained(ctx: Any) -> None:
     reason = f"the first error: {errors[0]}" if errors else "no trial was trained"
     raise UserInputError(
         f"No trial of experiment {ctx.experiment.name!r} could train ({len(trials)} "
-        f"trials; {reason}). Fix the search space and run the search again."
+        f"trials; {reason}). Fix what it names (a configuration the trainer refuses is "
+        "the search space's; other errors come from the data or the workers) and run the "
+        "search again."
     )

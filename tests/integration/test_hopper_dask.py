@@ -317,7 +317,7 @@ def test_a_search_in_which_no_trial_trains_ends_failed_and_says_why(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: No trial of experiment 'nothing-trains' could train")
-    assert "nesterov" in err[-1] and "Fix the search space" in err[-1]
+    assert "nesterov" in err[-1] and "the search space's" in err[-1]
     conn = psycopg2.connect(digits_url)
     try:
         assert repo.get_experiment(conn, "nothing-trains").status == "failed"
