@@ -16,7 +16,10 @@ EPOCHS = Knob(
     title="Epochs per trial",
     description="Full passes over the training data for every configuration.",
 )
-BATCH_SIZE = Knob("batch_size", 4, (1, 10_000), "trials per batch")
+# Trials, not rows: the minibatch size is the search space's own batch_size key.
+BATCH_SIZE = Knob(
+    "batch_size", 4, (1, 10_000), "trials per batch (not the minibatch: the space's batch_size)"
+)
 N = Knob("n", 8, (1, 10_000), "number of configurations")
 R = Knob("R", 9, (1, 10_000), "max epochs per trial")
 ETA = Knob("eta", 3, (2, 10_000), "reduction factor")
