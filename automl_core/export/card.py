@@ -73,6 +73,38 @@ class ExportedModel:
     def class_values(self) -> list[Any]:
         return list(self.card["data"]["class_values"])
 
+    def predict_proba(self, x: Any) -> Any:
+        """Class probabilities, float32 ``[n, num_classes]`` (columns in ``class_values``
+        order, rows summing to 1), of raw rows ``x``: normalised first as the model's
+        training data was (the card's ``normalization``), as ``automl predict`` does.
+
+        ``x``: an array ``[n, *feature_shape]`` or ``[n, prod(feature_shape)]`` (or one
+        row), a pandas DataFrame of feature columns, or a sequence (a Series, say) of
+        per-row arrays. Raises UserInputError for rows that are not numbers or do not fit
+        ``feature_shape``.
+        """
+        import numpy as np
+
+        from automl_core.data.reader import normalize
+        from automl_core.training.engine import predict_proba
+
+        rows = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
+        if rows.dtype == object and rows.ndim == 1:  # per-row arrays, as read from SQL
+            rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+        return predict_proba(
+            self.config,
+            self.state,
+            normalize(rows, self.dataset_info()),
+            input_shape=self.feature_shape,
+            num_classes=self.num_classes,
+        )
+
+    def predict(self, x: Any) -> list[Any]:
+        """The predicted label (a value of ``class_values``) of each raw row of ``x``, as
+        :meth:`predict_proba` reads it."""
+        classes = self.class_values
+        return [classes[i] for i in self.predict_proba(x).argmax(axis=1).tolist()]
+
     def dataset_info(self) -> Any:
         """The card's data section as a ``DatasetInfo``, for ``reader.normalize``."""
         from automl_core.data.reader import DatasetInfo

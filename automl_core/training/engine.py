@@ -221,6 +221,10 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities ``[n, num_classes]`` (float32, rows sum to 1) for ``x``.
 
+    ``x`` must be normalised as the training data was (``data.reader.normalize``): raw
+    rows give wrong answers without an error. ``ExportedModel.predict_proba`` takes raw
+    rows.
+
     Raises:
         UserInputError, InvalidStateError: as :func:`train_partition`.
     """
@@ -239,7 +243,8 @@ def predict(
     batch_size: int = EVAL_BATCH_SIZE,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Predicted class indices ``[n]`` (int64) for ``x``.
+    """Predicted class indices ``[n]`` (int64) for ``x``, normalised as for
+    :func:`predict_proba` (``ExportedModel.predict`` takes raw rows and gives labels).
 
     Map them back to labels with the dataset's ``class_values``.
 
