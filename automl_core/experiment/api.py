@@ -245,7 +245,10 @@ def promote_rung_in(ctx: ExperimentContext, bracket: int, rung: int) -> dict[str
         _set_status_unless_failed(ctx, stopped, repo.TrialState.STOPPED)
     else:
         _set_status_unless_failed(ctx, ids, repo.TrialState.COMPLETED)
-    rows = [(t, scores[t], t in chosen, decision.reason) for t in scores]
+    # On a bracket's last rung nothing follows: `promoted` stays false (a rung whose
+    # trials all have a decision is decided), and the reason says why.
+    reason = decision.reason if nxt is not None else "last rung of its bracket: completed"
+    rows = [(t, scores[t], t in chosen, reason) for t in scores]
     repo.set_rung_results(ctx.conn, exp_id, bracket, rung, rows)
     if nxt is None:
         log.info("bracket %d rung %d (last): completed %s", bracket, rung, ids)
