@@ -16,6 +16,7 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from automl_core.errors import UserInputError
+from automl_core.store.migrations import SCHEMA
 from automl_core.store.repository._common import (
     _check_transitions,
     _checked,
@@ -254,11 +255,24 @@ def get_experiment(conn: Any, name: str) -> Experiment:
 def experiment_record(conn: Any, experiment_name: str) -> Experiment:
     """The experiment called ``experiment_name`` (a reader's entry point).
 
-    Raises UserInputError when the name is empty, or names no experiment (the message
-    lists those that exist).
+    Raises UserInputError when the name is empty, names no experiment (the message lists
+    those that exist), the database has no automl schema, or ``conn`` is no connection.
     """
     if not isinstance(experiment_name, str) or not experiment_name.strip():
         raise UserInputError("The experiment name is empty: give the name of an experiment.")
+    if not hasattr(conn, "cursor"):  # a URL or an engine, from a notebook
+        raise UserInputError(
+            f"Pass a psycopg2 connection, not {type(conn).__name__}: "
+            "automl_core.store.connection.connect(url) opens one."
+        )
+    with read_cursor(conn) as cur:
+        cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.experiments",))
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        raise UserInputError(
+            f"There is no experiment named {experiment_name!r} in this database: it holds no "
+            "experiments yet (no automl schema). Check the database you connected to."
+        )
     return get_experiment(conn, experiment_name)
 
 
