@@ -155,7 +155,13 @@ class SearchRequest:
                 f"The value of parent_experiment is {self.parent_experiment!r}, but must be "
                 "the name of an experiment (1-200 letters, digits or '_.:+-')."
             )
-        if not isinstance(self.space, Mapping) or not self.space:
+        if not isinstance(self.space, Mapping):
+            raise UserInputError(
+                f"The search space is a {type(self.space).__name__}, but must be a mapping of "
+                "parameters: read a space file with "
+                "automl_core.space.spec_file.load_spec_file(path)."
+            )
+        if not self.space:
             raise UserInputError("The search space is empty: give a space file with parameters.")
         # Every budget field is checked, whichever method reads it, as it always was.
         for knob in all_knobs():

@@ -56,3 +56,13 @@ def test_good_s3_targets_still_parse() -> None:
     assert parse_s3_uri("s3://bucket") == ("bucket", "")
     # What a user typed is trimmed before it is parsed: a newline at the end is no error.
     assert artifact_store_for(" s3://bucket/x\n").describe() == "s3://bucket/x"
+
+
+def test_a_space_given_as_a_path_is_named_with_the_loader() -> None:
+    # From a notebook, SearchRequest(space="spaces/digits.yaml") said "the search space is
+    # empty".
+    from automl_core.experiment.request import SearchRequest
+
+    request = SearchRequest(dataset="digits", space="spaces/digits.yaml", method="random")  # type: ignore[arg-type]
+    with pytest.raises(UserInputError, match=r"is a str, but must be a mapping.*load_spec_file"):
+        request.validate()
