@@ -33,7 +33,7 @@ from automl_core.data import packing
 from automl_core.data.pgcopy import HEADER, TRAILER, copy_in, encode_packed_row
 from automl_core.data.reader import DatasetInfo
 from automl_core.data.scan import SourceRows, SourceSummary, inspect_source, read_rows
-from automl_core.data.tables import find_table, segment_count, source_state
+from automl_core.data.tables import find_table, segment_count
 from automl_core.data.validate import packed_table_name
 from automl_core.errors import UserInputError
 from automl_core.store import repository as repo
@@ -82,7 +82,6 @@ def prepare_dataset(
         dialect = Dialect.detect(conn)
         p = _partition_count(conn, dialect, partitions)
         summary = inspect_source(conn, name, label_column=label_column)
-        state = source_state(conn, name)
         use_test = validation_fraction is None and summary.n_test > 0
         fraction = None if use_test else (validation_fraction or DEFAULT_VALIDATION_FRACTION)
         _check_sizes(summary, p, fraction)
@@ -114,7 +113,7 @@ def prepare_dataset(
             source=summary.source,
             source_table=name,
             packed_table=packed,
-            source_state=state,
+            source_state=summary.state,
         )
         repo.upsert_dataset(conn, info.record())
         conn.commit()

@@ -48,6 +48,13 @@ class SourceSummary:
     n_train: int
     n_test: int
     source: str  # the loader's source spec, or the table name for a foreign table
+    oid: int | None = None  # the table's, as found when inspected
+
+    @property
+    def state(self) -> dict[str, int] | None:
+        """The table's oid and row count (``data.tables.source_state``), from the one
+        aggregate scan: every row is a ``train`` or a ``test`` row, or it was refused."""
+        return None if self.oid is None else {"oid": self.oid, "rows": self.n_train + self.n_test}
 
     @property
     def n_features(self) -> int:
@@ -131,6 +138,7 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
         n_train=int(n_train),
         n_test=int(n_test),
         source=str(meta.get("source") or table),
+        oid=int(oid),
     )
 
 

@@ -116,7 +116,9 @@ def create_experiment(request: SearchRequest, *, db_url: str | None = None) -> d
                 "cannot go on with other rows. Give this search another name (--name, or "
                 "experiment_name in a DAG run's conf)."
             )
-        change = source_change(conn, info)
+        # `automl run` packs nothing, so it says when the table moved on; a DAG run's
+        # data step has just packed it again if it had (no second scan of the table).
+        change = source_change(conn, info) if request.airflow_run_id is None else None
         if change is not None:
             log.warning(
                 "The table %s %s: this search trains on the rows as packed then. Run "
