@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
 from automl_core.cli import main
@@ -16,6 +15,7 @@ from automl_core.data.prepare import prepare_dataset
 from automl_core.data.tables import find_table
 from automl_core.data.validate import MAX_NAME_LEN, PACKED_SUFFIX
 from automl_core.errors import UserInputError
+from tests.integration.test_bad_input import refused
 
 
 def _table(conn: Any, *statements: str) -> None:
@@ -23,26 +23,6 @@ def _table(conn: Any, *statements: str) -> None:
         for statement in statements:
             cur.execute(statement)
     conn.commit()
-
-
-def _public_tables(url: str) -> list[str]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
-
-
-def _refused(capsys: pytest.CaptureFixture[str], url: str, *argv: str) -> str:
-    """Run ``automl argv``: exit 2 with a one-line error and no table written. The line."""
-    before = _public_tables(url)
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 2 and "Traceback" not in out + err, (out, err)
-    assert _public_tables(url) == before
-    return err.strip()
 
 
 # --- E: the source table, before packing ---------------------------------------------------
@@ -115,7 +95,7 @@ def test_a_nul_in_a_csv_label_is_refused_before_copy(
 ) -> None:
     path = tmp_path / "nul.csv"
     path.write_text("a,label\n1,cat\n2,d\x00g\n3,cat\n", encoding="utf-8")
-    message = _refused(capsys, db_url, "data", "load", f"csv:{path}", "--table", "t")
+    message = refused(capsys, db_url, "data", "load", f"csv:{path}", "--table", "t")
     assert "line 3: the label 'd\\x00g' contains a NUL character" in message
 
 
@@ -123,7 +103,7 @@ def test_a_table_whose_packed_name_is_too_long_is_refused_at_load(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     longest = MAX_NAME_LEN - len(PACKED_SUFFIX)
-    message = _refused(capsys, db_url, "data", "load", "digits", "--table", "t" * (longest + 1))
+    message = refused(capsys, db_url, "data", "load", "digits", "--table", "t" * (longest + 1))
     assert "--table" in message and "never prepared" in message
     assert f"at most {longest} characters" in message
     assert main(["data", "load", "digits", "--table", "t" * longest]) == 0
@@ -133,5 +113,5 @@ def test_label_column_is_refused_for_a_source_other_than_csv(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ("data", "load", "digits", "--table", "d", "--label-column", "foo")
-    message = _refused(capsys, db_url, *argv)
+    message = refused(capsys, db_url, *argv)
     assert "--label-column applies to csv: sources only" in message and "'digits'" in message
