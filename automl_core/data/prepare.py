@@ -10,8 +10,13 @@ Implementation notes
   validation shuffle, all from ``numpy.random.default_rng(seed)``.
 - Partitions: train rows are shuffled and cut into P near-equal parts; validation rows
   likewise into P parts, so the worker holding partition p holds both parts p.
-- Normalisation: one global mean and std over the training rows' values (not per
-  feature), applied to train and validation rows; stored as float32.
+- Normalisation (``--normalize``): statistics of the training rows, applied to train and
+  validation rows; stored as float32. ``auto`` standardises each feature on its own for
+  a source whose features were separate columns (a CSV file's, in their own units), and
+  uses one global mean and std over every value for array features (images, signals, a
+  table's ``features`` array), which keeps the relative scales between them
+  (``packing.normalization_kind``); a data set packed before keeps its kind under
+  ``auto``. Values beyond float32 once normalised are refused.
 - Atomicity: the packed table is dropped, created and filled, and the datasets row is
   upserted, in one transaction. A failure rolls it all back. A transaction-level advisory
   lock on the dataset name serialises concurrent prepares of the same dataset.
@@ -20,9 +25,8 @@ Implementation notes
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,18 +67,20 @@ def prepare_dataset(
     seed: int = 0,
     buffer_size: int | None = None,
     label_column: str = "label",
+    normalize: str = "auto",
 ) -> DatasetInfo:
     """Pack source table ``name`` into ``<name>_packed`` and upsert ``automl.datasets``; commit.
 
     ``partitions`` defaults to the segment count on Greenplum and is required on
-    PostgreSQL. Raises UserInputError, with the database unchanged, for a bad argument
+    PostgreSQL. ``normalize`` is one of ``packing.NORMALIZE_CHOICES`` (see the module
+    notes). Raises UserInputError, with the database unchanged, for a bad argument
     or source table (see :func:`~automl_core.data.scan.inspect_source`), NaN/inf features,
     too few rows for the partitions, or a ``<name>_packed`` table that is not ours.
     The ``automl`` schema must exist (``automl_core.store.migrations.migrate``).
     """
     start = time.perf_counter()
     packed = packed_table_name(name)
-    _check_arguments(partitions, validation_fraction, seed)
+    _check_arguments(partitions, validation_fraction, seed, normalize)
     try:
         _require_schema(conn)
         # Two prepares of one dataset would race on CREATE TABLE: the second waits here.
@@ -92,8 +98,14 @@ def prepare_dataset(
         rows = read_rows(conn, summary, include_test=use_test)
         plan = make_plan(rows, p, fraction, seed)
         train_rows = np.concatenate(plan.train)
-        norm = packing.global_normalization(rows.x, train_rows)
-        _check_experiments_keep_their_data(conn, name, summary, norm.as_dict())
+        old = repo.dataset_record(conn, name)
+        kind = _normalization_kind(normalize, summary.source, old)
+
+        def fit(kind: str) -> packing.Normalization:
+            return packing.fit_normalization(rows.x, train_rows, per_feature=kind == "per-feature")
+
+        norm = fit(kind)
+        _check_experiments_keep_their_data(conn, name, summary, old, norm, fit)
         biggest = max(part.size for part in plan.train)
         size = buffer_size or packing.default_buffer_size(row_bytes, biggest)
         _write_packed(conn, dialect, packed, rows, plan, norm, size)
@@ -121,12 +133,13 @@ def prepare_dataset(
         conn.rollback()
         raise
     log.info(
-        "prepared %s: %d train + %d valid rows in %d partitions (%s) in %.2f s",
+        "prepared %s: %d train + %d valid rows in %d partitions (%s, %s normalisation) in %.2f s",
         name,
         info.n_train,
         info.n_valid,
         p,
         plan.validation_from,
+        norm.kind,
         time.perf_counter() - start,
     )
     return info
@@ -136,8 +149,22 @@ def prepare_dataset(
 _MAY_STILL_TRAIN = (repo.ExperimentState.RUNNING, repo.ExperimentState.INTERRUPTED)
 
 
+def _normalization_kind(normalize: str, source: str, old: Mapping[str, Any] | None) -> str:
+    """The kind to pack with: ``normalize`` when given; for ``auto``, the kind the data set
+    was packed with before (a choice made once holds when a DAG's data step or a plain
+    ``prepare`` packs it again), else what ``packing.normalization_kind`` picks."""
+    if normalize == "auto" and old is not None:
+        return packing.Normalization.from_dict(old["normalization"]).kind
+    return packing.normalization_kind(normalize, source)
+
+
 def _check_experiments_keep_their_data(
-    conn: Any, name: str, summary: SourceSummary, normalization: dict[str, float]
+    conn: Any,
+    name: str,
+    summary: SourceSummary,
+    old: Mapping[str, Any] | None,
+    norm: packing.Normalization,
+    fit: Callable[[str], packing.Normalization],
 ) -> None:
     """Refuse a re-packing that would change the data under experiments trained on it.
 
@@ -146,7 +173,9 @@ def _check_experiments_keep_their_data(
     A finished experiment keeps its own copy of the data set's row (shape, classes,
     normalisation) for its export and predictions; one created before that copy existed
     (schema 9) reads the data set's row, so under it only the same data (re-packed into
-    other partitions, say) is. Raises UserInputError naming them and the fix.
+    other partitions, say) is. ``old`` is the data set's row (None: never packed), ``norm``
+    the new statistics and ``fit(kind)`` the training rows' statistics of another kind.
+    Raises UserInputError naming them and the fix.
     """
     experiments = repo.experiments_on_dataset(conn, name)
     unfinished = [n for n, status, _ in experiments if status in _MAY_STILL_TRAIN]
@@ -158,7 +187,6 @@ def _check_experiments_keep_their_data(
             "the data into another table (automl data load ... --table NEW) and prepare that."
         )
     pinned = [n for n, _, keeps_data in experiments if not keeps_data]
-    old = repo.dataset_record(conn, name)
     if not pinned or old is None:
         return
     changed = [
@@ -169,27 +197,29 @@ def _check_experiments_keep_their_data(
         )
         if before != now
     ]
-    if not _close(old["normalization"], normalization):
+    packed_with = packing.Normalization.from_dict(old["normalization"])
+    other_kind = packed_with.kind != norm.kind
+    if other_kind:
+        changed.append(f"normalisation ({packed_with.kind} before, {norm.kind} now)")
+    if not packed_with.isclose(fit(packed_with.kind) if other_kind else norm):
         changed.append("normalisation (the training rows differ)")
     if changed:
+        # Only the kind changes: packing it as before is the first way out.
+        only_kind = other_kind and len(changed) == 1
+        keep = f"pass --normalize {packed_with.kind} to pack it as before, or " if only_kind else ""
         raise UserInputError(
             f"The data set {name!r} cannot be packed again from this table: its "
             f"{', '.join(changed)} would change, but the models of experiments "
             f"{', '.join(pinned)} (created before automl kept each experiment's data) were "
-            "trained on the data as packed now (their export and predictions read it). Load "
-            "the new data into another table (automl data load ... --table NEW) and prepare "
-            "that."
+            f"trained on the data as packed now (their export and predictions read it): "
+            f"{keep}load the data into another table (automl data load ... --table NEW) "
+            "and prepare that."
         )
 
 
-def _close(before: dict[str, float], now: dict[str, float]) -> bool:
-    # Re-packing the same rows into other partitions sums them in another order.
-    return before.keys() == now.keys() and all(
-        math.isclose(float(before[k]), float(now[k]), rel_tol=1e-6, abs_tol=1e-9) for k in now
-    )
-
-
-def _check_arguments(partitions: int | None, fraction: float | None, seed: int) -> None:
+def _check_arguments(
+    partitions: int | None, fraction: float | None, seed: int, normalize: str
+) -> None:
     if partitions is not None and partitions < 1:
         raise UserInputError(f"--partitions is {partitions}, but must be at least 1.")
     if fraction is not None and not 0.0 < fraction < 1.0:
@@ -198,6 +228,11 @@ def _check_arguments(partitions: int | None, fraction: float | None, seed: int) 
         )
     if seed < 0:
         raise UserInputError(f"--seed is {seed}, but must be a non-negative integer.")
+    if normalize not in packing.NORMALIZE_CHOICES:
+        raise UserInputError(
+            f"--normalize is {normalize!r}, but must be one of "
+            f"{', '.join(packing.NORMALIZE_CHOICES)}."
+        )
 
 
 def _partition_count(conn: Any, dialect: Dialect, partitions: int | None) -> int:
@@ -306,21 +341,37 @@ def _write_packed(
         copy = sql.SQL(
             'COPY {} (split, "partition", buffer, n, x, y) FROM STDIN WITH (FORMAT binary)'
         ).format(ident)
-        stream = _packed_stream(rows, plan, norm, buffer_size)
+        stream = _packed_stream(rows, plan, norm, buffer_size, packed)
         copy_in(cur, copy.as_string(conn), stream, COPY_READ_SIZE)
 
 
 def _packed_stream(
-    rows: SourceRows, plan: PackPlan, norm: packing.Normalization, buffer_size: int
+    rows: SourceRows, plan: PackPlan, norm: packing.Normalization, buffer_size: int, packed: str
 ) -> Iterator[bytes]:
     yield HEADER
     for split, parts in (("train", plan.train), ("valid", plan.valid)):
         for p, positions in enumerate(parts):
             for b, piece in enumerate(packing.buffer_slices(positions.size, buffer_size)):
                 chosen = positions[piece]
-                x = norm.apply(rows.x[chosen])
+                with np.errstate(over="ignore"):  # overflow is refused just below
+                    x = norm.apply(rows.x[chosen])
+                _check_finite(x, packed)
                 yield encode_packed_row(split, p, b, x, rows.labels[chosen])
     yield TRAILER
+
+
+def _check_finite(x: np.ndarray, packed: str) -> None:
+    """Refuse normalised features beyond float32 (values near its limit, +-3.4e38, minus a
+    mean of the other sign), naming the first such feature and the fix."""
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1))
+    if bad.any():
+        feature = int(np.argmax(bad.any(axis=0)))
+        raise UserInputError(
+            f"Normalising the features for {packed!r} gives values beyond float32's range "
+            f"(feature {feature}, counting from 0 in the flattened row): its values are too "
+            "close to float32's limit (3.4e38). Load them in smaller units (divide that "
+            "column by a power of ten), then prepare again."
+        )
 
 
 def _require_schema(conn: Any) -> None:

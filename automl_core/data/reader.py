@@ -8,6 +8,7 @@ into preallocated arrays, so the peak memory is the partition itself plus one bu
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,9 @@ class DatasetInfo:
 
     ``class_values[i]`` is the label that class index ``i`` stands for (ints stay ints);
     ``rows_per_partition`` maps ``"train"``/``"valid"`` to one row count per partition;
-    ``normalization`` is ``{"mean": m, "std": s}``: stored features are ``(x - m) / s``.
+    ``normalization`` is ``{"mean": m, "std": s}`` (``packing.Normalization.as_dict``):
+    stored features are ``(x - m) / s``, with numbers ``m``, ``s`` over every value (global)
+    or lists of one number per flattened feature (per feature).
     """
 
     name: str
@@ -42,7 +45,7 @@ class DatasetInfo:
     n_train: int
     n_valid: int
     rows_per_partition: dict[str, list[int]] = field(default_factory=dict)
-    normalization: dict[str, float] = field(default_factory=dict)
+    normalization: dict[str, float | list[float]] = field(default_factory=dict)
     source: str = ""
     source_table: str = ""
     packed_table: str = ""
@@ -51,8 +54,20 @@ class DatasetInfo:
 
     @classmethod
     def from_record(cls, values: Mapping[str, Any]) -> DatasetInfo:
-        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``)."""
+        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``); raises
+        UserInputError for statistics that are not numbers or lists of one per feature."""
         state = values.get("source_state")
+        try:
+            norm = Normalization.from_dict(
+                values["normalization"],
+                n_features=math.prod(int(s) for s in values["feature_shape"]),
+                what=f"The normalization of data set {values['name']!r}",
+            )
+        except ValueError as exc:
+            raise UserInputError(
+                f"{exc}. Its row in automl.datasets was changed or damaged: pack the data set "
+                f"again (automl data prepare {values['name']} --partitions N)."
+            ) from None
         return cls(
             name=values["name"],
             feature_shape=tuple(int(s) for s in values["feature_shape"]),
@@ -64,7 +79,7 @@ class DatasetInfo:
             rows_per_partition={
                 k: [int(v) for v in vs] for k, vs in values["rows_per_partition"].items()
             },
-            normalization={k: float(v) for k, v in values["normalization"].items()},
+            normalization=norm.as_dict(),
             source=values["source"] or "",
             source_table=values["source_table"] or "",
             packed_table=values["packed_table"] or "",
@@ -183,7 +198,8 @@ def _mismatch(info: DatasetInfo, split: str, partition: int) -> str:
 
 
 def normalize(x: np.ndarray, info: DatasetInfo, *, source: str | None = None) -> np.ndarray:
-    """New raw rows ``x`` normalised as the packed data was: float32 ``[n, *feature_shape]``.
+    """New raw rows ``x`` normalised as the packed data was, with the data set's global or
+    per-feature statistics (``packing.Normalization.apply``): float32 ``[n, *feature_shape]``.
 
     ``x`` may be ``[n, *feature_shape]``, flat ``[n, prod(feature_shape)]``, or one row of
     either shape. Raises UserInputError when the rows are not numbers or do not match the
@@ -217,7 +233,5 @@ def normalize(x: np.ndarray, info: DatasetInfo, *, source: str | None = None) ->
             f"dataset {info.name!r} the model was trained on ({size} values per row, shape "
             f"{shape}): score rows with the same features as that data set."
         )
-    norm = Normalization(
-        mean=info.normalization.get("mean", 0.0), std=info.normalization.get("std", 1.0) or 1.0
-    )
+    norm = Normalization.from_dict(info.normalization, n_features=size)
     return norm.apply(arr).reshape(-1, *shape)

@@ -76,7 +76,8 @@ class ExportedModel:
     def predict_proba(self, x: Any) -> Any:
         """Class probabilities, float32 ``[n, num_classes]`` (columns in ``class_values``
         order, rows summing to 1), of raw rows ``x``: normalised first as the model's
-        training data was (the card's ``normalization``), as ``automl predict`` does.
+        training data was (the card's ``normalization``: global, or per feature), as
+        ``automl predict`` does.
 
         ``x``: an array ``[n, *feature_shape]`` or ``[n, prod(feature_shape)]`` (or one
         row), a pandas DataFrame of feature columns, or a sequence (a Series, say) of
@@ -106,10 +107,20 @@ class ExportedModel:
         return [classes[i] for i in self.predict_proba(x).argmax(axis=1).tolist()]
 
     def dataset_info(self) -> Any:
-        """The card's data section as a ``DatasetInfo``, for ``reader.normalize``."""
+        """The card's data section as a ``DatasetInfo``, for ``reader.normalize``.
+
+        Raises ValueError when ``data.normalization`` is not numbers ``mean`` and ``std``
+        (global) or lists of one number per feature (per feature; ``Normalization.from_dict``).
+        """
+        from automl_core.data.packing import Normalization
         from automl_core.data.reader import DatasetInfo
 
         data = self.card["data"]
+        norm = Normalization.from_dict(
+            data["normalization"],
+            n_features=math.prod(self.feature_shape),
+            what="data.normalization",
+        )
         return DatasetInfo(
             name=str(data["dataset"]),
             feature_shape=self.feature_shape,
@@ -118,7 +129,7 @@ class ExportedModel:
             partitions=int(data.get("partitions") or 1),
             n_train=int(data.get("n_train") or 0),
             n_valid=int(data.get("n_valid") or 0),
-            normalization={k: float(v) for k, v in data["normalization"].items()},
+            normalization=norm.as_dict(),
             source_table=str(data.get("source_table") or ""),
             packed_table=str(data.get("packed_table") or ""),
         )
@@ -142,10 +153,7 @@ def _checked_card(raw: bytes) -> tuple[ExportedModel, Any, str]:
     missing = [k for k in _DATA_KEYS if k not in card["data"]]
     if missing:
         raise KeyError(f"data.{missing[0]}")
-    norm = card["data"]["normalization"]
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in norm.values()):
-        raise ValueError(f"data.normalization is {norm!r}: its values must be numbers")
-    info = model.dataset_info()  # converts every other field prediction reads
+    info = model.dataset_info()  # converts and checks every field prediction reads
     if min(info.feature_shape, default=0) < 1 or len(info.class_values) != info.num_classes:
         raise ValueError("data.feature_shape, num_classes and class_values disagree")
     # Checked before predicting allocates a row of this shape (np.zeros((1, *shape))).

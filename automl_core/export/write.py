@@ -49,6 +49,12 @@ def _best_with_checkpoint(conn: Any, experiment_id: int) -> tuple[dict[str, Any]
     return best, load_checkpoint(conn, experiment_id, best["trial_id"]), "latest"
 
 
+# How a card's data.normalization is applied, for readers of the card other than automl.
+_FORMULAS = {
+    "global": "(x - mean) / std",
+    "per-feature": "(x[i] - mean[i]) / std[i] for each feature i of the row flattened in C order",
+}
+
 # What a card's history copies of each epoch (and its time, as ISO text).
 _EPOCH_FIELDS = "epoch train_loss train_accuracy valid_loss valid_accuracy seconds samples"
 
@@ -73,6 +79,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
     validation result and a checkpoint, or a checkpoint stored by reference (``uri``) is
     in an S3 bucket that cannot be used; ``ArtifactNotFoundError`` when it is missing.
     """
+    from automl_core.data.packing import Normalization
     from automl_core.data.reader import experiment_dataset
     from automl_core.store.repository import experiment_record
 
@@ -100,7 +107,7 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
             "num_classes": info.num_classes,
             "class_values": list(info.class_values),
             "normalization": dict(info.normalization),
-            "normalization_formula": "(x - mean) / std",
+            "normalization_formula": _FORMULAS[Normalization.from_dict(info.normalization).kind],
             "source_table": info.source_table,
             "packed_table": info.packed_table,
             "partitions": info.partitions,

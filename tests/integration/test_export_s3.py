@@ -7,6 +7,7 @@ training engine), so the exported weights and the predictions are those of real 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import uuid
@@ -29,7 +30,7 @@ from automl_core.cli import main
 from automl_core.data.load import load_source
 from automl_core.data.prepare import prepare_dataset
 from automl_core.data.reader import dataset_info, normalize, read_partition
-from automl_core.data.sources import SourceData, SplitPart
+from automl_core.data.sources import SourceData, SplitPart, read_source
 from automl_core.errors import UserInputError
 from automl_core.experiment import finalize
 from automl_core.export import CARD_FORMAT, check_export_target, export_best, load_exported
@@ -141,23 +142,40 @@ BEST_EPOCH = 2
 TRAINED: dict[tuple[str, int, int], bytes] = {}
 
 
-def _load_toy(conn: Any, table: str, labels: str) -> None:
-    """90 rows of 4 raw (un-normalised) features; 3 classes, text or integer labels."""
+def _load_toy(conn: Any, table: str, labels: str, csv_dir: Path | None = None) -> None:
+    """90 rows of 4 raw (un-normalised) features; 3 classes, text or integer labels.
+
+    With ``csv_dir`` the features are columns in their own units (~1e6, ~1e-3, ~5, ~250),
+    loaded from a CSV file written there: packed with per-feature statistics."""
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(90, 4)) * 3 + 5).astype(np.float32)
     cls = (x[:, 0] > 5).astype(int) + (x[:, 1] > 5).astype(int)
     values = np.array(["cat", "dog", "eel\tx"])[cls] if labels == "text" else cls * 10 + 7
     label_type = "text" if labels == "text" else "integer"
     data = SourceData(table, (4,), label_type, (SplitPart("train", x, values),))
+    if csv_dir is not None:
+        scale = np.array([2e5, 1e-3, 1.0, 50.0], dtype=np.float32)
+        x = x * scale + np.array([1e6, 0.0, 0.0, 0.0], dtype=np.float32)
+        path = csv_dir / f"{table}.csv"
+        with path.open("w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["a", "b", "c", "d", "label"])
+            # repr of a float32 as float64 reads back as the same float32
+            for row, value in zip(x.tolist(), values, strict=True):
+                out.writerow([*map(repr, row), value])
+        data = read_source(f"csv:{path}")
     load_source(conn, data, table)
     prepare_dataset(conn, table, partitions=2, seed=0)
 
 
-def build_trained_experiment(conn: Any, name: str, table: str, labels: str = "text") -> int:
-    """Load and prepare ``table``, then train 2 trials through the engine, epoch by epoch."""
+def build_trained_experiment(
+    conn: Any, name: str, table: str, labels: str = "text", *, csv_dir: Path | None = None
+) -> int:
+    """Load and prepare ``table`` (``_load_toy``), then train 2 trials through the engine,
+    epoch by epoch."""
     from automl_core.training.engine import train_partition
 
-    _load_toy(conn, table, labels)
+    _load_toy(conn, table, labels, csv_dir)
     info = dataset_info(conn, table)
     parts = [read_partition(conn, table, p, "train", info=info) for p in range(info.partitions)]
     exp = repo.create_experiment(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from automl_core.export import export_best, load_exported
 from tests.integration.test_export_s3 import (
@@ -20,9 +21,9 @@ from tests.integration.test_export_s3 import (
 )
 
 
-def _raw_rows(conn: Any) -> tuple[list[int], np.ndarray]:
+def _raw_rows(conn: Any, table: str = "toy") -> tuple[list[int], np.ndarray]:
     with conn.cursor() as cur:
-        cur.execute("SELECT id, features FROM toy ORDER BY id")
+        cur.execute(f"SELECT id, features FROM {table} ORDER BY id")
         rows = cur.fetchall()
     conn.rollback()
     return [r[0] for r in rows], np.array([r[1] for r in rows])
@@ -46,3 +47,50 @@ def test_an_exported_model_predicts_arrays_frames_and_series_of_raw_rows(
     series = pd.Series(list(x))  # per-row arrays, as pd.read_sql gives a real[] column
     assert model.predict(frame) == labels and model.predict(series) == labels
     assert model.predict(x[0]) == labels[:1]  # one row
+
+
+def test_per_feature_statistics_score_raw_rows_as_the_packed_rows(
+    conn: Any, tmp_path: Path
+) -> None:
+    # A CSV of columns in their own units is packed per feature: the export's card, the
+    # in-memory model and `automl predict`/`evaluate` must normalise raw rows with the
+    # same per-feature statistics (a card with lists was refused before).
+    from automl_core.data.reader import dataset_info, normalize, read_partition
+    from automl_core.evaluate import evaluate_table
+    from automl_core.predict import predict_table
+    from automl_core.training.engine import predict_proba
+
+    build_trained_experiment(conn, "exp", "cols", "integer", csv_dir=tmp_path)
+    info = dataset_info(conn, "cols")
+    assert len(info.normalization["mean"]) == 4  # type: ignore[arg-type]
+    export_best(conn, "exp", str(tmp_path / "export"))
+    model = load_exported(str(tmp_path / "export"))
+    assert model.card["data"]["normalization"] == info.normalization
+    assert model.card["data"]["normalization_formula"].startswith("(x[i] - mean[i]) / std[i]")
+    ids, x = _raw_rows(conn, "cols")
+    assert x[:, 0].min() > 1e5 and x[:, 1].max() < 1e-1  # raw: in their own units
+    # The packed path: the rows training read. Each is one raw row as the card
+    # normalises it, bit for bit.
+    packed = np.concatenate(
+        [read_partition(conn, "cols", p, s, info=info)[0] for s in ("train", "valid")
+         for p in range(info.partitions)]
+    )  # fmt: skip
+    mine = normalize(x, model.dataset_info())
+    position = {row.tobytes(): i for i, row in enumerate(mine)}
+    order = [position[row.tobytes()] for row in packed]
+    assert sorted(order) == list(range(90))
+    want = predict_proba(model.config, model.state, packed, input_shape=(4,), num_classes=3)
+    got = model.predict_proba(x)[order]
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-7)
+    # `automl predict` on the raw table, and `automl evaluate` with its labels
+    predict_table(conn, source_table="cols", out_table="cols_scored", model=model)
+    with conn.cursor() as cur:
+        cur.execute("SELECT predicted FROM cols_scored ORDER BY id")
+        scored = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT label FROM cols ORDER BY id")
+        labels = [r[0] for r in cur.fetchall()]
+    conn.rollback()
+    assert scored == model.predict(x)
+    accuracy = np.mean(np.array(scored) == np.array(labels))
+    assert evaluate_table(conn, "exp", "cols").accuracy == pytest.approx(accuracy)

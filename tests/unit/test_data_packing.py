@@ -107,7 +107,7 @@ def test_global_normalization_matches_numpy_in_chunks() -> None:
     # A large offset: a naive sum of squares in float32 would lose the variance.
     x = (1e4 + rng.normal(0, 3, size=(1000, 7))).astype(np.float32)
     rows = rng.permutation(1000)[:777]
-    norm = packing.global_normalization(x, rows, chunk_rows=50)
+    norm = packing.fit_normalization(x, rows, chunk_rows=50)
     expected = x[rows].astype(np.float64)
     assert norm.mean == pytest.approx(expected.mean(), rel=1e-12)
     assert norm.std == pytest.approx(expected.std(), rel=1e-9)
@@ -118,11 +118,11 @@ def test_global_normalization_matches_numpy_in_chunks() -> None:
 
 def test_constant_features_keep_std_one() -> None:
     x = np.full((10, 3), 5.0, dtype=np.float32)
-    norm = packing.global_normalization(x, np.arange(10))
+    norm = packing.fit_normalization(x, np.arange(10))
     assert norm.as_dict() == {"mean": 5.0, "std": 1.0}
     assert not np.any(norm.apply(x))
 
 
 def test_normalization_needs_rows() -> None:
     with pytest.raises(ValueError, match="no rows"):
-        packing.global_normalization(np.zeros((3, 2), dtype=np.float32), np.array([], dtype=int))
+        packing.fit_normalization(np.zeros((3, 2), dtype=np.float32), np.array([], dtype=int))

@@ -9,6 +9,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``data`` command group to the ``automl`` parser."""
+    from automl_core.data.packing import NORMALIZE_CHOICES
+
     data = subparsers.add_parser(
         "data",
         help="load data into a table and pack it into partitions",
@@ -61,6 +63,16 @@ def register(subparsers: Any) -> None:
     prepare.add_argument(
         "--label-column", default="label", metavar="COL", help="label column (default: label)"
     )
+    prepare.add_argument(
+        "--normalize",
+        choices=NORMALIZE_CHOICES,
+        default="auto",
+        help="per-feature: standardise each feature with its own mean and std (as "
+        "scikit-learn's StandardScaler); global: one mean and std over all values (keeps "
+        "relative scales between pixels or time steps); auto (default): the kind the data "
+        "set was packed with before, else per-feature for a CSV source's columns and "
+        "global for array features and the built-in data sets",
+    )
     prepare.set_defaults(handler=_prepare)
 
     info = actions.add_parser("info", help="show a prepared dataset as JSON")
@@ -105,6 +117,7 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from automl_core.data.packing import Normalization
     from automl_core.data.prepare import prepare_dataset
     from automl_core.experiment.request import check_option_limits
     from automl_core.store.connection import connect
@@ -122,13 +135,15 @@ def _prepare(args: argparse.Namespace) -> int:
             seed=args.seed,
             buffer_size=args.buffer_size,
             label_column=args.label_column,
+            normalize=args.normalize,
         )
     finally:
         conn.close()
     print(
         f"prepared {info.name} -> {info.packed_table}: {info.n_train} train / {info.n_valid} "
         f"valid rows in {info.partitions} partitions, {info.num_classes} classes, "
-        f"features {info.feature_shape}"
+        f"features {info.feature_shape}, {Normalization.from_dict(info.normalization).kind} "
+        "normalisation"
     )
     print(f"rows per partition: {json.dumps(info.rows_per_partition)}")
     return 0
@@ -145,5 +160,14 @@ def _info(args: argparse.Namespace) -> int:
         info = dataset_info(conn, args.name)
     finally:
         conn.close()
-    print(json.dumps(asdict(info), indent=2))
+    record = asdict(info)
+    # Per-feature statistics on one line each: indented, a wide CSV's would print every
+    # number on a line of its own (4,000 lines for 2,000 columns).
+    norm = record["normalization"]
+    lists = {k: v for k, v in norm.items() if isinstance(v, list)}
+    norm.update({k: f"\0{k}" for k in lists})
+    text = json.dumps(record, indent=2)
+    for key, values in lists.items():
+        text = text.replace(json.dumps(f"\0{key}"), json.dumps(values))
+    print(text)
     return 0
