@@ -12,19 +12,24 @@ in one transaction: a failure part-way (a bad row, a lost connection) leaves the
 table and no half-written one behind, and the old table is locked against readers only
 for the final drop and rename, not for the whole scoring. ``predicted`` is the class
 value (the label as loaded, with the source's label type when it has one);
-``probability`` is the model's softmax probability of that class.
+``probability`` is the model's softmax probability of that class. The table's comment
+records which model scored which table and when (:func:`provenance`), as JSON under
+``automl_predictions``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from psycopg2 import sql
 
+from automl_core import package_version
 from automl_core.data.tables import (
     check_replace_target,
     existing_table,
@@ -81,6 +86,27 @@ def copy_rows(ids: np.ndarray, labels: list[Any], probabilities: np.ndarray) -> 
         buf.write(f"{int(row_id)}\t{_copy_text(label)}\t{p:.9g}\n")
     buf.seek(0)
     return buf
+
+
+def provenance(model: ExportedModel, source_table: str) -> dict[str, Any]:
+    """What a predictions table's comment records: the experiment, trial and epoch of the
+    model (from its card; None where the card has no such field), the table scored, and
+    when (UTC, ISO 8601). Read it back with ``obj_description('OUT'::regclass)``."""
+    card = model.card
+    lineage, trial, checkpoint = (card.get(k) or {} for k in ("lineage", "trial", "checkpoint"))
+    return {
+        "automl_predictions": {
+            "source_table": source_table,
+            "dataset": card["data"]["dataset"],
+            "experiment": lineage.get("experiment"),
+            "experiment_id": lineage.get("experiment_id"),
+            "trial_id": trial.get("trial_id"),
+            "epoch": checkpoint.get("epoch"),
+            "valid_accuracy": checkpoint.get("valid_accuracy"),
+            "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "package_version": package_version(),
+        }
+    }
 
 
 def _batch_features(rows: list[tuple[Any, Any]], table: str) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +219,11 @@ def predict_table(
                     out,
                     sql.SQL(label_sql_type(classes, label_type)),
                     Dialect.detect(conn).distributed_by("id"),
+                )
+            )
+            cur.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                    out, sql.Literal(json.dumps(provenance(model, source_table)))
                 )
             )
             copy_sql = sql.SQL("COPY {} (id, predicted, probability) FROM STDIN").format(out)

@@ -277,6 +277,15 @@ def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None
 
     n = predict_table(conn, source_table="toy", out_table="toy_scored", model=loaded)
     assert n == 90
+    with conn.cursor() as cur:  # the table says which model scored which table, and when
+        cur.execute("SELECT obj_description('toy_scored'::regclass, 'pg_class')")
+        comment = json.loads(cur.fetchone()[0])["automl_predictions"]
+    conn.rollback()
+    assert comment.pop("scored_at") and comment == {
+        "source_table": "toy", "dataset": "toy", "experiment": "exp", "experiment_id": exp_id,
+        "trial_id": 1, "epoch": BEST_EPOCH, "valid_accuracy": 0.9,
+        "package_version": package_version(),
+    }  # fmt: skip
     assert_same_predictions(read_table(conn, "toy_scored"), reference_predictions(conn, 1, "toy"))
     # The latest state predicts differently, so the comparison above can tell them apart.
     assert [r[2] for r in reference_predictions(conn, 1, "toy", epoch=3)] != [
