@@ -52,7 +52,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_INT_COLUMNS = ("rank", "trial_id", "bracket", "batch", "rung", "epochs", "best_epoch")
+# Integer columns that are never NULL are int64 in every frame (trial_id joins across
+# them); those that may be missing (no bracket for random search, no best epoch before a
+# validation result) are pandas' nullable Int64.
+_INT_COLUMNS = {
+    "leaderboard": ("rank", "trial_id", "epochs"),
+    "epochs": ("trial_id", "epoch"),
+    "rungs": ("bracket", "rung", "trial_id", "target_epochs"),
+    "jobs": ("trial_id", "epoch", "partition"),
+}
+_NULLABLE_INT_COLUMNS = ("bracket", "batch", "rung", "best_epoch")
 _FLOAT_COLUMNS = (
     "best_valid_accuracy",
     "final_valid_accuracy",
@@ -62,25 +71,32 @@ _FLOAT_COLUMNS = (
 )
 
 
-def _frame(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
+def _frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], ints: str) -> pd.DataFrame:
+    """The rows as a DataFrame whose ``_INT_COLUMNS[ints]`` are int64, even when empty."""
     import pandas as pd
 
-    return pd.DataFrame.from_records(list(rows), columns=list(columns))
+    df = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    for col in _INT_COLUMNS[ints]:
+        df[col] = df[col].astype("int64")
+    return df
 
 
 def leaderboard(conn: Any, experiment_name: str, *, limit: int | None = None) -> pd.DataFrame:
     """Every trial of the experiment, best first, with ``LEADERBOARD_COLUMNS``.
 
-    ``config`` holds dicts; integer columns that may be missing (bracket, rung, ...) are
-    pandas nullable ``Int64``; metrics are float (NaN when a trial has no epochs).
+    ``config`` holds dicts; ``rank``, ``trial_id`` and ``epochs`` are int64, the integer
+    columns that may be missing (bracket, batch, rung, best_epoch) pandas' nullable
+    ``Int64``; metrics are float (NaN when a trial has no epochs).
     Raises UserInputError for an unknown experiment or a ``limit`` below 1.
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UserInputError(f"The limit is {limit!r}, but must be a whole number of at least 1.")
     exp = experiment_record(conn, experiment_name)
     _warn_if_unfinished(conn, exp)
-    df = _frame(repo.leaderboard_rows(conn, exp.id, limit=limit), LEADERBOARD_COLUMNS)
-    for col in _INT_COLUMNS:
+    df = _frame(
+        repo.leaderboard_rows(conn, exp.id, limit=limit), LEADERBOARD_COLUMNS, "leaderboard"
+    )
+    for col in _NULLABLE_INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     for col in _FLOAT_COLUMNS:
         df[col] = df[col].astype("float64")
@@ -109,7 +125,7 @@ def _warn_if_unfinished(conn: Any, exp: Experiment) -> None:
 def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:
     """One row per (trial, epoch) with ``EPOCH_COLUMNS``, ordered by trial then epoch."""
     exp = experiment_record(conn, experiment_name)
-    df = _frame(repo.epoch_history_rows(conn, exp.id), EPOCH_COLUMNS)
+    df = _frame(repo.epoch_history_rows(conn, exp.id), EPOCH_COLUMNS, "epochs")
     for col in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "seconds"):
         df[col] = df[col].astype("float64")
     return df
@@ -118,7 +134,7 @@ def epoch_history(conn: Any, experiment_name: str) -> pd.DataFrame:
 def rung_results(conn: Any, experiment_name: str) -> pd.DataFrame:
     """Hyperband rung membership with ``RUNG_COLUMNS`` (empty for other methods)."""
     exp = experiment_record(conn, experiment_name)
-    df = _frame(repo.rung_result_rows(conn, exp.id), RUNG_COLUMNS)
+    df = _frame(repo.rung_result_rows(conn, exp.id), RUNG_COLUMNS, "rungs")
     df["metric"] = df["metric"].astype("float64")
     return df
 
@@ -126,7 +142,7 @@ def rung_results(conn: Any, experiment_name: str) -> pd.DataFrame:
 def job_log(conn: Any, experiment_name: str) -> pd.DataFrame:
     """Finished sub-epoch jobs with ``JOB_COLUMNS`` (times are ``time.time()`` floats)."""
     exp = experiment_record(conn, experiment_name)
-    df = _frame(repo.job_log_rows(conn, exp.id), JOB_COLUMNS)
+    df = _frame(repo.job_log_rows(conn, exp.id), JOB_COLUMNS, "jobs")
     for col in ("started_at", "ended_at"):
         df[col] = df[col].astype("float64")
     return df

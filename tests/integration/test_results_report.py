@@ -22,6 +22,7 @@ from automl_core.cli import main
 from automl_core.errors import UserInputError
 from automl_core.mop.types import JobRecord
 from automl_core.report import LEADERBOARD_COLUMNS, leaderboard, write_report
+from automl_core.report.leaderboard import epoch_history, job_log, rung_results
 from automl_core.store import repository as repo
 from automl_core.store.dialect import Dialect
 from automl_core.store.repository import RungEntry, TrialRow
@@ -115,6 +116,26 @@ def test_leaderboard_order_columns_and_values(conn: Any) -> None:
     assert pd.isna(failed["best_valid_accuracy"]) and pd.isna(failed["best_epoch"])
     assert pd.isna(failed["rung"]) and pd.isna(failed["bracket"])
     assert leaderboard(conn, "mixed", limit=2)["trial_id"].tolist() == [1, 2]
+
+
+def test_trial_ids_have_one_dtype_in_every_frame_even_empty(conn: Any) -> None:
+    # A merge of the leaderboard with the epochs on trial_id keeps its rows only when the
+    # keys' dtypes agree; an experiment with nothing trained yet gives empty frames.
+    add_experiment(conn, "mixed", "random", MIXED)
+    add_experiment(conn, "empty", "random", [])
+    for name in ("mixed", "empty"):
+        frames = {
+            "leaderboard": leaderboard(conn, name),
+            "epochs": epoch_history(conn, name),
+            "rungs": rung_results(conn, name),
+            "jobs": job_log(conn, name),
+        }
+        for what, df in frames.items():
+            assert df["trial_id"].dtype == "int64", (name, what)
+        board = frames["leaderboard"]
+        assert board["epochs"].dtype == "int64" and board["best_epoch"].dtype == "Int64"
+    both = leaderboard(conn, "mixed").merge(epoch_history(conn, "mixed"), on="trial_id")
+    assert len(both) == sum(len(t.accs) for t in MIXED)
 
 
 def test_a_trial_that_failed_after_training_ranks_after_the_others(conn: Any) -> None:
