@@ -2,9 +2,10 @@
 
 Rows go in with one binary ``COPY FROM STDIN`` fed by a generator, in chunks of about
 8 MB, so loading is bound by the server, not by Python. The feature shape and label type
-go into the table's comment (see :mod:`automl_core.data.tables`), where ``prepare`` finds
-them. Replacing a table drops and recreates it inside the same transaction as the COPY:
-if anything fails, the old table is still there.
+(and a CSV's feature column names) go into the table's comment (see
+:mod:`automl_core.data.tables`), where ``prepare`` finds them. Replacing a table drops
+and recreates it inside the same transaction as the COPY: if anything fails, the old
+table is still there.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
             "label_type": data.label_type,
             "rows": _split_counts(data),
         }
+        if data.feature_names is not None:  # a CSV's columns, for prepare and exports
+            meta["feature_names"] = list(data.feature_names)
         write_source_meta(conn, table, meta)
         conn.commit()
     except BaseException:

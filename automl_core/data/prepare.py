@@ -126,6 +126,7 @@ def prepare_dataset(
             source_table=name,
             packed_table=packed,
             source_state=summary.state,
+            feature_names=summary.feature_names,
         )
         repo.upsert_dataset(conn, info.record())
         conn.commit()

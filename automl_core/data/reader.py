@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from psycopg2 import sql
 
+from automl_core.data.feature_names import check_feature_names
 from automl_core.data.packing import Normalization
 from automl_core.data.pgcopy import TupleSink
 from automl_core.data.tables import find_table
@@ -34,7 +35,10 @@ class DatasetInfo:
     ``rows_per_partition`` maps ``"train"``/``"valid"`` to one row count per partition;
     ``normalization`` is ``{"mean": m, "std": s}`` (``packing.Normalization.as_dict``):
     stored features are ``(x - m) / s``, with numbers ``m``, ``s`` over every value (global)
-    or lists of one number per flattened feature (per feature).
+    or lists of one number per flattened feature (per feature); ``feature_names`` names
+    each flattened feature, in order, for a data set loaded from a CSV file (its columns:
+    ``automl_core.data.feature_names``), and is None for the others and for rows written
+    before schema 10.
     """
 
     name: str
@@ -51,17 +55,23 @@ class DatasetInfo:
     packed_table: str = ""
     # The source table when it was packed: {"oid": ..., "rows": ...} (None before schema 9).
     source_state: dict[str, int] | None = None
+    feature_names: tuple[str, ...] | None = None
 
     @classmethod
     def from_record(cls, values: Mapping[str, Any]) -> DatasetInfo:
-        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``); raises
-        UserInputError for statistics that are not numbers or lists of one per feature."""
+        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``; either
+        may predate ``source_state`` and ``feature_names``); raises UserInputError for
+        statistics that are not numbers or lists of one per feature, and for feature
+        names that are not one distinct string per feature."""
         state = values.get("source_state")
+        n_features = math.prod(int(s) for s in values["feature_shape"])
+        what = f"of data set {values['name']!r}"
         try:
             norm = Normalization.from_dict(
-                values["normalization"],
-                n_features=math.prod(int(s) for s in values["feature_shape"]),
-                what=f"The normalization of data set {values['name']!r}",
+                values["normalization"], n_features=n_features, what=f"The normalization {what}"
+            )
+            names = check_feature_names(
+                values.get("feature_names"), n_features, what=f"The feature_names {what}"
             )
         except ValueError as exc:
             raise UserInputError(
@@ -84,11 +94,17 @@ class DatasetInfo:
             source_table=values["source_table"] or "",
             packed_table=values["packed_table"] or "",
             source_state={k: int(v) for k, v in state.items()} if state else None,
+            feature_names=names,
         )
 
     def record(self) -> dict[str, Any]:
         """The row of ``automl.datasets`` (JSON-ready): the inverse of :meth:`from_record`."""
-        return {**dataclasses.asdict(self), "feature_shape": list(self.feature_shape)}
+        names = None if self.feature_names is None else list(self.feature_names)
+        return {
+            **dataclasses.asdict(self),
+            "feature_shape": list(self.feature_shape),
+            "feature_names": names,
+        }
 
 
 def dataset_info(conn: Any, name: str, *, require_packed: bool = True) -> DatasetInfo:

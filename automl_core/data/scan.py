@@ -18,6 +18,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
+from automl_core.data.feature_names import check_feature_names
 from automl_core.data.pgcopy import FixedRowSink, decode_source_dtype
 from automl_core.data.tables import existing_table, read_source_meta
 from automl_core.data.validate import (
@@ -49,6 +50,8 @@ class SourceSummary:
     n_test: int
     source: str  # the loader's source spec, or the table name for a foreign table
     oid: int | None = None  # the table's, as found when inspected
+    # A CSV's feature column names, from the loader's comment; None for other tables.
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def state(self) -> dict[str, int] | None:
@@ -76,8 +79,10 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
 
     The table needs columns ``id`` (integer), ``features`` (a numeric array) and
     ``label_column``; ``split`` (``train``/``test``) is optional (all rows are ``train``
-    without it). Raises UserInputError naming the table and the fix for every problem,
-    and for a ``label_column`` that is one of those fixed columns.
+    without it). The loader's comment gives the feature shape and a CSV's feature names,
+    unless it no longer fits the rows (then the shape is flat and there are no names).
+    Raises UserInputError naming the table and the fix for every problem, and for a
+    ``label_column`` that is one of those fixed columns.
     """
     validate_table_name(table)
     validate_table_name(label_column, what="label column")
@@ -127,8 +132,14 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
     _check_train_classes(table, label_column, class_values, train_classes)
     meta = read_source_meta(conn, oid) or {}
     shape = tuple(int(s) for s in meta.get("feature_shape") or (max_len,))
-    if int(np.prod(shape)) != max_len:
+    stale = int(np.prod(shape)) != max_len
+    if stale:
         shape = (int(max_len),)  # the comment is stale (rows were changed): trust the rows
+    listed = None if stale else meta.get("feature_names")  # a CSV's columns
+    try:
+        names = check_feature_names(listed, max_len, what="feature_names")
+    except ValueError:
+        names = None  # a comment edited by hand: the features lose their names
     return SourceSummary(
         table=table,
         label_column=label_column,
@@ -139,6 +150,7 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
         n_test=int(n_test),
         source=str(meta.get("source") or table),
         oid=int(oid),
+        feature_names=names,
     )
 
 

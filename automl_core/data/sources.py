@@ -8,7 +8,6 @@ touched.
 
 from __future__ import annotations
 
-import csv
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,22 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from automl_core.data.csv_source import parse_csv
 from automl_core.data.safe_pickle import restricted_loads
 from automl_core.data.signals import SIGNALS_ROWS, SIGNALS_SEED, make_signals
-from automl_core.data.validate import (
-    as_feature_array,
-    check_finite,
-    check_label_array,
-    infer_labels,
-)
+from automl_core.data.validate import as_feature_array, check_label_array, infer_labels
 from automl_core.errors import UserInputError
 
 SCHEMES = ("digits", "signals", "csv:PATH", "npz:PATH", "cifar10:DIR")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
-_CSV_BLOCK = 8192
-# Columns of every loaded table that the loader fills itself (see read_csv).
-_LOADER_COLUMNS = ("id", "split")
 
 
 @dataclass(frozen=True)
@@ -46,12 +38,17 @@ class SplitPart:
 
 @dataclass(frozen=True)
 class SourceData:
-    """A whole source in memory, checked: same feature shape and label type in every part."""
+    """A whole source in memory, checked: same feature shape and label type in every part.
+
+    ``feature_names``: one per flattened feature, in order, for a source whose features
+    are named columns (a CSV file's); None for the others.
+    """
 
     source: str
     feature_shape: tuple[int, ...]
     label_type: str  # "integer", "bigint" or "text"
     parts: tuple[SplitPart, ...]
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -92,11 +89,12 @@ def _assemble(
     parts: list[tuple[str, np.ndarray, object]],
     *,
     where: Callable[[int], str] | None = None,
+    feature_names: tuple[str, ...] | None = None,
 ) -> SourceData:
     """Check features and labels of every part and join them into a SourceData.
 
     ``where(i)`` names row ``i`` of the parts taken together in label messages; by default
-    its position in its split.
+    its position in its split. ``feature_names`` (one per feature) is kept as it is.
     """
     checked: list[tuple[str, np.ndarray, np.ndarray]] = []
     for split, x, labels in parts:
@@ -123,7 +121,8 @@ def _assemble(
         n = x.shape[0]
         out.append(SplitPart(split=split, x=x, labels=labels[start : start + n]))
         start += n
-    return SourceData(source, tuple(int(s) for s in shapes.pop()), label_type, tuple(out))
+    shape = tuple(int(s) for s in shapes.pop())
+    return SourceData(source, shape, label_type, tuple(out), feature_names)
 
 
 def _split_rows(parts: list[tuple[str, np.ndarray]]) -> Callable[[int], str]:
@@ -159,134 +158,25 @@ def read_signals(seed: int = SIGNALS_SEED) -> SourceData:
 
 
 def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
-    """A CSV with a header row: ``label_column`` plus numeric feature columns.
+    """A CSV with a header row: ``label_column`` plus numeric feature columns, whose
+    names (in file order) become ``feature_names``.
 
     Every row is ``train``; rows get ids 0..n-1 in file order when loaded. Raises
     UserInputError for a missing file, a missing header or label column, a column named
     ``id`` or ``split`` (the loader makes those), and for a bad row (wrong number of
     fields, a feature that is not a plain ASCII decimal number, NaN or infinity, a missing
-    or bad label; see :func:`~automl_core.data.validate.infer_labels`), naming its line.
+    or bad label; see :func:`~automl_core.data.validate.infer_labels`), naming its line
+    (:func:`~automl_core.data.csv_source.parse_csv`).
     """
     source = f"csv:{path}"
     _check_file(path, source)
-    try:
-        # utf-8-sig: Excel and PowerShell start UTF-8 files with a byte-order mark, which
-        # plain utf-8 would glue to the first column's name.
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise UserInputError(f"{source} is empty: expected a header row and data rows.")
-            header = [h.strip() for h in header]
-            li = _label_index(header, label_column, source)
-            _check_loader_columns(header, li, source)
-            blocks: list[np.ndarray] = []
-            labels: list[str] = []
-            lines: list[int] = []
-            block: list[list[str]] = []
-            for row in reader:
-                if not row:
-                    continue  # blank line
-                if len(row) != len(header):
-                    raise UserInputError(
-                        f"{source} line {reader.line_num}: {len(row)} fields, but the header "
-                        f"has {len(header)}; fix or remove that row."
-                    )
-                label = row.pop(li).strip()  # empty or "NA": refused by infer_labels
-                joined = "".join(row)
-                if "_" in joined or not joined.isascii():
-                    _refuse_number_form(row, reader.line_num, source)
-                labels.append(label)
-                lines.append(reader.line_num)
-                block.append(row)
-                if len(block) >= _CSV_BLOCK:
-                    blocks.append(_csv_block(block, lines[-len(block) :], source))
-                    block = []
-            if block:
-                blocks.append(_csv_block(block, lines[-len(block) :], source))
-    except UnicodeDecodeError as exc:
-        raise UserInputError(f"{source} is not UTF-8 text ({exc.reason}).") from None
-    except csv.Error as exc:
-        raise UserInputError(f"{source} is not a valid CSV file ({exc}).") from None
-    if not blocks:
-        raise UserInputError(f"{source} has a header but no data rows.")
-    x = np.concatenate(blocks)
-    check_finite(x, source=source, row_ids=np.asarray(lines), row_label="line")
+    rows = parse_csv(path, label_column=label_column, source=source)
     return _assemble(
         source,
-        [("train", x, np.array(labels, dtype=object))],
-        where=lambda i: f"line {lines[i]}",
+        [("train", rows.x, rows.labels)],
+        where=lambda i: f"line {rows.lines[i]}",
+        feature_names=rows.feature_names,
     )
-
-
-def _check_loader_columns(header: list[str], li: int, source: str) -> None:
-    """Refuse a feature column named ``id`` or ``split`` (any case): it would become a
-    feature, or fail as one, while the loader writes its own ids and split."""
-    for i, name in enumerate(header):
-        if i != li and name.lower() in _LOADER_COLUMNS:
-            raise UserInputError(
-                f"{source} has a column {name!r} (column {i + 1}), but `automl data load` "
-                "assigns the row ids itself, in file order (0..n-1), and the split itself "
-                "(every CSV row is 'train'; `automl data prepare` holds out validation rows), "
-                "so it would be read as a feature: drop or rename that column."
-            )
-
-
-def _refuse_number_form(row: list[str], line: int, source: str) -> None:
-    """Refuse digit separators and non-ASCII digits, which float() takes but labels do not."""
-    for value in row:
-        if "_" in value or not value.isascii():
-            raise UserInputError(
-                f"{source} line {line}: the feature value {value!r} is not a plain number: "
-                "write numbers with ASCII digits and no separators (1000, not 1_000); fix or "
-                "remove that row."
-            )
-
-
-def _label_index(header: list[str], label_column: str, source: str) -> int:
-    """The position of ``label_column`` in ``header``; UserInputError when it is missing
-    or repeated, saying so when the file is not comma-separated at all."""
-    count = header.count(label_column)
-    if count == 1:
-        return header.index(label_column)
-    if count > 1:
-        positions = [i + 1 for i, name in enumerate(header) if name == label_column]
-        raise UserInputError(
-            f"{source} has {count} columns named {label_column!r} (columns "
-            f"{', '.join(map(str, positions))}): rename all but one, or pass "
-            "--label-column NAME for the label column."
-        )
-    if len(header) == 1:
-        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-            if delimiter in header[0]:
-                raise UserInputError(
-                    f"{source} is {name}-separated (its header is {header[0]!r}), but CSV "
-                    f"files are read comma-separated: save it with commas, e.g. "
-                    f"pandas.read_csv(path, sep={delimiter!r}).to_csv(new_path, index=False)"
-                    " (with decimal=',' if its numbers use decimal commas)."
-                )
-    raise UserInputError(
-        f"{source} has no label column {label_column!r} (columns: {header}); "
-        "pass --label-column NAME."
-    )
-
-
-def _csv_block(block: list[list[str]], lines: list[int], source: str) -> np.ndarray:
-    """Convert a block of feature strings to float32, naming the line of the first bad value."""
-    try:
-        # One vectorised conversion per block; only a failing block is re-read row by row.
-        return np.array(block, dtype=np.float64).astype(np.float32)
-    except ValueError:
-        for row, line in zip(block, lines, strict=True):
-            for value in row:
-                try:
-                    float(value)
-                except ValueError:
-                    raise UserInputError(
-                        f"{source} line {line}: the feature value {value!r} is not a number; "
-                        "fix or remove that row."
-                    ) from None
-        raise
 
 
 def read_npz(path: Path) -> SourceData:

@@ -8,7 +8,7 @@ An export is two artifacts in a folder or under an S3 prefix:
   it is, as ``model.pt`` (a ``torch.save`` archive);
 - ``model_card.json``: what is needed to use the weights and to trust them: the
   configuration and architecture, the input (feature shape, class values,
-  normalisation), the metrics (per-epoch history, final, best, and those of the
+  normalisation, and a CSV's feature column names), the metrics (per-epoch history, final, best, and those of the
   exported epoch) and the lineage (experiment, method, Airflow run, data, time,
   package version), plus the weights' file name and SHA-256.
 

@@ -73,6 +73,13 @@ class ExportedModel:
     def class_values(self) -> list[Any]:
         return list(self.card["data"]["class_values"])
 
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        """The features' names in training order (a CSV's columns); None when unknown
+        (other sources, cards written before names were kept)."""
+        names = self.card["data"].get("feature_names")
+        return None if names is None else tuple(names)
+
     def predict_proba(self, x: Any) -> Any:
         """Class probabilities, float32 ``[n, num_classes]`` (columns in ``class_values``
         order, rows summing to 1), of raw rows ``x``: normalised first as the model's
@@ -81,21 +88,33 @@ class ExportedModel:
 
         ``x``: an array ``[n, *feature_shape]`` or ``[n, prod(feature_shape)]`` (or one
         row), a pandas DataFrame of feature columns, or a sequence (a Series, say) of
-        per-row arrays. Raises UserInputError for rows that are not numbers or do not fit
-        ``feature_shape``.
+        per-row arrays. A DataFrame's columns are taken by name when the card has
+        ``feature_names`` (a model trained on a CSV file) and a column label is a string:
+        the columns of those names, in training order, whatever their order in the
+        DataFrame; other columns (an id, the label) are left out
+        (``automl_core.data.feature_names.frame_columns``). Otherwise (no names, or a DataFrame made
+        from a bare array, whose columns are 0, 1, ...) they are taken by position, as
+        arrays are.
+
+        Raises UserInputError for a DataFrame that lacks a feature column (naming the
+        first ones missing and the model's), has two columns of one feature's name, and
+        for rows that are not numbers or do not fit ``feature_shape``.
         """
         import numpy as np
 
+        from automl_core.data.feature_names import frame_columns
         from automl_core.data.reader import normalize
         from automl_core.training.engine import predict_proba
 
+        info = self.dataset_info()
+        x = frame_columns(x, info.feature_names, dataset=info.name)
         rows = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
         if rows.dtype == object and rows.ndim == 1:  # per-row arrays, as read from SQL
             rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
         return predict_proba(
             self.config,
             self.state,
-            normalize(rows, self.dataset_info()),
+            normalize(rows, info),
             input_shape=self.feature_shape,
             num_classes=self.num_classes,
         )
@@ -110,16 +129,21 @@ class ExportedModel:
         """The card's data section as a ``DatasetInfo``, for ``reader.normalize``.
 
         Raises ValueError when ``data.normalization`` is not numbers ``mean`` and ``std``
-        (global) or lists of one number per feature (per feature; ``Normalization.from_dict``).
+        (global) or lists of one number per feature (per feature; ``Normalization.from_dict``),
+        or ``data.feature_names``, when present and not null, is not a list of one distinct
+        string per feature (``feature_names.check_feature_names``).
         """
+        from automl_core.data.feature_names import check_feature_names
         from automl_core.data.packing import Normalization
         from automl_core.data.reader import DatasetInfo
 
         data = self.card["data"]
+        n_features = math.prod(self.feature_shape)
         norm = Normalization.from_dict(
-            data["normalization"],
-            n_features=math.prod(self.feature_shape),
-            what="data.normalization",
+            data["normalization"], n_features=n_features, what="data.normalization"
+        )
+        names = check_feature_names(
+            data.get("feature_names"), n_features, what="data.feature_names"
         )
         return DatasetInfo(
             name=str(data["dataset"]),
@@ -132,6 +156,7 @@ class ExportedModel:
             normalization=norm.as_dict(),
             source_table=str(data.get("source_table") or ""),
             packed_table=str(data.get("packed_table") or ""),
+            feature_names=names,
         )
 
 

@@ -113,6 +113,9 @@ def best_model(conn: Any, experiment_name: str, *, s3_client: Any | None = None)
             "partitions": info.partitions,
             "n_train": info.n_train,
             "n_valid": info.n_valid,
+            # A CSV's feature columns, in training order: predict_proba picks a
+            # DataFrame's columns by these names. null for other sources.
+            "feature_names": None if info.feature_names is None else list(info.feature_names),
         },
         "trial": {
             **{k: best[k] for k in ("status", "bracket", "batch", "rung")},

@@ -313,6 +313,19 @@ def _v9_data_as_packed(cur: Any, dialect: Dialect) -> None:
     )
 
 
+def _v10_feature_names(cur: Any, dialect: Dialect) -> None:
+    """``datasets.feature_names``: the names of a data set's features, one per flattened
+    feature in order (jsonb list of text), for one loaded from a CSV file (its columns,
+    the label column left out), so that an exported model can take a DataFrame's columns
+    by name. NULL for other sources and for data sets packed before this version (a CSV
+    loaded and prepared again gets its names)."""
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS feature_names jsonb").format(
+            _t("datasets")
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial_schema),
     Migration(2, "leaderboard views", create_views),
@@ -323,4 +336,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "held-out evaluations", _v7_evaluations),
     Migration(8, "leaderboard ranks failed trials after the others", create_views),
     Migration(9, "data sets as packed: source state, experiments' data", _v9_data_as_packed),
+    Migration(10, "data sets' feature names", _v10_feature_names),
 )

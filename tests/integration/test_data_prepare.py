@@ -445,3 +445,27 @@ def test_a_name_too_long_to_pack_is_refused_before_a_missing_table_is_loaded(
     with pytest.raises(UserInputError, match=r"too long: its packed table"):
         ensure_prepared("t" * 57, partitions=2, load_if_missing="digits", db_url=db_url)
     assert _snapshot(conn) == before
+
+
+def test_a_csv_keeps_its_feature_names_from_load_to_the_data_set(conn: Any, tmp_path: Path) -> None:
+    # The CSV's column names were thrown away at load, so no model could tell which
+    # column of a DataFrame to score was which feature.
+    from automl_core.data.tables import find_table, read_source_meta
+
+    rows = "".join(f"{i},{i % 2},{-i}\n" for i in range(40))
+    (tmp_path / "t.csv").write_text("b,label,a\n" + rows)
+    load_source(conn, read_source(f"csv:{tmp_path / 't.csv'}"), "t")
+    meta = read_source_meta(conn, find_table(conn, "t") or 0)
+    conn.rollback()
+    assert meta is not None and meta["feature_names"] == ["b", "a"]  # file order, no label
+    assert prepare_dataset(conn, "t", partitions=2).feature_names == ("b", "a")
+    assert dataset_info(conn, "t").feature_names == ("b", "a")
+    with conn.cursor() as cur:  # rows changed in SQL: the comment's names no longer fit
+        cur.execute("UPDATE t SET features = features || 0::real")
+    conn.commit()
+    info = prepare_dataset(conn, "t", partitions=2)
+    assert info.feature_shape == (3,) and info.feature_names is None
+    with conn.cursor() as cur:  # a data set's row without names is NULL, not JSON null
+        cur.execute("SELECT feature_names IS NULL FROM automl.datasets WHERE name = 't'")
+        assert cur.fetchone() == (True,)
+    conn.rollback()

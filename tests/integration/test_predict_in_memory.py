@@ -94,3 +94,71 @@ def test_per_feature_statistics_score_raw_rows_as_the_packed_rows(
     assert scored == model.predict(x)
     accuracy = np.mean(np.array(scored) == np.array(labels))
     assert evaluate_table(conn, "exp", "cols").accuracy == pytest.approx(accuracy)
+
+
+def test_a_model_trained_on_a_csv_reads_a_dataframe_by_column_name(
+    conn: Any, tmp_path: Path
+) -> None:
+    # The CSV's column names were thrown away at load: pd.read_csv of a file whose columns
+    # came in another order was scored with the wrong features, silently when the count
+    # matched; with an id or the label still in it, it was a shape error.
+    from automl_core.data.reader import dataset_info
+    from automl_core.errors import UserInputError
+
+    build_trained_experiment(conn, "exp", "cols", "integer", csv_dir=tmp_path)
+    assert dataset_info(conn, "cols").feature_names == ("a", "b", "c", "d")
+    export_best(conn, "exp", str(tmp_path / "export"))
+    model = load_exported(str(tmp_path / "export"))
+    assert model.card["data"]["feature_names"] == ["a", "b", "c", "d"]
+    _, x = _raw_rows(conn, "cols")
+    want = model.predict(x)
+    frame = pd.read_csv(tmp_path / "cols.csv")  # a, b, c, d, label: the training file
+    assert model.predict(frame) == want
+    shuffled = frame.assign(id=range(90))[["id", "d", "label", "b", "a", "c"]]
+    assert model.predict(shuffled) == want
+    assert np.array_equal(model.predict_proba(shuffled), model.predict_proba(x))
+    reordered = frame[["d", "c", "b", "a"]]
+    assert model.predict(reordered) == want
+    assert model.predict(reordered.to_numpy()) != want  # by position: other answers
+    with pytest.raises(UserInputError, match=r"no column 'c' \(1 of the model's 4 features\)"
+                       r": .* data set 'cols', whose features are the columns 'a', 'b'"):  # fmt: skip
+        model.predict(frame.drop(columns="c"))
+    assert model.predict(pd.DataFrame(x)) == want  # columns 0..3: by position, as an array
+
+
+def test_records_and_cards_without_feature_names_read_columns_by_position(
+    conn: Any, tmp_path: Path
+) -> None:
+    # Data sets packed, experiments created and models exported before names were kept.
+    import json
+
+    from psycopg2.extras import Json
+
+    from automl_core.data.reader import dataset_info
+    from automl_core.export import best_model
+
+    build_trained_experiment(conn, "exp", "cols", "integer", csv_dir=tmp_path)
+    _, x = _raw_rows(conn, "cols")
+    frame = pd.read_csv(tmp_path / "cols.csv")[["a", "b", "c", "d"]]
+    want = best_model(conn, "exp").predict(x)
+    old_row = {k: v for k, v in dataset_info(conn, "cols").record().items()
+               if k not in ("feature_names", "source_state")}  # fmt: skip
+    with conn.cursor() as cur:  # an experiment's copy of the row, as schema 9 kept it
+        cur.execute("UPDATE automl.experiments SET data = %s WHERE name = 'exp'", (Json(old_row),))
+    conn.commit()
+    model = best_model(conn, "exp")
+    assert model.card["data"]["feature_names"] is None and model.feature_names is None
+    assert model.predict(frame[["d", "c", "b", "a"]]) != want  # by position, as before
+    with conn.cursor() as cur:  # the data set's own row, as before schema 10
+        cur.execute("UPDATE automl.experiments SET data = NULL WHERE name = 'exp'")
+        cur.execute("UPDATE automl.datasets SET feature_names = NULL WHERE name = 'cols'")
+    conn.commit()
+    assert dataset_info(conn, "cols").feature_names is None
+    export_best(conn, "exp", str(tmp_path / "export"))
+    card_path = tmp_path / "export" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    assert card["data"]["feature_names"] is None
+    del card["data"]["feature_names"]  # a card written before names were kept
+    card_path.write_text(json.dumps(card))
+    old = load_exported(str(tmp_path / "export"))
+    assert old.feature_names is None and old.predict(frame) == want

@@ -269,8 +269,12 @@ def test_a_damaged_row_and_data_info_of_a_wide_csv(
     capsys.readouterr()
     _cli("data", "info", "wide")
     out = capsys.readouterr().out
-    assert len(out.splitlines()) < 60  # the 600 statistics on two lines, not 600
-    assert json.loads(out)["normalization"] == dataset_info(conn, "wide").normalization
+    # the 600 statistics on two lines, not 600, and the 300 column names on one
+    assert len(out.splitlines()) < 60
+    shown = json.loads(out)
+    assert shown["normalization"] == dataset_info(conn, "wide").normalization
+    assert shown["feature_names"] == [f"c{i}" for i in range(300)]
+    assert f'"feature_names": {json.dumps([f"c{i}" for i in range(300)])}' in out
     with conn.cursor() as cur:
         cur.execute("UPDATE automl.datasets SET normalization = '{\"mean\": [1, 2], "
                     "\"std\": [1, 2]}' WHERE name = 'wide'")  # fmt: skip

@@ -111,3 +111,19 @@ def test_a_card_that_names_other_weights_or_infinite_counts_is_refused(
             load_exported(str(where))
     (where / "model_card.json").write_text(json.dumps(good))
     assert load_exported(str(where)).card == good
+
+
+def test_a_card_whose_feature_names_do_not_fit_is_refused(conn: Any, tmp_path: Path) -> None:
+    """A card's ``data.feature_names`` choose a DataFrame's columns: names that are not
+    one distinct string per feature would pick the wrong ones, or fail in pandas."""
+    where, good = _exported_card(conn, tmp_path)
+    assert good["data"]["feature_names"] is None  # toy is no CSV: its features have no names
+    for names in (["a", "b", "c"], ["a", "b", "c", "c"], "abcd", [1, 2, 3, 4], {"a": 0}):
+        card = {**good, "data": {**good["data"], "feature_names": names}}
+        (where / "model_card.json").write_text(json.dumps(card))
+        with pytest.raises(UserInputError, match=r"not a model card .*\(data\.feature_names is "
+                           r".*, but must be a list of 4 distinct strings"):  # fmt: skip
+            load_exported(str(where))
+    card = {**good, "data": {**good["data"], "feature_names": ["w", "x", "y", "z"]}}
+    (where / "model_card.json").write_text(json.dumps(card))
+    assert load_exported(str(where)).feature_names == ("w", "x", "y", "z")

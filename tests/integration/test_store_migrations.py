@@ -92,6 +92,8 @@ def test_column_types_follow_the_contract(conn: Any) -> None:
     assert types[("checkpoints", "state")] == "bytea"
     assert types[("best_checkpoints", "state")] == "bytea"
     assert types[("datasets", "feature_shape")] == "ARRAY"
+    assert types[("datasets", "source_state")] == "jsonb"  # migration 9
+    assert types[("datasets", "feature_names")] == "jsonb"  # migration 10
     unique = query(
         conn,
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'automl' AND tablename = 'experiments'",
@@ -183,3 +185,20 @@ def test_migrate_works_on_an_autocommit_connection(conn: Any) -> None:
     assert migrate(conn) == list(range(1, LATEST_VERSION + 1))
     assert conn.autocommit is True
     assert current_version(conn) == LATEST_VERSION
+
+
+def test_data_sets_packed_before_version_10_read_without_feature_names(conn: Any) -> None:
+    from automl_core.data.reader import dataset_info
+
+    migrate(conn, MIGRATIONS[:9])
+    with conn, conn.cursor() as cur:  # the row as version 9 wrote it
+        cur.execute(
+            "INSERT INTO automl.datasets (name, source, feature_shape, class_values, "
+            "num_classes, partitions, n_train, n_valid, rows_per_partition, normalization, "
+            "source_table, packed_table, source_state) VALUES ('old', 'csv:old.csv', '{2}', "
+            """'[0, 1]', 2, 1, 8, 2, '{"train": [8], "valid": [2]}', """
+            """'{"mean": [0, 1], "std": [1, 2]}', 'old', 'old_packed', NULL)"""
+        )
+    assert migrate(conn) == [m.version for m in MIGRATIONS[9:]]
+    info = dataset_info(conn, "old", require_packed=False)
+    assert info.feature_names is None and info.normalization["std"] == [1.0, 2.0]

@@ -160,14 +160,16 @@ def _info(args: argparse.Namespace) -> int:
         info = dataset_info(conn, args.name)
     finally:
         conn.close()
-    record = asdict(info)
-    # Per-feature statistics on one line each: indented, a wide CSV's would print every
-    # number on a line of its own (4,000 lines for 2,000 columns).
-    norm = record["normalization"]
-    lists = {k: v for k, v in norm.items() if isinstance(v, list)}
-    norm.update({k: f"\0{k}" for k in lists})
-    text = json.dumps(record, indent=2)
-    for key, values in lists.items():
-        text = text.replace(json.dumps(f"\0{key}"), json.dumps(values))
-    print(text)
+    print(_json_lists_inline(asdict(info)))
     return 0
+
+
+def _json_lists_inline(value: Any, depth: int = 0) -> str:
+    """``value`` as JSON, objects indented two spaces a level and every list on one line:
+    a wide CSV's per-feature statistics and column names would otherwise print an item
+    a line (6,000 lines for 2,000 columns)."""
+    if not isinstance(value, dict) or not value:
+        return json.dumps(value)
+    pad = "  " * (depth + 1)
+    items = [f"{pad}{json.dumps(k)}: {_json_lists_inline(v, depth + 1)}" for k, v in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"

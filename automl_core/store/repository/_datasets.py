@@ -33,8 +33,11 @@ DATASET_COLUMNS = (
     "source_table",
     "packed_table",
     "source_state",
+    "feature_names",
 )
-_JSON_COLUMNS = frozenset({"class_values", "rows_per_partition", "normalization", "source_state"})
+_JSON_COLUMNS = frozenset(
+    {"class_values", "rows_per_partition", "normalization", "source_state", "feature_names"}
+)
 
 
 def datasets_table_exists(conn: Any) -> bool:
@@ -87,7 +90,7 @@ def dataset_owns_table(conn: Any, name: str, packed_table: str) -> bool:
 
 def upsert_dataset(conn: Any, values: Mapping[str, Any]) -> None:
     """Insert or replace the row ``values`` (every ``DATASET_COLUMNS`` key; JSON columns as
-    plain values); ``created_at`` becomes now(). Does not commit.
+    plain values, None as SQL NULL); ``created_at`` becomes now(). Does not commit.
 
     Raises:
         ValueError: ``values`` has a key that is not a column, or lacks one.
@@ -97,7 +100,10 @@ def upsert_dataset(conn: Any, values: Mapping[str, Any]) -> None:
             f"The dataset row has columns {sorted(values)}, but must have {sorted(DATASET_COLUMNS)}."
         )
     cols = list(DATASET_COLUMNS)
-    params = {c: Json(values[c]) if c in _JSON_COLUMNS else values[c] for c in cols}
+    params = {
+        c: Json(values[c]) if c in _JSON_COLUMNS and values[c] is not None else values[c]
+        for c in cols
+    }
     query = sql.SQL(
         "INSERT INTO {table} ({cols}) VALUES ({vals}) ON CONFLICT (name) DO UPDATE "
         "SET {updates}, created_at = now()"
