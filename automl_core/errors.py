@@ -11,3 +11,10 @@ class UserInputError(ValueError):
 
 class SpaceTooSmallError(UserInputError):
     """A search asks for more distinct configurations than its space holds."""
+
+
+def shown(value: object, limit: int = 120) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (a list of thousands of
+    numbers or names would bury the message)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."

@@ -19,6 +19,7 @@ records which model scored which table and when (:func:`provenance`), as JSON un
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -90,8 +91,11 @@ def copy_rows(ids: np.ndarray, labels: list[Any], probabilities: np.ndarray) -> 
 
 def provenance(model: ExportedModel, source_table: str) -> dict[str, Any]:
     """What a predictions table's comment records: the experiment, trial and epoch of the
-    model (from its card; None where the card has no such field), the table scored, and
-    when (UTC, ISO 8601). Read it back with ``obj_description('OUT'::regclass)``."""
+    model (from its card; None where the card has no such field; ``experiment_id`` is the
+    id in the database that trained it), where it came from (``loaded_from``: the export's
+    folder or URI, None for an experiment's best model read from this database), the
+    weights' SHA-256, the table scored, and when (UTC, ISO 8601). Read it back with
+    ``obj_description('OUT'::regclass)``."""
     card = model.card
     lineage, trial, checkpoint = (card.get(k) or {} for k in ("lineage", "trial", "checkpoint"))
     return {
@@ -103,6 +107,8 @@ def provenance(model: ExportedModel, source_table: str) -> dict[str, Any]:
             "trial_id": trial.get("trial_id"),
             "epoch": checkpoint.get("epoch"),
             "valid_accuracy": checkpoint.get("valid_accuracy"),
+            "loaded_from": model.origin,
+            "weights_sha256": hashlib.sha256(model.state).hexdigest(),
             "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "package_version": package_version(),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ def parse_csv(path: Path, *, label_column: str, source: str) -> CsvRows:
             header = [h.strip() for h in header]
             li = _label_index(header, label_column, source)
             _check_loader_columns(header, li, source)
+            _refuse_index_column(header, li, source)
             blocks: list[np.ndarray] = []
             labels: list[str] = []
             lines: list[int] = []
@@ -115,6 +117,25 @@ def _usable_names(names: list[str], source: str) -> tuple[str, ...] | None:
         why,
     )
     return None
+
+
+# pandas names an index column "" (DataFrame.to_csv) or, read and written again,
+# "Unnamed: 0": row numbers, which would be trained on as a feature.
+_PANDAS_INDEX = re.compile(r"Unnamed: \d+")
+
+
+def _refuse_index_column(header: list[str], li: int, source: str) -> None:
+    """Refuse a first column without a name, or one named ``Unnamed: N``: pandas' index,
+    written by ``DataFrame.to_csv()`` without ``index=False``."""
+    for i, name in enumerate(header):
+        if i != li and ((i == 0 and not name) or _PANDAS_INDEX.fullmatch(name)):
+            shown = repr(name) if name else "no name"
+            raise UserInputError(
+                f"{source}: column {i + 1} has {shown}, as pandas writes its index "
+                "(DataFrame.to_csv() without index=False): its row numbers would be trained "
+                "on as a feature. Save the file with to_csv(index=False), drop that column, "
+                "or name it if it is a feature."
+            )
 
 
 def _check_loader_columns(header: list[str], li: int, source: str) -> None:

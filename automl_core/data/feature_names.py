@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from automl_core.errors import UserInputError
+from automl_core.errors import UserInputError, shown
 
 SHOW_NAMES = 5  # names a message lists before "..."
 
@@ -37,10 +37,8 @@ def check_feature_names(names: object, n_features: int, *, what: str) -> tuple[s
         or not all(isinstance(name, str) for name in names)
         or len(set(names)) != len(names)
     ):
-        shown = repr(names)
-        shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
         raise ValueError(
-            f"{what} is {shown}, but must be a list of {n_features} distinct strings (the "
+            f"{what} is {shown(names)}, but must be a list of {n_features} distinct strings (the "
             "names of the features, in training order) or null"
         )
     return tuple(names)
@@ -55,20 +53,25 @@ def name_list(names: Sequence[str]) -> str:
 def frame_columns(x: Any, names: tuple[str, ...] | None, *, dataset: str) -> Any:
     """The rows ``x`` to score, with a DataFrame's feature columns picked by name.
 
-    ``x`` is returned as it is (its columns are then taken by position) unless it is a
-    DataFrame (it has ``columns`` and ``iloc``), ``names`` is known and at least one of
-    its column labels is a string: then the DataFrame of the columns called ``names``, in
-    that order (the training order); other columns (an id, the label) are left out. A
-    column label is compared without surrounding spaces, as the loader reads a CSV header.
+    ``x`` is returned as it is (its columns are then taken by position) unless ``names``
+    is known and ``x`` is a DataFrame (it has ``columns`` and ``iloc``) or a Series (one
+    row, its index the column names: ``df.iloc[0]``) at least one of whose labels is a
+    string: then the columns (entries) called ``names``, in that order (the training
+    order); others (an id, the label) are left out. A label is compared without
+    surrounding spaces, as the loader reads a CSV header.
 
     Raises UserInputError naming ``dataset`` (the data set the model was trained on),
     the first missing columns and the ones it was trained on, when a feature column is
     missing; or naming the columns that two of the DataFrame's columns share.
     """
-    columns = getattr(x, "columns", None)
-    if names is None or columns is None or not hasattr(x, "iloc"):
+    if names is None or not hasattr(x, "iloc"):
         return x
-    labels = [c.strip() if isinstance(c, str) else None for c in columns]
+    columns = getattr(x, "columns", None)
+    one_row = columns is None
+    given = getattr(x, "index", None) if one_row else columns
+    if given is None:
+        return x
+    labels = [c.strip() if isinstance(c, str) else None for c in given]
     if all(label is None for label in labels):  # a RangeIndex: an array's columns
         return x
     position: dict[str, int] = {}
@@ -78,19 +81,21 @@ def frame_columns(x: Any, names: tuple[str, ...] | None, *, dataset: str) -> Any
             if label in position:
                 shared.add(label)
             position.setdefault(label, i)
+    what = "Series (one row, its index the columns)" if one_row else "DataFrame"
     missing = [name for name in names if name not in position]
     if missing:
         raise UserInputError(
-            f"The DataFrame has no column {name_list(missing)} ({len(missing)} of the "
+            f"The {what} has no column {name_list(missing)} ({len(missing)} of the "
             f"model's {len(names)} features): the model was trained on data set {dataset!r}, "
-            f"whose features are the columns {name_list(names)}. Pass a DataFrame with "
-            "those columns, in any order (others, such as an id or the label, are left "
-            "out), or an array of the features in that order."
+            f"whose features are the columns {name_list(names)}. Pass one with those "
+            "columns, in any order (others, such as an id or the label, are left out), or "
+            "an array of the features in that order."
         )
     twice = [name for name in names if name in shared]
     if twice:
         raise UserInputError(
-            f"The DataFrame has several columns called {name_list(twice)}: the model takes "
+            f"The {what} has several columns called {name_list(twice)}: the model takes "
             "each feature from one column; drop or rename the others."
         )
-    return x.iloc[:, [position[name] for name in names]]
+    picked = [position[name] for name in names]
+    return x.iloc[picked] if one_row else x.iloc[:, picked]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_core.errors import UserInputError
+from automl_core.errors import UserInputError, shown
 
 DEFAULT_BUFFER_BYTES = 16 << 20
 # bytea values are limited to 1 GB; stay well below it so a buffer also fits in a COPY message.
@@ -136,7 +136,7 @@ class Normalization:
         lengths = {len(v) if isinstance(v, tuple) else None for _, v in self._pairs()}
         if len(lengths) != 1 or 0 in lengths:
             raise ValueError(
-                f"The values of mean and std are {_shown(self.mean)} and {_shown(self.std)}, "
+                f"The values of mean and std are {shown(self.mean)} and {shown(self.std)}, "
                 "but must both be floats, or both tuples of one value per feature."
             )
 
@@ -173,7 +173,7 @@ class Normalization:
         def problem(detail: str = "") -> ValueError:  # built only on failure: lists are long
             wanted = f"{n_features} " if n_features is not None else ""
             return ValueError(
-                f"{what} is {_shown(values)}: mean and std must both be finite numbers, or "
+                f"{what} is {shown(values)}: mean and std must both be finite numbers, or "
                 f"both lists of {wanted}finite numbers (one per feature){detail}"
             )
 
@@ -243,11 +243,6 @@ def _ones_for_zeros(std: Stat) -> Stat:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _shown(value: object, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 FIT_CHUNK_BYTES = 32 * 2**20  # float64 bytes per block of rows in fit_normalization

@@ -154,9 +154,23 @@ def _normalization_kind(normalize: str, source: str, old: Mapping[str, Any] | No
     """The kind to pack with: ``normalize`` when given; for ``auto``, the kind the data set
     was packed with before (a choice made once holds when a DAG's data step or a plain
     ``prepare`` packs it again), else what ``packing.normalization_kind`` picks."""
-    if normalize == "auto" and old is not None:
-        return packing.Normalization.from_dict(old["normalization"]).kind
-    return packing.normalization_kind(normalize, source)
+    fresh = packing.normalization_kind(normalize, source)
+    if normalize != "auto" or old is None:
+        return fresh
+    kept = packing.Normalization.from_dict(old["normalization"]).kind
+    if kept != fresh:  # a CSV packed by an earlier automl, say: say how to change it
+        log.info(
+            "keeping the %s normalisation %s was packed with; --normalize %s packs it %s",
+            kept,
+            old["name"],
+            fresh,
+            "per feature" if fresh == "per-feature" else "with one mean and std",
+        )
+    return kept
+
+
+def _names(names: tuple[str, ...] | None) -> list[str] | None:
+    return None if names is None else list(names)
 
 
 def _check_experiments_keep_their_data(
@@ -195,6 +209,8 @@ def _check_experiments_keep_their_data(
         for what, before, now in (
             ("feature shape", list(old["feature_shape"]), list(summary.feature_shape)),
             ("class values", list(old["class_values"]), list(summary.class_values)),
+            # Exported, their models pick a DataFrame's columns by these names.
+            ("feature names", old.get("feature_names"), _names(summary.feature_names)),
         )
         if before != now
     ]

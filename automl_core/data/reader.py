@@ -58,11 +58,11 @@ class DatasetInfo:
     feature_names: tuple[str, ...] | None = None
 
     @classmethod
-    def from_record(cls, values: Mapping[str, Any]) -> DatasetInfo:
-        """From a row of ``automl.datasets`` (or its copy in ``experiments.data``; either
-        may predate ``source_state`` and ``feature_names``); raises UserInputError for
-        statistics that are not numbers or lists of one per feature, and for feature
-        names that are not one distinct string per feature."""
+    def from_record(cls, values: Mapping[str, Any], *, kept_by: str | None = None) -> DatasetInfo:
+        """From a row of ``automl.datasets``, or its copy in ``experiments.data`` kept by the
+        experiment ``kept_by`` (either may predate ``source_state`` and ``feature_names``);
+        raises UserInputError for statistics that are not numbers or lists of one per
+        feature, and for feature names that are not one distinct string per feature."""
         state = values.get("source_state")
         n_features = math.prod(int(s) for s in values["feature_shape"])
         what = f"of data set {values['name']!r}"
@@ -74,10 +74,15 @@ class DatasetInfo:
                 values.get("feature_names"), n_features, what=f"The feature_names {what}"
             )
         except ValueError as exc:
-            raise UserInputError(
-                f"{exc}. Its row in automl.datasets was changed or damaged: pack the data set "
-                f"again (automl data prepare {values['name']} --partitions N)."
-            ) from None
+            fix = (
+                f"the copy that experiment {kept_by!r} keeps in automl.experiments.data was "
+                "changed or damaged: restore it from a backup (packing the data set again "
+                "does not touch it)"
+                if kept_by is not None
+                else "its row in automl.datasets was changed or damaged: pack the data set "
+                f"again (automl data prepare {values['name']} --partitions N)"
+            )
+            raise UserInputError(f"{exc}. {fix[0].upper()}{fix[1:]}.") from None
         return cls(
             name=values["name"],
             feature_shape=tuple(int(s) for s in values["feature_shape"]),
@@ -143,7 +148,7 @@ def experiment_dataset(conn: Any, experiment: Any) -> DatasetInfo:
     :func:`dataset_info` does."""
     kept = experiment_data(conn, experiment.id)
     if kept is not None:
-        return DatasetInfo.from_record(kept)
+        return DatasetInfo.from_record(kept, kept_by=experiment.name)
     return dataset_info(conn, experiment.dataset, require_packed=False)
 
 

@@ -55,11 +55,14 @@ def max_features() -> int:
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """A model ready to predict with: its configuration, state bytes and card."""
+    """A model ready to predict with: its configuration, state bytes and card; ``origin``
+    is the export it was loaded from (a folder or ``s3://`` URI), None when it was built
+    from an experiment in the database (``best_model``)."""
 
     config: dict[str, Any]
     state: bytes
     card: dict[str, Any]
+    origin: str | None = None
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -88,17 +91,17 @@ class ExportedModel:
 
         ``x``: an array ``[n, *feature_shape]`` or ``[n, prod(feature_shape)]`` (or one
         row), a pandas DataFrame of feature columns, or a sequence (a Series, say) of
-        per-row arrays. A DataFrame's columns are taken by name when the card has
-        ``feature_names`` (a model trained on a CSV file) and a column label is a string:
-        the columns of those names, in training order, whatever their order in the
-        DataFrame; other columns (an id, the label) are left out
-        (``automl_core.data.feature_names.frame_columns``). Otherwise (no names, or a DataFrame made
-        from a bare array, whose columns are 0, 1, ...) they are taken by position, as
-        arrays are.
+        per-row arrays. A DataFrame's columns (and a one-row Series' index, as
+        ``df.iloc[0]`` gives) are taken by name when the card has ``feature_names`` (a
+        model trained on a CSV file) and a label is a string: the columns of those names,
+        in training order, whatever their order in the DataFrame; other columns (an id,
+        the label) are left out (``data.feature_names.frame_columns``). Otherwise (no
+        names, or a DataFrame made from a bare array, whose columns are 0, 1, ...) they
+        are taken by position, as arrays are.
 
         Raises UserInputError for a DataFrame that lacks a feature column (naming the
         first ones missing and the model's), has two columns of one feature's name, and
-        for rows that are not numbers or do not fit ``feature_shape``.
+        for rows that are not numbers, do not fit ``feature_shape``, or hold NaN or inf.
         """
         import numpy as np
 
@@ -110,11 +113,26 @@ class ExportedModel:
         x = frame_columns(x, info.feature_names, dataset=info.name)
         rows = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
         if rows.dtype == object and rows.ndim == 1:  # per-row arrays, as read from SQL
-            rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+            try:
+                rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+            except (TypeError, ValueError) as exc:
+                raise UserInputError(
+                    f"The rows hold values that are not numbers ({exc}): pass the features "
+                    "only (an id or a label is left out by name when the model knows its "
+                    "features' names, feature_names), as numbers."
+                ) from None
+        normalized = normalize(rows, info)
+        bad = ~np.isfinite(normalized.reshape(normalized.shape[0], -1)).all(axis=1)
+        if bad.any():  # NaN would score as the first class, without an error
+            raise UserInputError(
+                f"Row {int(np.argmax(bad))} (counting from 0) has a missing or infinite "
+                f"feature (NaN or inf, as pandas reads an empty cell), and {int(bad.sum())} "
+                "rows in all: fill or drop them before scoring."
+            )
         return predict_proba(
             self.config,
             self.state,
-            normalize(rows, info),
+            normalized,
             input_shape=self.feature_shape,
             num_classes=self.num_classes,
         )
@@ -245,4 +263,4 @@ def load_exported(target: str, *, s3_client: Any | None = None) -> ExportedModel
             f"{where} is not a consistent export: its weights do not fit its model card "
             f"({' '.join(str(exc).split())[:300]}): export the model again."
         ) from None
-    return ExportedModel(config=model.config, state=state, card=card)
+    return ExportedModel(config=model.config, state=state, card=card, origin=target)

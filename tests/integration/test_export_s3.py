@@ -283,8 +283,8 @@ def test_export_reimport_and_predict(conn: Any, target: tuple[str, Any]) -> None
     conn.rollback()
     assert comment.pop("scored_at") and comment == {
         "source_table": "toy", "dataset": "toy", "experiment": "exp", "experiment_id": exp_id,
-        "trial_id": 1, "epoch": BEST_EPOCH, "valid_accuracy": 0.9,
-        "package_version": package_version(),
+        "trial_id": 1, "epoch": BEST_EPOCH, "valid_accuracy": 0.9, "loaded_from": where,
+        "weights_sha256": card["files"]["weights_sha256"], "package_version": package_version(),
     }  # fmt: skip
     assert_same_predictions(read_table(conn, "toy_scored"), reference_predictions(conn, 1, "toy"))
     # The latest state predicts differently, so the comparison above can tell them apart.

@@ -124,6 +124,13 @@ def test_a_model_trained_on_a_csv_reads_a_dataframe_by_column_name(
                        r": .* data set 'cols', whose features are the columns 'a', 'b'"):  # fmt: skip
         model.predict(frame.drop(columns="c"))
     assert model.predict(pd.DataFrame(x)) == want  # columns 0..3: by position, as an array
+    assert model.predict(shuffled.iloc[3]) == want[3:4]  # one row, by its index's names
+    holed = frame.astype({"b": float})
+    holed.loc[5, "b"] = np.nan  # an empty cell: it scored as the first class, silently
+    with pytest.raises(UserInputError, match=r"Row 5 \(counting from 0\) has a missing or"):
+        model.predict(holed)
+    with pytest.raises(UserInputError, match=r"not numbers .*pass the features only"):
+        model.predict(pd.Series([["1", "x", "2", "3"]]))
 
 
 def test_records_and_cards_without_feature_names_read_columns_by_position(

@@ -282,3 +282,28 @@ def test_a_damaged_row_and_data_info_of_a_wide_csv(
     with pytest.raises(UserInputError, match=r"(?s)lists of 300 finite.*automl data prepare wide"):
         dataset_info(conn, "wide")
     assert main(["data", "info", "wide"]) == 2
+
+
+def test_reloading_columns_in_another_order_is_refused_under_an_old_experiment(
+    conn: Any, tmp_path: Path
+) -> None:
+    # A review reloaded a CSV with its columns reordered under an experiment that reads the
+    # data set's row: global statistics did not change, so the new names were accepted and
+    # its export scored DataFrames with the wrong columns (23% agreement).
+    import pandas as pd
+
+    from automl_core.data.prepare import prepare_dataset
+
+    write_columns_csv(tmp_path / "money.csv")
+    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
+    _cli("data", "prepare", "money", "--partitions", "2", "--normalize", "global")
+    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
+                                 seed=0)  # fmt: skip
+    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    frame = pd.read_csv(tmp_path / "money.csv")
+    frame[["age", "income", "rate", "constant", "label"]].to_csv(tmp_path / "re.csv", index=False)
+    _cli("data", "load", f"csv:{tmp_path / 're.csv'}", "--table", "money", "--replace")
+    before = _snapshot(conn)
+    with pytest.raises(UserInputError, match=r"its feature names would change"):
+        prepare_dataset(conn, "money", partitions=2)
+    assert _snapshot(conn) == before

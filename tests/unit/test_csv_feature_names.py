@@ -42,7 +42,7 @@ def test_a_csv_keeps_its_feature_column_names_in_file_order(tmp_path: Path) -> N
     ("header", "why"),
     [
         ("a,b,a,label", r"share the name\(s\) \['a'\]"),
-        (",a,b,label", r"feature column\(s\) \[1\] .* have no name"),  # pandas' index column
+        ("a,,b,label", r"feature column\(s\) \[2\] .* have no name"),
     ],
 )
 def test_names_that_do_not_tell_the_columns_apart_are_not_kept(
@@ -52,6 +52,13 @@ def test_names_that_do_not_tell_the_columns_apart_are_not_kept(
         data = read_source(_csv(tmp_path, f"{header}\n1,2,3,0\n4,5,6,1\n"))
     assert data.feature_names is None and data.feature_shape == (3,)
     assert re.search(why, caplog.text) and "by position" in caplog.text
+
+
+@pytest.mark.parametrize("header", [",a,b,label", "Unnamed: 0,a,b,label", "a,Unnamed: 3,b,label"])
+def test_a_pandas_index_column_is_refused_naming_the_fix(tmp_path: Path, header: str) -> None:
+    # DataFrame.to_csv() without index=False: its row numbers were trained on as a feature.
+    with pytest.raises(UserInputError, match=r"as pandas writes its index .* index=False"):
+        read_source(_csv(tmp_path, f"{header}\n0,2,3,0\n1,5,6,1\n"))
 
 
 def test_card_names_must_be_one_distinct_string_per_feature() -> None:
@@ -79,6 +86,9 @@ def test_old_records_without_names_still_read() -> None:
     assert DatasetInfo.from_record(old).feature_names is None  # a row before schema 10
     with pytest.raises(UserInputError, match=r"feature_names of data set 't' is .*prepare t"):
         DatasetInfo.from_record({**record, "feature_names": ["a", "b"]})
+    # an experiment's copy: packing the data set again would not mend it
+    with pytest.raises(UserInputError, match=r"copy that experiment 'hb' keeps .* backup"):
+        DatasetInfo.from_record({**record, "feature_names": ["a", "b"]}, kept_by="hb")
 
 
 FRAME = pd.DataFrame({"income": [1.0, 4.0], "rate": [2.0, 5.0], "age": [3.0, 6.0]})
@@ -118,3 +128,13 @@ def test_without_names_or_string_columns_a_dataframe_is_read_by_position() -> No
     assert frame_columns(rows, NAMES, dataset="money") is rows  # arrays as they are
     series = pd.Series([np.ones(3)])
     assert frame_columns(series, NAMES, dataset="money") is series
+
+
+def test_one_row_as_a_series_is_read_by_name() -> None:
+    # df.iloc[0] of a shuffled frame (label and all) was read by position, silently wrong.
+    shuffled = FRAME.assign(label=["a", "b"])[["label", "age", "income", "rate"]]
+    assert np.asarray(frame_columns(shuffled.iloc[1], NAMES, dataset="money")).tolist() == [
+        4.0, 5.0, 6.0,
+    ]  # fmt: skip
+    with pytest.raises(UserInputError, match=r"The Series \(one row.*no column 'rate'"):
+        frame_columns(FRAME.iloc[0].drop("rate"), NAMES, dataset="money")

@@ -169,7 +169,10 @@ def _json_lists_inline(value: Any, depth: int = 0) -> str:
     a wide CSV's per-feature statistics and column names would otherwise print an item
     a line (6,000 lines for 2,000 columns)."""
     if not isinstance(value, dict) or not value:
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     pad = "  " * (depth + 1)
-    items = [f"{pad}{json.dumps(k)}: {_json_lists_inline(v, depth + 1)}" for k, v in value.items()]
+    items = [
+        f"{pad}{json.dumps(k, ensure_ascii=False)}: {_json_lists_inline(v, depth + 1)}"
+        for k, v in value.items()
+    ]
     return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
