@@ -51,7 +51,10 @@ def evaluate_table(
     array of numbers) and ``label``, an unknown experiment or one without a model yet, a
     ``batch_size`` below 1, a label the model does not know (naming it), a row with a NULL
     id or NULL features or features that do not fit the model, rows with NaN or infinite
-    features (naming the first id), or no row (in that split).
+    features (naming the first id), or no row (in that split). A table loaded from a CSV
+    file is read by its columns' names when the model knows them, as ``automl predict``
+    reads it (``predict.feature_order``: another order is taken by name; a missing or
+    extra column is refused).
     """
     from automl_core.data.reader import experiment_dataset
     from automl_core.data.tables import existing_table

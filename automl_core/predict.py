@@ -15,6 +15,13 @@ value (the label as loaded, with the source's label type when it has one);
 ``probability`` is the model's softmax probability of that class. The table's comment
 records which model scored which table and when (:func:`provenance`), as JSON under
 ``automl_predictions``.
+
+The features are read by name when both sides know their names: a model trained on a CSV
+file (``ExportedModel.feature_names``) scoring a table loaded from one (its comment's
+``feature_names``) takes the table's columns in the model's order, whatever the file's
+(:func:`feature_order`); a missing or an extra column is refused before anything is
+written. Otherwise (a table made in SQL, a model from before names were kept, other
+sources) the array is read by position.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ import numpy as np
 from psycopg2 import sql
 
 from automl_core import package_version
+from automl_core.data.feature_names import check_feature_names, table_order
 from automl_core.data.tables import (
     check_replace_target,
     existing_table,
+    find_table,
+    read_source_meta,
     staging_name,
     swap_in,
 )
@@ -193,7 +203,9 @@ def predict_table(
     depend on, or one another session keeps locked for longer than
     ``tables.REPLACE_LOCK_TIMEOUT_S``: checked before the scoring and again at the swap),
     and for source rows with a NULL id, NULL features, or features that do not fit the
-    model or are NaN or infinite.
+    model or are NaN or infinite. A source table whose feature names (from the CSV file
+    it was loaded from) are not the model's is refused before anything is written
+    (:func:`feature_order`).
     """
     from automl_core.export import ExportedModel, best_model
 
@@ -217,6 +229,8 @@ def predict_table(
     classes = model.class_values
     total = 0
     try:
+        # Called now, iterated below: the features' names are checked before the write.
+        batches = scored_batches(conn, source_table, model, batch_size)
         with conn.cursor() as cur:
             staging = staging_name(conn, out_table)
             out = sql.Identifier(staging)
@@ -233,7 +247,7 @@ def predict_table(
                 )
             )
             copy_sql = sql.SQL("COPY {} (id, predicted, probability) FROM STDIN").format(out)
-            for ids, proba, _ in scored_batches(conn, source_table, model, batch_size):
+            for ids, proba, _ in batches:
                 index = proba.argmax(axis=1)
                 labels = [classes[i] for i in index.tolist()]
                 cur.copy_expert(copy_sql, copy_rows(ids, labels, proba.max(axis=1)))
@@ -262,10 +276,74 @@ def scored_batches(
     Features are normalised as the model's training data was; ``labels`` also reads the
     ``label`` column, as loaded; ``split`` keeps only the rows of that split (``train``,
     ``test``). The table name must already be validated (it is quoted as an identifier).
-    Raises UserInputError for rows whose features do not fit, and, before scoring the
+    The features are taken in the model's order by name where both know their names
+    (:func:`feature_order`, settled when this is called, before the first batch is
+    read). Raises UserInputError at once for a table whose features' names are not the
+    model's; while iterating, for rows whose features do not fit, and, before scoring the
     batch that holds the first one, for rows with NaN or infinite features (after
     normalisation to float32, as the model would see them), counted over the whole table.
     """
+    order = feature_order(conn, source_table, model)
+    return _scored(conn, source_table, model, batch_size, order, labels=labels, split=split)
+
+
+def feature_order(conn: Any, table: str, model: ExportedModel) -> list[int] | None:
+    """The positions in ``table``'s ``features`` of the model's features, in the model's
+    order, when both name them (``feature_names.table_order``; logged at INFO when they
+    differ from the table's order); None to read the array as it is: already in the
+    model's order, or no names on either side (a table made in SQL, or whose comment no
+    longer fits its rows, changed in SQL since it was loaded; a model trained before
+    names were kept, or on another source).
+
+    Raises UserInputError naming the table, the model's data set and the names when a
+    feature of the model is missing from the table or the table has others.
+    """
+    names = model.dataset_info().feature_names
+    oid = find_table(conn, table)
+    if names is None or oid is None:
+        return None
+    listed = (read_source_meta(conn, oid) or {}).get("feature_names")
+    if not isinstance(listed, list) or len(listed) != _row_width(conn, table):
+        return None
+    try:
+        check_feature_names(listed, len(listed), what="feature_names")
+    except ValueError:
+        return None  # a comment edited by hand: the features lose their names
+    dataset = str(model.card["data"]["dataset"])
+    order = table_order(listed, names, table=table, dataset=dataset)
+    if order is not None:
+        log.info(
+            "the features of %s come in another order than the model's (data set %s): "
+            "taken by name, as the table's comment names them",
+            table,
+            dataset,
+        )
+    return order
+
+
+def _row_width(conn: Any, table: str) -> int | None:
+    """The number of features of one row of ``table`` (a checked name); None if empty."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT cardinality(features) FROM {} WHERE features IS NOT NULL LIMIT 1"
+            ).format(sql.Identifier(table))
+        )
+        row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def _scored(
+    conn: Any,
+    source_table: str,
+    model: ExportedModel,
+    batch_size: int,
+    order: list[int] | None,
+    *,
+    labels: bool,
+    split: str | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[Any] | None]]:
+    """:func:`scored_batches`' batches, the features of each row taken at ``order``."""
     from automl_core.data.reader import normalize
     from automl_core.training.engine import predict_proba  # torch: only once there is work
 
@@ -280,6 +358,8 @@ def scored_batches(
             source.execute(query + sql.SQL(" WHERE split = %s"), (split,))
         while rows := source.fetchmany(batch_size):
             ids, raw = _batch_features([(r[0], r[1]) for r in rows], source_table)
+            if order is not None and raw.shape[1] == len(order):  # else normalize refuses
+                raw = raw[:, order]
             x = normalize(raw, info, source=f"the table {source_table!r}")
             bad = nonfinite_rows(x)
             if bad.any():

@@ -6,6 +6,8 @@ the line of the first bad one; ``sources.read_csv`` checks the labels and makes 
 conversion per block; only a failing block is read again value by value, to name its line.
 The header's feature columns are kept by name (``feature_names``), so a model trained on
 the file can pick a DataFrame's columns by name when it scores (``data.feature_names``).
+A file of rows to score has no label column (``label_column=None``, ``--no-label``):
+every column is a feature.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ class CsvRows:
     # two of them share a name or one has none: a DataFrame is then read by position.
     feature_names: tuple[str, ...] | None
     x: np.ndarray  # float32 [n, number of feature columns], finite
-    labels: np.ndarray  # object [n]: each row's label field, stripped
+    labels: np.ndarray | None  # object [n]: each row's label field, stripped; None: no label
     lines: list[int]  # the file line of each row, for messages
 
 
-def parse_csv(path: Path, *, label_column: str, source: str) -> CsvRows:
-    """Read the existing CSV file ``path`` (``source`` names it in messages).
+def parse_csv(path: Path, *, label_column: str | None, source: str) -> CsvRows:
+    """Read the existing CSV file ``path`` (``source`` names it in messages); with
+    ``label_column`` None the file has no label column: every column is a feature.
 
     Raises UserInputError for a file that is not UTF-8 or not CSV, a missing header or
     label column, a column named ``id`` or ``split`` (the loader makes those), no data
@@ -58,7 +61,11 @@ def parse_csv(path: Path, *, label_column: str, source: str) -> CsvRows:
             if header is None:
                 raise UserInputError(f"{source} is empty: expected a header row and data rows.")
             header = [h.strip() for h in header]
-            li = _label_index(header, label_column, source)
+            if label_column is None:  # rows to score: every column is a feature
+                _check_delimiter(header, source)
+                li = -1
+            else:
+                li = _label_index(header, label_column, source)
             _check_loader_columns(header, li, source)
             _refuse_index_column(header, li, source)
             blocks: list[np.ndarray] = []
@@ -73,11 +80,11 @@ def parse_csv(path: Path, *, label_column: str, source: str) -> CsvRows:
                         f"{source} line {reader.line_num}: {len(row)} fields, but the header "
                         f"has {len(header)}; fix or remove that row."
                     )
-                label = row.pop(li).strip()  # empty or "NA": refused by infer_labels
+                if li >= 0:  # an empty label or "NA" is refused by infer_labels
+                    labels.append(row.pop(li).strip())
                 joined = "".join(row)
                 if "_" in joined or not joined.isascii():
                     _refuse_number_form(row, reader.line_num, source)
-                labels.append(label)
                 lines.append(reader.line_num)
                 block.append(row)
                 if len(block) >= _CSV_BLOCK:
@@ -94,7 +101,8 @@ def parse_csv(path: Path, *, label_column: str, source: str) -> CsvRows:
     x = np.concatenate(blocks)
     check_finite(x, source=source, row_ids=np.asarray(lines), row_label="line")
     names = [name for i, name in enumerate(header) if i != li]
-    return CsvRows(_usable_names(names, source), x, np.array(labels, dtype=object), lines)
+    label_values = np.array(labels, dtype=object) if li >= 0 else None
+    return CsvRows(_usable_names(names, source), x, label_values, lines)
 
 
 def _usable_names(names: list[str], source: str) -> tuple[str, ...] | None:
@@ -146,7 +154,8 @@ def _check_loader_columns(header: list[str], li: int, source: str) -> None:
             raise UserInputError(
                 f"{source} has a column {name!r} (column {i + 1}), but `automl data load` "
                 "assigns the row ids itself, in file order (0..n-1), and the split itself "
-                "(every CSV row is 'train'; `automl data prepare` holds out validation rows), "
+                "(a labelled CSV's rows are 'train'; `automl data prepare` holds out "
+                "validation rows), "
                 "so it would be read as a feature: drop or rename that column."
             )
 
@@ -175,6 +184,17 @@ def _label_index(header: list[str], label_column: str, source: str) -> int:
             f"{', '.join(map(str, positions))}): rename all but one, or pass "
             "--label-column NAME for the label column."
         )
+    _check_delimiter(header, source)
+    raise UserInputError(
+        f"{source} has no label column {label_column!r} (columns: {header}); "
+        "pass --label-column NAME, or --no-label for rows without labels, to score with "
+        "`automl predict`."
+    )
+
+
+def _check_delimiter(header: list[str], source: str) -> None:
+    """Refuse a header of one column that holds a semicolon, tab or pipe: the file is
+    not comma-separated at all."""
     if len(header) == 1:
         for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
             if delimiter in header[0]:
@@ -184,10 +204,6 @@ def _label_index(header: list[str], label_column: str, source: str) -> int:
                     f"pandas.read_csv(path, sep={delimiter!r}).to_csv(new_path, index=False)"
                     " (with decimal=',' if its numbers use decimal commas)."
                 )
-    raise UserInputError(
-        f"{source} has no label column {label_column!r} (columns: {header}); "
-        "pass --label-column NAME."
-    )
 
 
 def _csv_block(block: list[list[str]], lines: list[int], source: str) -> np.ndarray:

@@ -9,11 +9,16 @@ A model given a pandas DataFrame takes its feature columns by those names
 (:func:`frame_columns`), as scikit-learn checks a DataFrame's feature names: a file whose
 columns come in another order, or with an id or the label still in it, is scored right;
 one without a feature column is refused by name, never scored with the wrong columns.
+A table loaded from a CSV is read the same way by ``automl predict`` and ``automl
+evaluate`` (:func:`table_order`), except that a feature the model does not take is
+refused there: the table's ``features`` array holds every column it was loaded with.
+Both find each name with :func:`match_names`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from automl_core.errors import UserInputError, shown
@@ -74,28 +79,86 @@ def frame_columns(x: Any, names: tuple[str, ...] | None, *, dataset: str) -> Any
     labels = [c.strip() if isinstance(c, str) else None for c in given]
     if all(label is None for label in labels):  # a RangeIndex: an array's columns
         return x
-    position: dict[str, int] = {}
-    shared: set[str] = set()
-    for i, label in enumerate(labels):
-        if label is not None:
-            if label in position:
-                shared.add(label)
-            position.setdefault(label, i)
+    match = match_names(labels, names)
     what = "Series (one row, its index the columns)" if one_row else "DataFrame"
-    missing = [name for name in names if name not in position]
-    if missing:
+    if match.missing:
         raise UserInputError(
-            f"The {what} has no column {name_list(missing)} ({len(missing)} of the "
+            f"The {what} has no column {name_list(match.missing)} ({len(match.missing)} of the "
             f"model's {len(names)} features): the model was trained on data set {dataset!r}, "
             f"whose features are the columns {name_list(names)}. Pass one with those "
             "columns, in any order (others, such as an id or the label, are left out), or "
             "an array of the features in that order."
         )
-    twice = [name for name in names if name in shared]
-    if twice:
+    if match.repeated:
         raise UserInputError(
-            f"The {what} has several columns called {name_list(twice)}: the model takes "
-            "each feature from one column; drop or rename the others."
+            f"The {what} has several columns called {name_list(match.repeated)}: the model "
+            "takes each feature from one column; drop or rename the others."
         )
-    picked = [position[name] for name in names]
+    picked = list(match.positions)
     return x.iloc[picked] if one_row else x.iloc[:, picked]
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """Where the names a model wants are among the names given (:func:`match_names`)."""
+
+    positions: tuple[int, ...]  # of each wanted name found, in the wanted order
+    missing: tuple[str, ...]  # wanted, not given
+    repeated: tuple[str, ...]  # wanted, given more than once (``positions`` has the first)
+    extra: tuple[str, ...]  # given (and not None), not wanted; in the given order
+
+
+def match_names(given: Sequence[str | None], wanted: Sequence[str]) -> NameMatch:
+    """Find each of ``wanted`` among ``given`` (None: an entry without a name, which
+    matches nothing and is no ``extra``). ``positions`` is the permutation that puts the
+    given entries in the wanted order when nothing is missing."""
+    position: dict[str, int] = {}
+    seen_twice: set[str] = set()
+    for i, name in enumerate(given):
+        if name is not None:
+            if name in position:
+                seen_twice.add(name)
+            position.setdefault(name, i)
+    known = set(wanted)
+    return NameMatch(
+        positions=tuple(position[name] for name in wanted if name in position),
+        missing=tuple(name for name in wanted if name not in position),
+        repeated=tuple(name for name in wanted if name in seen_twice),
+        extra=tuple(name for name in position if name not in known),
+    )
+
+
+def table_order(
+    table_names: Sequence[str], names: Sequence[str], *, table: str, dataset: str
+) -> list[int] | None:
+    """The positions in a table's feature array (whose entries ``table_names`` names, as
+    its loader's comment does) of the model's features ``names``, in the model's order;
+    None when they are already in that order.
+
+    Raises UserInputError naming ``table``, the model's data set ``dataset`` and the
+    names, when a feature of the model is missing from the table, or the table has
+    features the model does not take (the array would not fit the model either).
+    """
+    match = match_names(table_names, names)
+    fix = (
+        f"`automl data load csv:PATH --table {table} --replace`, with --no-label for rows "
+        "without a label"
+    )
+    if match.missing:
+        raise UserInputError(
+            f"The table {table!r} has no feature {name_list(match.missing)} "
+            f"({len(match.missing)} of the model's {len(names)} features; its comment names "
+            f"the columns it was loaded with: {name_list(table_names)}): the model was "
+            f"trained on data set {dataset!r}, whose features are the columns "
+            f"{name_list(names)}. Load a file with those columns, in any order ({fix})."
+        )
+    if match.extra:
+        raise UserInputError(
+            f"The table {table!r} has the feature(s) {name_list(match.extra)}, which the "
+            f"model does not take: it was trained on data set {dataset!r}, whose "
+            f"features are the columns {name_list(names)}. Load the file "
+            f"without the other columns ({fix}; a label column loaded with --no-label is "
+            "read as a feature)."
+        )
+    order = list(match.positions)
+    return None if order == list(range(len(order))) else order

@@ -1,9 +1,14 @@
-"""Loading a source into a table: ``<table>(id bigint, features real[], label, split text)``.
+"""Loading a source into a table: ``<table>(id bigint, features real[], label, split text)``,
+or ``<table>(id bigint, features real[])`` for rows to score without labels (a CSV file
+loaded with ``--no-label``: what ``automl predict`` reads, and nothing that ``prepare``
+or ``evaluate`` could mistake for labels).
 
 Rows go in with one binary ``COPY FROM STDIN`` fed by a generator, in chunks of about
 8 MB, so loading is bound by the server, not by Python. The feature shape and label type
 (and a CSV's feature column names) go into the table's comment (see
-:mod:`automl_core.data.tables`), where ``prepare`` finds them. Replacing a table drops
+:mod:`automl_core.data.tables`), where ``prepare`` finds them (and ``predict`` the names);
+rows without labels are recorded with ``label_type`` null, which ``prepare`` refuses by
+that name. Replacing a table drops
 and recreates it inside the same transaction as the COPY: if anything fails, the old
 table is still there.
 """
@@ -43,7 +48,7 @@ class LoadResult:
     table: str
     rows: dict[str, int]  # split -> row count
     feature_shape: tuple[int, ...]
-    label_type: str
+    label_type: str | None  # None: rows to score, no label column
     replaced: bool
     seconds: float
 
@@ -55,15 +60,16 @@ class LoadResult:
 def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = False) -> LoadResult:
     """Write ``data`` into a new table ``table`` and commit.
 
-    Ids are 0..n-1 in source order (train rows first). Raises UserInputError when ``table``
-    is not a plain identifier, names a table the product owns (``*_packed``, the
-    ``automl`` schema), or exists and ``replace`` is false, or cannot be dropped (a view
-    depends on it; another session holds a lock on it for more than
-    ``tables.REPLACE_LOCK_TIMEOUT_S``); the database is then untouched. The rows go into
-    a staging table, renamed to ``table`` at the end of the transaction (after dropping
-    the old one), so readers of the old table wait only for the swap. Any failure during
-    the write rolls the transaction back (the table, or the one it was replacing, is as
-    it was) and re-raises.
+    Ids are 0..n-1 in source order (train rows first). Data without labels
+    (``data.label_type`` None) makes a table of ``id`` and ``features`` only. Raises
+    UserInputError when ``table`` is not a plain identifier, names a table the product
+    owns (``*_packed``, the ``automl`` schema), or exists and ``replace`` is false, or
+    cannot be dropped (a view depends on it; another session holds a lock on it for more
+    than ``tables.REPLACE_LOCK_TIMEOUT_S``); the database is then untouched. The rows go
+    into a staging table, renamed to ``table`` at the end of the transaction (after
+    dropping the old one), so readers of the old table wait only for the swap. Any
+    failure during the write rolls the transaction back (the table, or the one it was
+    replacing, is as it was) and re-raises.
     """
     validate_output_table(table, option="--table")
     start = time.perf_counter()
@@ -74,27 +80,31 @@ def load_source(conn: Any, data: SourceData, table: str, *, replace: bool = Fals
         with conn.cursor() as cur:
             staging = staging_name(conn, table)
             ident = sql.Identifier(staging)
+            if data.label_type is None:
+                columns = sql.SQL("id bigint NOT NULL, features real[] NOT NULL")
+                names = sql.SQL("id, features")
+            else:
+                columns = sql.SQL(
+                    "id bigint NOT NULL, features real[] NOT NULL, label {} NOT NULL, "
+                    "split text NOT NULL"
+                ).format(sql.SQL(_label_sql_type(data.label_type)))
+                names = sql.SQL("id, features, label, split")
             cur.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (id bigint NOT NULL, features real[] NOT NULL, "
-                    "label {} NOT NULL, split text NOT NULL){}"
-                ).format(
-                    ident, sql.SQL(_label_sql_type(data.label_type)), dialect.distributed_by("id")
+                sql.SQL("CREATE TABLE {} ({}){}").format(
+                    ident, columns, dialect.distributed_by("id")
                 )
             )
-            copy = sql.SQL(
-                "COPY {} (id, features, label, split) FROM STDIN WITH (FORMAT binary)"
-            ).format(ident)
+            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(ident, names)
             copy_in(cur, copy.as_string(conn), _copy_stream(data), COPY_READ_SIZE)
             # The old table goes last: readers wait only from here to the commit.
             swap_in(cur, staging, table, replace=replace, option="--table")
-        meta = {
+        meta: dict[str, Any] = {
             "source": data.source,
             "feature_shape": list(data.feature_shape),
             "label_type": data.label_type,
             "rows": _split_counts(data),
         }
-        if data.feature_names is not None:  # a CSV's columns, for prepare and exports
+        if data.feature_names is not None:  # a CSV's columns: prepare, exports, predict
             meta["feature_names"] = list(data.feature_names)
         write_source_meta(conn, table, meta)
         conn.commit()
@@ -137,6 +147,7 @@ def _copy_stream(data: SourceData) -> Iterator[bytes]:
         for a in range(0, n, rows):
             b = min(a + rows, n)
             ids = np.arange(next_id + a, next_id + b, dtype=np.int64)
-            yield encode_source_rows(ids, flat[a:b], part.labels[a:b], data.label_type, part.split)
+            labels = None if part.labels is None else part.labels[a:b]
+            yield encode_source_rows(ids, flat[a:b], labels, data.label_type, part.split)
         next_id += n
     yield TRAILER

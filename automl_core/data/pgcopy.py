@@ -47,9 +47,10 @@ def _fill_array(rows: np.ndarray, x: np.ndarray) -> None:
 
 
 def encode_source_rows(
-    ids: np.ndarray, x: np.ndarray, labels: np.ndarray, label_type: str, split: str
+    ids: np.ndarray, x: np.ndarray, labels: np.ndarray | None, label_type: str | None, split: str
 ) -> bytes:
-    """Tuples (no header) for ``COPY t (id, features, label, split) FROM STDIN (FORMAT binary)``.
+    """Tuples (no header) for ``COPY t (id, features, label, split) FROM STDIN (FORMAT binary)``,
+    or for ``COPY t (id, features)`` when ``label_type`` is None (rows to score, no labels).
 
     ``x`` is float32 ``[k, d]``; ``labels`` int64 for ``label_type`` ``integer``/``bigint``
     or str for ``text``. Integer labels make every row the same width, so the whole chunk
@@ -59,6 +60,13 @@ def encode_source_rows(
     split_b = split.encode("ascii")
     head: list[tuple[Any, ...]] = [("nf", ">i2"), ("l_id", ">i4"), ("id", ">i8")]
     head += _array_fields(d)
+    if label_type is None or labels is None:
+        rows = np.empty(k, dtype=np.dtype(head))
+        rows["nf"] = 2
+        rows["l_id"] = 8
+        rows["id"] = ids
+        _fill_array(rows, x)
+        return rows.tobytes()
     if label_type in ("integer", "bigint"):
         lab = ">i4" if label_type == "integer" else ">i8"
         dtype = np.dtype(

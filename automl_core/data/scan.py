@@ -81,8 +81,9 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
     ``label_column``; ``split`` (``train``/``test``) is optional (all rows are ``train``
     without it). The loader's comment gives the feature shape and a CSV's feature names,
     unless it no longer fits the rows (then the shape is flat and there are no names).
-    Raises UserInputError naming the table and the fix for every problem, and for a
-    ``label_column`` that is one of those fixed columns.
+    Raises UserInputError naming the table and the fix for every problem (a table loaded
+    without labels, ``--no-label``, says so), and for a ``label_column`` that is one of
+    those fixed columns.
     """
     validate_table_name(table)
     validate_table_name(label_column, what="label column")
@@ -95,6 +96,15 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
             "--label-column NAME of the column that holds the classes (default: label)."
         )
     oid, columns = existing_table(conn, table)
+    meta = read_source_meta(conn, oid) or {}
+    if label_column not in columns and "label_type" in meta and meta["label_type"] is None:
+        raise UserInputError(
+            f"The table {table!r} was loaded with --no-label: it holds rows to score, "
+            "without the labels a model is trained on, so it cannot be prepared. Load and "
+            "prepare the labelled training file instead (`automl data load csv:PATH --table "
+            f"NAME`, then `automl data prepare NAME`), and score {table!r} with `automl "
+            f"predict EXPERIMENT --table {table} --out-table OUT`."
+        )
     _check_columns(table, columns, label_column)
     has_split = "split" in columns
     stats = _aggregate(conn, table, label_column, has_split)
@@ -130,7 +140,6 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
     )
     check_classes(class_values, source=f"table {table!r}", column=label_column)
     _check_train_classes(table, label_column, class_values, train_classes)
-    meta = read_source_meta(conn, oid) or {}
     shape = tuple(int(s) for s in meta.get("feature_shape") or (max_len,))
     stale = int(np.prod(shape)) != max_len
     if stale:

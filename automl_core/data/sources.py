@@ -3,7 +3,8 @@
 A source spec is ``digits``, ``signals``, ``csv:PATH``, ``npz:PATH`` or ``cifar10:DIR``. Each reader
 returns a :class:`SourceData` whose features are finite float32 and whose labels are
 already classified as integers or text, so a bad file is refused before the database is
-touched.
+touched. A CSV file of rows to score may have no label column (``labeled=False``,
+``automl data load --no-label``): its ``SourceData`` has no labels.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ from automl_core.errors import UserInputError
 SCHEMES = ("digits", "signals", "csv:PATH", "npz:PATH", "cifar10:DIR")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
+# The one part of a source without labels: rows to score. No table has such a split:
+# the loader writes no split column for them (only the comment counts them so).
+SCORE_SPLIT = "score"
 
 
 @dataclass(frozen=True)
 class SplitPart:
-    """The rows of one split: features ``x`` float32 ``[n, *feature_shape]`` and labels."""
+    """The rows of one split: features ``x`` float32 ``[n, *feature_shape]`` and labels
+    (None for rows to score, without labels)."""
 
     split: str
     x: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,13 @@ class SourceData:
     """A whole source in memory, checked: same feature shape and label type in every part.
 
     ``feature_names``: one per flattened feature, in order, for a source whose features
-    are named columns (a CSV file's); None for the others.
+    are named columns (a CSV file's); None for the others. ``label_type`` None: rows to
+    score, without labels (one part, ``SCORE_SPLIT``, whose ``labels`` are None).
     """
 
     source: str
     feature_shape: tuple[int, ...]
-    label_type: str  # "integer", "bigint" or "text"
+    label_type: str | None  # "integer", "bigint" or "text"; None: no labels
     parts: tuple[SplitPart, ...]
     feature_names: tuple[str, ...] | None = None
 
@@ -59,13 +65,20 @@ class SourceData:
         return sum(p.x.nbytes for p in self.parts)
 
 
-def read_source(spec: str, *, label_column: str = "label") -> SourceData:
+def read_source(spec: str, *, label_column: str = "label", labeled: bool = True) -> SourceData:
     """Read and check the source named by ``spec``.
 
-    ``label_column`` applies to CSV only. Raises UserInputError for an unknown scheme, a
-    missing or unreadable file, and any bad content (see the readers).
+    ``label_column`` applies to CSV only, and so does ``labeled=False`` (a file without a
+    label column, of rows to score). Raises UserInputError for an unknown scheme, a
+    missing or unreadable file, any bad content (see the readers), and ``labeled=False``
+    with a source that is not a CSV file, before reading anything.
     """
     scheme, sep, arg = spec.partition(":")
+    if not labeled and scheme != "csv":
+        raise UserInputError(
+            f"--no-label applies to csv: sources only, but the source is {spec!r}: load "
+            "rows to score from a CSV file without a label column, or leave --no-label out."
+        )
     if scheme == "digits" and not sep:
         return read_digits()
     if scheme == "signals" and not sep:
@@ -73,7 +86,7 @@ def read_source(spec: str, *, label_column: str = "label") -> SourceData:
     if sep and not arg:
         raise UserInputError(f"The source {spec!r} has no path after {scheme + ':'!r}.")
     if scheme == "csv" and sep:
-        return read_csv(Path(arg), label_column=label_column)
+        return read_csv(Path(arg), label_column=label_column, labeled=labeled)
     if scheme == "npz" and sep:
         return read_npz(Path(arg))
     if scheme == "cifar10" and sep:
@@ -157,11 +170,12 @@ def read_signals(seed: int = SIGNALS_SEED) -> SourceData:
     return _assemble("signals", [("train", x, y)])
 
 
-def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
+def read_csv(path: Path, *, label_column: str = "label", labeled: bool = True) -> SourceData:
     """A CSV with a header row: ``label_column`` plus numeric feature columns, whose
-    names (in file order) become ``feature_names``.
+    names (in file order) become ``feature_names``; with ``labeled=False``, numeric
+    feature columns only (rows to score: ``label_type`` None, split ``SCORE_SPLIT``).
 
-    Every row is ``train``; rows get ids 0..n-1 in file order when loaded. Raises
+    Every labelled row is ``train``; rows get ids 0..n-1 in file order when loaded. Raises
     UserInputError for a missing file, a missing header or label column, a column named
     ``id`` or ``split`` (the loader makes those), and for a bad row (wrong number of
     fields, a feature that is not a plain ASCII decimal number, NaN or infinity, a missing
@@ -170,7 +184,13 @@ def read_csv(path: Path, *, label_column: str = "label") -> SourceData:
     """
     source = f"csv:{path}"
     _check_file(path, source)
-    rows = parse_csv(path, label_column=label_column, source=source)
+    rows = parse_csv(path, label_column=label_column if labeled else None, source=source)
+    if rows.labels is None:
+        x = rows.x  # finite float32 [n, d], n and d at least 1: checked by parse_csv
+        shape = (int(x.shape[1]),)
+        return SourceData(
+            source, shape, None, (SplitPart(SCORE_SPLIT, x, None),), rows.feature_names
+        )
     return _assemble(
         source,
         [("train", rows.x, rows.labels)],

@@ -77,17 +77,25 @@ def check_row_columns(table: str, columns: Mapping[str, str], *, label: bool = F
 
     ``columns`` maps name -> SQL type (as ``tables.table_columns`` gives them). Raises
     UserInputError naming the table, the column and the fix when ``id``, ``features`` or
-    (with ``label``) ``label`` is missing, when ``id`` is not an integer type (predictions
-    are keyed by it) or when ``features`` is not an array of numbers (``numeric[]``
-    included): checked up front, so that no row is converted, scored or written first.
+    (with ``label``) ``label`` is missing (saying how to score rows without one), when
+    ``id`` is not an integer type (predictions are keyed by it) or when ``features`` is
+    not an array of numbers (``numeric[]`` included): checked up front, so that no row is
+    converted, scored or written first.
     """
     needed = ["id", "features", "label"] if label else ["id", "features"]
     if not set(needed) <= set(columns):
         wants = "id, features and label" if label else "id and features (an array)"
         kind = " for labelled data" if label else ""
+        unlabelled = ""
+        if label and {"id", "features"} <= set(columns):
+            unlabelled = (
+                ": each row's label is what its prediction is checked against, and a table "
+                "loaded with --no-label (rows to score) has none. Score such rows with "
+                "`automl predict`, or load the labelled file without --no-label"
+            )
         raise UserInputError(
             f"The table {table!r} has columns {sorted(columns)}, but needs {wants}, as "
-            f"`automl data load` writes them{kind}."
+            f"`automl data load` writes them{kind}{unlabelled}."
         )
     if columns["id"] not in INT_TYPES:
         raise UserInputError(

@@ -138,3 +138,35 @@ def test_one_row_as_a_series_is_read_by_name() -> None:
     ]  # fmt: skip
     with pytest.raises(UserInputError, match=r"The Series \(one row.*no column 'rate'"):
         frame_columns(FRAME.iloc[0].drop("rate"), NAMES, dataset="money")
+
+
+def test_a_csv_without_labels_keeps_every_column_as_a_named_feature(tmp_path: Path) -> None:
+    # `automl data load --no-label`: the file was refused for lacking a label column.
+    data = read_source(_csv(tmp_path, "rate,income,age\n2,1,3\n5,4,6\n"), labeled=False)
+    assert data.feature_names == ("rate", "income", "age") and data.label_type is None
+    assert [(p.split, p.labels) for p in data.parts] == [("score", None)]
+    assert data.parts[0].x.tolist() == [[2.0, 1.0, 3.0], [5.0, 4.0, 6.0]]
+    with pytest.raises(UserInputError, match=r"--no-label applies to csv: sources only"):
+        read_source("digits", labeled=False)
+    with pytest.raises(UserInputError, match=r"semicolon-separated"):
+        read_source(_csv(tmp_path, "a;b\n1;2\n"), labeled=False)
+
+
+def test_a_tables_features_are_matched_to_the_models_by_name() -> None:
+    # One matcher for DataFrames and tables: a table's array is put in the model's order;
+    # unlike a DataFrame's, its other entries are refused, as the array is read whole.
+    from automl_core.data.feature_names import match_names, table_order
+
+    match = match_names(["age", None, "income", "x", "age"], NAMES)
+    assert match.positions == (2, 0) and match.missing == ("rate",)
+    assert match.repeated == ("age",) and match.extra == ("x",)
+    assert table_order(NAMES, NAMES, table="t", dataset="money") is None  # already in order
+    assert table_order(("age", "income", "rate"), NAMES, table="t", dataset="money") == [1, 2, 0]
+    with pytest.raises(UserInputError) as caught:
+        table_order(("income", "age"), NAMES, table="t", dataset="money")
+    message = str(caught.value)
+    assert "The table 't' has no feature 'rate' (1 of the model's 3 features" in message
+    assert "loaded with: 'income', 'age'" in message and "data set 'money'" in message
+    assert "automl data load csv:PATH --table t --replace" in message
+    with pytest.raises(UserInputError, match=r"has the feature\(s\) 'label', which the model"):
+        table_order((*NAMES, "label"), NAMES, table="t", dataset="money")

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
     load = actions.add_parser(
         "load",
         help="load a source into a table",
-        description="Load SOURCE into table NAME (id, features real[], label, split).",
+        description="Load SOURCE into table NAME (id, features real[], label, split); with "
+        "--no-label, a CSV file of rows to score into (id, features real[]).",
     )
     load.add_argument(
         "source",
@@ -31,6 +32,12 @@ def register(subparsers: Any) -> None:
     load.add_argument("--table", required=True, metavar="NAME", help="the table to create")
     load.add_argument(
         "--label-column", metavar="COL", help="csv: sources only: the label column (default: label)"
+    )
+    load.add_argument(
+        "--no-label",
+        action="store_true",
+        help="csv: sources only: the file has no label column, every column is a feature: "
+        "rows to score with `automl predict`, not to train on",
     )
     load.add_argument("--replace", action="store_true", help="replace the table if it exists")
     load.set_defaults(handler=_load)
@@ -100,19 +107,32 @@ def _load(args: argparse.Namespace) -> int:
             f"--label-column applies to csv: sources only, but the source is {args.source!r} "
             "(its labels are fixed): leave --label-column out."
         )
-    data = read_source(args.source, label_column=args.label_column or "label")
+    if args.no_label and args.label_column is not None:
+        raise UserInputError(
+            f"--no-label says the file has no label column, but --label-column names one "
+            f"({args.label_column!r}): leave out --label-column to load rows to score, or "
+            "--no-label to load labelled rows."
+        )
+    data = read_source(
+        args.source, label_column=args.label_column or "label", labeled=not args.no_label
+    )
     conn = connect()
     try:
         result = load_source(conn, data, args.table, replace=args.replace)
     finally:
         conn.close()
-    rows = ", ".join(f"{n} {split}" for split, n in result.rows.items())
+    if result.label_type is None:
+        rows, labels = f"{result.n_rows} rows to score", "no labels"
+    else:
+        rows = ", ".join(f"{n} {split}" for split, n in result.rows.items()) + " rows"
+        labels = f"{result.label_type} labels"
     mb = data.feature_bytes / 1e6
     print(
-        f"{'replaced' if result.replaced else 'created'} table {result.table}: {rows} rows, "
-        f"features {result.feature_shape}, {result.label_type} labels "
-        f"({mb:.1f} MB in {result.seconds:.2f} s)"
+        f"{'replaced' if result.replaced else 'created'} table {result.table}: {rows}, "
+        f"features {result.feature_shape}, {labels} ({mb:.1f} MB in {result.seconds:.2f} s)"
     )
+    if result.label_type is None:
+        print(f"score it with: automl predict EXPERIMENT --table {result.table} --out-table OUT")
     return 0
 
 

@@ -37,9 +37,11 @@ def register(subparsers: Any) -> None:
     predict = subparsers.add_parser(
         "predict",
         help="score a table with the best model",
-        description="Score every row of TABLE (as written by `automl data load`) with the best "
-        "model of EXPERIMENT, or an exported model given with --model, and write OUT "
-        "(id, predicted, probability).",
+        description="Score every row of TABLE (id and features, as `automl data load` writes "
+        "them; `--no-label` for a CSV without labels) with the best model of EXPERIMENT, or "
+        "an exported model given with --model, and write OUT (id, predicted, probability). "
+        "A table loaded from a CSV is read by its column names when the model knows its "
+        "own; otherwise features are read in order.",
     )
     predict.add_argument("experiment", nargs="?", metavar="EXPERIMENT")
     predict.add_argument("--model", metavar="TARGET", help="an export: DIR or s3://bucket/prefix")
