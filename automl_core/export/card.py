@@ -111,7 +111,7 @@ class ExportedModel:
 
         info = self.dataset_info()
         x = frame_columns(x, info.feature_names, dataset=info.name)
-        rows = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
+        rows = np.asarray(_numbers(x) if hasattr(x, "to_numpy") else x)
         if rows.dtype == object and rows.ndim == 1:  # per-row arrays, as read from SQL
             try:
                 rows = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
@@ -176,6 +176,18 @@ class ExportedModel:
             packed_table=str(data.get("packed_table") or ""),
             feature_names=names,
         )
+
+
+def _numbers(x: Any) -> Any:
+    """A DataFrame's or Series' values; pandas' nullable columns (``Float64``, ``Int64``,
+    as ``convert_dtypes`` makes them) as float64 with NaN for a missing value, which is
+    then refused by row, instead of an object array refused as "not numbers"."""
+    import numpy as np
+
+    try:
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # text columns, per-row arrays: as they are
+        return x.to_numpy()
 
 
 def _checked_card(raw: bytes) -> tuple[ExportedModel, Any, str]:

@@ -129,6 +129,10 @@ def test_a_model_trained_on_a_csv_reads_a_dataframe_by_column_name(
     holed.loc[5, "b"] = np.nan  # an empty cell: it scored as the first class, silently
     with pytest.raises(UserInputError, match=r"Row 5 \(counting from 0\) has a missing or"):
         model.predict(holed)
+    # pandas' nullable dtypes (convert_dtypes): scored, and a missing value refused by row
+    assert model.predict(frame.convert_dtypes()) == want
+    with pytest.raises(UserInputError, match=r"Row 5 \(counting from 0\) has a missing or"):
+        model.predict(holed.convert_dtypes())
     with pytest.raises(UserInputError, match=r"not numbers .*pass the features only"):
         model.predict(pd.Series([["1", "x", "2", "3"]]))
 
