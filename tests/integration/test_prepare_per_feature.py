@@ -49,6 +49,22 @@ def write_columns_csv(path: Path, n: int = N_ROWS, seed: int = 0) -> np.ndarray:
     return x
 
 
+def _load_money(tmp_path: Path, *prepare: str) -> None:
+    """``write_columns_csv`` loaded as table ``money`` and prepared into 2 partitions."""
+    write_columns_csv(tmp_path / "money.csv")
+    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
+    _cli("data", "prepare", "money", "--partitions", "2", *prepare)
+
+
+def _old_experiment(conn: Any) -> Any:
+    """A finished experiment ``old`` on ``money`` created before experiments kept their
+    data (schema 9): it reads the data set's row, which may then not change under it."""
+    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
+                                 seed=0)  # fmt: skip
+    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    return old
+
+
 def _cli(*argv: str) -> None:
     assert main(list(argv)) == 0
 
@@ -89,9 +105,7 @@ def test_a_csv_of_columns_in_other_units_is_standardised_per_column(
 def test_normalize_global_packs_one_mean_and_std_as_before(
     conn: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2", "--normalize", "global")
+    _load_money(tmp_path, "--normalize", "global")
     assert "global normalisation" in capsys.readouterr().out
     info = dataset_info(conn, "money")
     mean, std = info.normalization["mean"], info.normalization["std"]
@@ -133,9 +147,7 @@ def test_array_features_and_built_in_data_stay_global_unless_asked(
 def test_repacking_with_another_normalisation_keeps_experiments_data(
     conn: Any, tmp_path: Path
 ) -> None:
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2")
+    _load_money(tmp_path)
     per_feature = dataset_info(conn, "money")
     # An experiment that keeps its copy of the data set's row: re-packing is free.
     kept = repo.create_experiment(conn, name="kept", method="random", dataset="money", spec={},
@@ -151,9 +163,7 @@ def test_repacking_with_another_normalisation_keeps_experiments_data(
 
     # One created before experiments kept their data reads the data set's row: its
     # normalisation may not change under it, and the message names the way out.
-    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
-                                 seed=0)  # fmt: skip
-    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    _old_experiment(conn)
     before = _snapshot(conn)
     from automl_core.data.prepare import prepare_dataset
 
@@ -175,11 +185,9 @@ def test_an_old_scalar_record_of_a_csv_still_reads_and_is_kept_by_its_experiment
     conn: Any, tmp_path: Path
 ) -> None:
     # A CSV packed before per-feature statistics: the row (and an old experiment reading
-    # it) hold scalars. It reads as before; `auto` would now pack per feature, which the
-    # old experiment's models were not trained on.
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2", "--normalize", "global")
+    # it) hold scalars. It reads as before, and `auto` keeps packing it globally, which is
+    # what the old experiment's models were trained on.
+    _load_money(tmp_path, "--normalize", "global")
     with conn.cursor() as cur:  # exactly as the old code wrote it
         cur.execute("SELECT normalization FROM automl.datasets WHERE name = 'money'")
         stored = cur.fetchone()[0]
@@ -187,9 +195,7 @@ def test_an_old_scalar_record_of_a_csv_still_reads_and_is_kept_by_its_experiment
     assert set(stored) == {"mean", "std"} and all(isinstance(v, float) for v in stored.values())
     info = dataset_info(conn, "money")
     assert info.normalization == stored
-    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
-                                 seed=0)  # fmt: skip
-    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    old = _old_experiment(conn)
     assert experiment_dataset(conn, old) == info
     # auto keeps the kind it was packed with; per feature is asked for, and refused here
     _cli("data", "prepare", "money", "--partitions", "3")
@@ -216,9 +222,7 @@ def test_packing_again_keeps_the_kind_chosen_before(conn: Any, tmp_path: Path) -
     info = dataset_info(conn, "churn")
     assert info.n_train + info.n_valid == 80 and len(info.normalization["mean"]) == 2  # type: ignore[arg-type]
     # and the other way: a CSV prepared globally stays global
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2", "--normalize", "global")
+    _load_money(tmp_path, "--normalize", "global")
     ensure_prepared("money", partitions=3)
     info = dataset_info(conn, "money")
     assert info.partitions == 3 and isinstance(info.normalization["mean"], float)
@@ -229,12 +233,8 @@ def test_a_refusal_names_every_change_and_offers_the_old_kind_only_when_it_suffi
 ) -> None:
     from automl_core.data.prepare import prepare_dataset
 
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2")
-    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
-                                 seed=0)  # fmt: skip
-    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    _load_money(tmp_path)
+    _old_experiment(conn)
     with pytest.raises(UserInputError) as caught:  # another kind, and other training rows
         prepare_dataset(conn, "money", partitions=2, normalize="global", validation_fraction=0.5)
     message = str(caught.value)
@@ -294,12 +294,8 @@ def test_reloading_columns_in_another_order_is_refused_under_an_old_experiment(
 
     from automl_core.data.prepare import prepare_dataset
 
-    write_columns_csv(tmp_path / "money.csv")
-    _cli("data", "load", f"csv:{tmp_path / 'money.csv'}", "--table", "money")
-    _cli("data", "prepare", "money", "--partitions", "2", "--normalize", "global")
-    old = repo.create_experiment(conn, name="old", method="random", dataset="money", spec={},
-                                 seed=0)  # fmt: skip
-    repo.set_experiment_status(conn, old.id, repo.ExperimentState.COMPLETED, finished=True)
+    _load_money(tmp_path, "--normalize", "global")
+    _old_experiment(conn)
     frame = pd.read_csv(tmp_path / "money.csv")
     frame[["age", "income", "rate", "constant", "label"]].to_csv(tmp_path / "re.csv", index=False)
     _cli("data", "load", f"csv:{tmp_path / 're.csv'}", "--table", "money", "--replace")

@@ -24,6 +24,7 @@ from automl_core.evaluate import evaluate_table
 from automl_core.export import best_model
 from automl_core.predict import predict_table
 from tests.integration.test_export_s3 import build_trained_experiment, read_table
+from tests.integration.test_results_predict import tables
 
 FEATURES = ["a", "b", "c", "d"]
 
@@ -40,14 +41,6 @@ def _load(tmp_path: Path, frame: pd.DataFrame, table: str, *options: str) -> int
     path = tmp_path / f"{table}.csv"
     frame.to_csv(path, index=False)
     return main(["data", "load", f"csv:{path}", "--table", table, *options])
-
-
-def _tables(conn: Any) -> set[str]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        names = {r[0] for r in cur.fetchall()}
-    conn.rollback()
-    return names
 
 
 def test_an_unlabeled_csv_is_loaded_and_scored_as_the_model_scores_it_in_memory(
@@ -119,17 +112,17 @@ def test_a_missing_or_extra_column_is_refused_and_nothing_is_written(
 ) -> None:
     frame = trained.assign(e=1.0)[columns]
     assert _load(tmp_path, frame, "new", "--no-label") == 0
-    before = _tables(conn)
+    before = tables(conn)
     with pytest.raises(UserInputError, match=message) as caught:
         predict_table(conn, source_table="new", out_table="new_scored", model="exp")
     assert "data set 'cols', whose features are the columns 'a', 'b', 'c', 'd'" in str(caught.value)
     assert "automl data load csv:PATH --table new --replace" in str(caught.value)
-    assert _tables(conn) == before  # no output table, not even a staging one
+    assert tables(conn) == before  # no output table, not even a staging one
     capsys.readouterr()
     assert main(["predict", "exp", "--table", "new", "--out-table", "new_scored"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert _tables(conn) == before
+    assert tables(conn) == before
 
 
 def test_an_unlabeled_table_is_neither_prepared_nor_evaluated(
@@ -137,7 +130,7 @@ def test_an_unlabeled_table_is_neither_prepared_nor_evaluated(
 ) -> None:
     assert _load(tmp_path, trained[FEATURES], "new", "--no-label") == 0
     capsys.readouterr()
-    before = _tables(conn)
+    before = tables(conn)
     assert main(["data", "prepare", "new", "--partitions", "2"]) == 2
     err = capsys.readouterr().err
     assert "The table 'new' was loaded with --no-label: it holds rows to score" in err
@@ -146,7 +139,7 @@ def test_an_unlabeled_table_is_neither_prepared_nor_evaluated(
     err = capsys.readouterr().err
     assert "needs id, features and label" in err and "loaded with --no-label" in err
     assert "automl predict" in err
-    assert _tables(conn) == before
+    assert tables(conn) == before
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM automl.datasets WHERE name = 'new'")
         assert cur.fetchone()[0] == 0
@@ -188,4 +181,4 @@ def test_no_label_misuse_is_refused_before_anything_is_written(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-    assert "new" not in _tables(conn)
+    assert "new" not in tables(conn)
