@@ -38,7 +38,7 @@ import numpy as np
 from psycopg2 import sql
 
 from automl_core import package_version
-from automl_core.data.feature_names import check_feature_names, table_order
+from automl_core.data.feature_names import listed_names, table_order
 from automl_core.data.tables import (
     check_replace_target,
     existing_table,
@@ -302,13 +302,9 @@ def feature_order(conn: Any, table: str, model: ExportedModel) -> list[int] | No
     oid = find_table(conn, table)
     if names is None or oid is None:
         return None
-    listed = (read_source_meta(conn, oid) or {}).get("feature_names")
-    if not isinstance(listed, list) or len(listed) != _row_width(conn, table):
+    listed = listed_names(read_source_meta(conn, oid) or {}, _row_width(conn, table))
+    if listed is None:
         return None
-    try:
-        check_feature_names(listed, len(listed), what="feature_names")
-    except ValueError:
-        return None  # a comment edited by hand: the features lose their names
     dataset = str(model.card["data"]["dataset"])
     order = table_order(listed, names, table=table, dataset=dataset)
     if order is not None:

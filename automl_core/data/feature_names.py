@@ -17,7 +17,7 @@ Both find each name with :func:`match_names`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,21 @@ def check_feature_names(names: object, n_features: int, *, what: str) -> tuple[s
             "names of the features, in training order) or null"
         )
     return tuple(names)
+
+
+def listed_names(meta: Mapping[str, Any], n_features: int | None) -> tuple[str, ...] | None:
+    """The feature names a source table's comment (``meta``, the loader's JSON) lists, when
+    they still fit its rows of ``n_features`` values; None when it lists none, when the
+    rows changed since (another width, or no row: None), or when the list was edited by
+    hand into something that is not one distinct string per feature (the features then
+    lose their names rather than fail)."""
+    listed = meta.get("feature_names")
+    if n_features is None or not isinstance(listed, list) or len(listed) != n_features:
+        return None
+    try:
+        return check_feature_names(listed, n_features, what="feature_names")
+    except ValueError:
+        return None
 
 
 def name_list(names: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from automl_core.data.feature_names import check_feature_names
+from automl_core.data.feature_names import listed_names
 from automl_core.data.pgcopy import FixedRowSink, decode_source_dtype
 from automl_core.data.tables import existing_table, read_source_meta
 from automl_core.data.validate import (
@@ -144,11 +144,7 @@ def inspect_source(conn: Any, table: str, *, label_column: str = "label") -> Sou
     stale = int(np.prod(shape)) != max_len
     if stale:
         shape = (int(max_len),)  # the comment is stale (rows were changed): trust the rows
-    listed = None if stale else meta.get("feature_names")  # a CSV's columns
-    try:
-        names = check_feature_names(listed, max_len, what="feature_names")
-    except ValueError:
-        names = None  # a comment edited by hand: the features lose their names
+    names = None if stale else listed_names(meta, int(max_len))  # a CSV's columns
     return SourceSummary(
         table=table,
         label_column=label_column,
